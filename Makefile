@@ -1,0 +1,41 @@
+# The lab's commands. `make run` runs the whole lab headless on the local backend;
+# `make test` runs the test suite; `make lab` opens JupyterLab on the notebooks.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run test test-fast lab lint bench clean
+
+$(STAMP): pyproject.toml
+	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed: set PY=python3.11 (or newer) and run make again.")'
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/python -m labhelpers run-lab
+
+test: install
+	$(BIN)/python -m ruff check labhelpers tests bench
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not integration and not notebooks"
+
+lab: install
+	$(BIN)/jupyter lab notebooks/
+
+lint: install
+	$(BIN)/python -m ruff check labhelpers tests bench
+
+bench: install
+	$(BIN)/python bench/bench_replay.py
+	$(BIN)/python bench/bench_generator.py
+
+clean:
+	-$(BIN)/python -m labhelpers cleanup
+	rm -rf .lab

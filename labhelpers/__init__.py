@@ -1,0 +1,13 @@
+"""labhelpers: the code behind the clickstream anomaly-detection lab's notebooks.
+
+Modules, one per stage: config, emulator, stack, generator / traffic, job / app / replay,
+alerts / alert_handler, monitor, cleanup. The notebooks call these; so does
+``python -m labhelpers``.
+"""
+
+from .config import LabConfig, load_config
+from .errors import LabError
+from .forest import ForestParams
+
+__all__ = ["ForestParams", "LabConfig", "LabError", "load_config"]
+__version__ = "0.1.0"

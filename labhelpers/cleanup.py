@@ -1,0 +1,81 @@
+"""Take the whole lab down: the analytics app, the stack, the emulator and local files.
+
+Safe to run at any point and as often as you like: each step skips what is already gone.
+"""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+from . import emulator, stack
+from .config import LabConfig
+from .errors import LabError
+
+
+def _stop_app(cfg: LabConfig) -> tuple[bool | None, str | None]:
+    try:
+        from . import app
+    except ImportError:
+        return None, "the analytics app module is not available; nothing to stop"
+    try:
+        return bool(app.stop(cfg)), None
+    except LabError as err:
+        return False, f"stopping the analytics app failed: {err}"
+
+
+def _remove_local_files(cfg: LabConfig) -> list[str]:
+    """Remove this prefix's local state folder (stream logs, positions, inbox copy)."""
+    lab_dir = cfg.lab_dir
+    # Only ever the prefix's own folder inside the lab home.
+    if lab_dir.parent != cfg.home or lab_dir.name != cfg.prefix or not lab_dir.is_dir():
+        return []
+    shutil.rmtree(lab_dir)
+    return [str(lab_dir)]
+
+
+def cleanup(cfg: LabConfig, stop_emulator: bool = True, progress: bool = True) -> dict[str, Any]:
+    """Stop the app, delete the stack and what deploy made, check for leftovers, clean up.
+
+    Returns a report: ``app_stopped``, ``stack_deleted``, ``leftovers`` (names still
+    existing with the prefix; [] means all gone), ``emulator_stopped``, ``removed_files``,
+    ``notes``. With the local backend and no emulator running there is nothing to delete in
+    the emulator (it keeps everything in memory), so only local files are removed.
+    """
+    report: dict[str, Any] = {
+        "backend": cfg.backend,
+        "prefix": cfg.prefix,
+        "app_stopped": None,
+        "stack_deleted": False,
+        "leftovers": [],
+        "emulator_stopped": False,
+        "removed_files": [],
+        "notes": [],
+    }
+    app_stopped, note = _stop_app(cfg)
+    report["app_stopped"] = app_stopped
+    if note:
+        report["notes"].append(note)
+
+    emulator_up = cfg.backend == "aws" or emulator.status(cfg)["running"]
+    if emulator_up:
+        stack.delete(cfg, progress=progress)
+        report["stack_deleted"] = True
+        report["leftovers"] = stack.leftovers(cfg)
+    else:
+        report["notes"].append(
+            "the local emulator is not running, so no AWS resources exist (it keeps them in "
+            "memory only)")
+
+    if cfg.backend == "local" and stop_emulator:
+        report["emulator_stopped"] = emulator.stop(cfg)
+
+    report["removed_files"] = _remove_local_files(cfg)
+    if progress:
+        left = report["leftovers"]
+        print("Cleanup done: " + ("nothing is left with the prefix "
+                                  f"'{cfg.prefix}'." if not left else
+                                  f"{len(left)} item(s) still exist: {', '.join(left)}"))
+        for n in report["notes"]:
+            print(f"  note: {n}")
+    return report

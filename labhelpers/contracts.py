@@ -1,0 +1,103 @@
+"""Data contracts: click records, window rows, score rows. One place, tested.
+
+The Flink SQL (``sql/anomaly_detection.sql``) applies the same record rules in the job;
+``tests/test_contracts.py`` checks that this module and the job agree.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+# browseraction values the lab's generator sends; the schema-discovery payload is valid
+# but is neither a click nor an impression, so it counts for nothing.
+CLICK = "Click"
+IMPRESSION = "Impression"
+DISCOVERY = "DiscoveryKinesisTest"
+ACTIONS = (CLICK, IMPRESSION, DISCOVERY)
+
+# A record longer than this (bytes of its JSON line) is set aside as oversized.
+MAX_RECORD_BYTES = 4096
+MAX_SITE_CHARS = 128
+
+# Event time on the wire: ISO-8601, UTC, millisecond precision, e.g. 2026-11-27T10:00:00.123Z
+EVENT_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+# Columns of a window row (the SQL view ``window_ctr``) and a score row (the scores stream).
+WINDOW_COLUMNS = ("window_start", "window_end", "site", "clicks", "impressions", "ctr")
+SCORE_COLUMNS = WINDOW_COLUMNS + (
+    "anomaly_score",
+    "is_anomaly",
+    "forest_ready",
+    "attribution",
+    "episode_id",
+)
+# The CSV written by ``python -m labhelpers replay``.
+REPLAY_CSV_COLUMNS = WINDOW_COLUMNS + ("anomaly_score", "is_anomaly")
+# The inputs of the forest, in the order of a point; attribution is reported per input.
+FOREST_INPUTS = ("clicks", "impressions", "ctr")
+# Reasons a record is set aside (dead-letter output), same words as the SQL.
+BAD_REASONS = (
+    "oversized",
+    "not_json",
+    "missing_browseraction",
+    "unknown_browseraction",
+    "missing_site",
+    "bad_event_time",
+)
+
+
+def format_event_time(ts: datetime | float) -> str:
+    """ISO-8601 UTC with milliseconds; ``ts`` is a datetime or epoch seconds."""
+    if not isinstance(ts, datetime):
+        ts = datetime.fromtimestamp(ts, tz=UTC)
+    elif ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    ts = ts.astimezone(UTC)
+    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+
+
+def parse_event_time(text: str) -> datetime:
+    """Parse the wire format back into an aware UTC datetime; ValueError if malformed."""
+    if not isinstance(text, str) or len(text) != 24 or not text.endswith("Z"):
+        raise ValueError(f"event_time {text!r} is not like 2026-11-27T10:00:00.123Z")
+    return datetime.strptime(text, EVENT_TIME_FORMAT).replace(tzinfo=UTC)
+
+
+def click_record(action: str, site: str, ts: datetime | float, **extra: Any) -> dict[str, Any]:
+    """A click-stream record as the generator sends it."""
+    return {"browseraction": action, "site": site, "event_time": format_event_time(ts), **extra}
+
+
+def check_record(line: str) -> tuple[dict[str, Any] | None, str | None]:
+    """Validate one JSON line. Returns ``(record, None)`` or ``(None, reason)``.
+
+    ``reason`` is one of BAD_REASONS: the same rules, in the same order, as the job's SQL.
+    """
+    if len(line.encode("utf-8")) > MAX_RECORD_BYTES:
+        return None, "oversized"
+    try:
+        rec = json.loads(line)
+    except (ValueError, RecursionError):
+        return None, "not_json"
+    if not isinstance(rec, dict):
+        return None, "not_json"
+    action = rec.get("browseraction")
+    if not isinstance(action, str) or not action:
+        return None, "missing_browseraction"
+    if action not in ACTIONS:
+        return None, "unknown_browseraction"
+    site = rec.get("site")
+    if not isinstance(site, str) or not site or len(site) > MAX_SITE_CHARS:
+        return None, "missing_site"
+    try:
+        parse_event_time(rec.get("event_time"))
+    except (TypeError, ValueError):
+        return None, "bad_event_time"
+    return rec, None
+
+
+def ctr_percent(clicks: int, impressions: int) -> float | None:
+    """Click-through rate in percent; None when there were no impressions (not a division by 0)."""
+    return None if impressions == 0 else 100.0 * clicks / impressions

@@ -1,0 +1,71 @@
+"""Monitor: score rows into pandas, and the plot of CTR and anomaly score per site."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from .config import LabConfig
+from .contracts import SCORE_COLUMNS
+from .streamlog import read_all_lines
+
+
+def scores_frame(source: LabConfig | Path | str) -> pd.DataFrame:
+    """All score rows so far, oldest first, from the app's scores stream (or a replay folder).
+
+    ``source`` is a LabConfig (live app), a replay output folder (its scores.jsonl), or a
+    folder of JSON-lines files.
+    """
+    if isinstance(source, LabConfig):
+        lines = read_all_lines(source.stream_dir(source.scores_stream))
+    else:
+        path = Path(source)
+        lines = (path / "scores.jsonl").read_text().splitlines() if (
+            path / "scores.jsonl"
+        ).exists() else read_all_lines(path)
+    df = pd.DataFrame([json.loads(s) for s in lines if s.strip()], columns=list(SCORE_COLUMNS))
+    if df.empty:
+        return df
+    for col in ("window_start", "window_end"):
+        df[col] = pd.to_datetime(df[col], utc=True)
+    df["is_anomaly"] = df["is_anomaly"].astype(bool)
+    return df.sort_values(["window_start", "site"]).reset_index(drop=True)
+
+
+def plot_scores(df: pd.DataFrame, threshold: float, path: Path | str | None = None, ax=None):
+    """CTR (top) and anomaly score (bottom) per site, threshold line, anomalies marked.
+
+    Saves a PNG when ``path`` is given. Returns the matplotlib figure.
+    """
+    import matplotlib
+
+    if path is not None and ax is None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, (ax_ctr, ax_score) = plt.subplots(2, 1, sharex=True, figsize=(10, 6))
+    if df.empty:
+        ax_ctr.text(0.5, 0.5, "no scored windows yet", ha="center", transform=ax_ctr.transAxes)
+    for site, g in df.groupby("site"):
+        ax_ctr.plot(g["window_end"], g["ctr"], marker=".", label=site)
+        ax_score.plot(g["window_end"], g["anomaly_score"], marker=".", label=site)
+        bad = g[g["is_anomaly"]]
+        ax_ctr.scatter(bad["window_end"], bad["ctr"], s=120, facecolors="none",
+                       edgecolors="red", linewidths=2, zorder=3)
+        ax_score.scatter(bad["window_end"], bad["anomaly_score"], s=120, facecolors="none",
+                         edgecolors="red", linewidths=2, zorder=3)
+    ax_score.axhline(threshold, color="red", linestyle="--", label=f"threshold {threshold:g}")
+    ax_ctr.set_ylabel("CTR (%)")
+    ax_score.set_ylabel("anomaly score")
+    ax_score.set_xlabel("window end (UTC)")
+    ax_ctr.set_title("Click-through rate and Random Cut Forest score per 10-s window "
+                     "(red circles: anomalies)")
+    ax_ctr.legend(loc="upper left", fontsize="small")
+    ax_score.legend(loc="upper left", fontsize="small")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig

@@ -1,0 +1,116 @@
+-- =====================================================================================
+-- Real-time clickstream anomaly detection: the analytics application's SQL (Flink SQL).
+--
+-- This file is executed for real by the job (labhelpers/job.py), locally and on the
+-- managed service. Placeholders in double braces are filled by labhelpers.sqlfile from
+-- the lab's configuration; a placeholder left unfilled is an error.
+--
+-- Each statement below is one "in-application stream" of the original lab:
+--   click_records   the raw lines of the input stream, with their event time
+--   clicks          the valid records, parsed
+--   bad_records     the lines set aside, each with the reason (dead-letter output)
+--   window_ctr      clicks, impressions and CTR per site per tumbling window
+-- The Random Cut Forest then scores each window_ctr row (Python, in Flink keyed state)
+-- and the scored rows go to the scores stream.
+-- =====================================================================================
+
+-- 1. The input stream. Each record is one line of JSON such as
+--    {"browseraction": "Click", "site": "example.com", "event_time": "2026-11-27T10:00:00.123Z"}
+--    We read the line as text so that a malformed record can be set aside instead of
+--    stopping the job. Windows run on EVENT time (when the generator made the record),
+--    not on arrival time, so a replay gives the same answer as the live run.
+--    WATERMARK: a record may arrive up to {{lateness_seconds}} s after a later one;
+--    a record later than that falls into a window that has already been reported and
+--    is not counted. A line whose event time cannot be read gets 1970-01-01 so it never
+--    moves the watermark; it is counted as a bad record below.
+CREATE TABLE click_records (
+  line STRING,
+  event_time AS COALESCE(
+    TO_TIMESTAMP(JSON_VALUE(line, '$.event_time'), 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z'''),
+    TIMESTAMP '1970-01-01 00:00:00.000'),
+  WATERMARK FOR event_time AS event_time - INTERVAL '{{lateness_seconds}}' SECOND
+) WITH (
+  {{input_connector}}
+);
+
+-- 2. Why a line is not usable, or NULL when it is (same rules as labhelpers/contracts.py).
+CREATE TEMPORARY VIEW checked_records AS
+SELECT
+  line,
+  event_time,
+  JSON_VALUE(line, '$.browseraction') AS browseraction,
+  JSON_VALUE(line, '$.site') AS site,
+  CASE
+    WHEN CHAR_LENGTH(line) > {{max_record_chars}} THEN 'oversized'
+    WHEN NOT (line IS JSON OBJECT) THEN 'not_json'
+    WHEN JSON_VALUE(line, '$.browseraction') IS NULL
+      OR JSON_VALUE(line, '$.browseraction') = '' THEN 'missing_browseraction'
+    WHEN JSON_VALUE(line, '$.browseraction') NOT IN ('Click', 'Impression', 'DiscoveryKinesisTest')
+      THEN 'unknown_browseraction'
+    WHEN JSON_VALUE(line, '$.site') IS NULL OR JSON_VALUE(line, '$.site') = ''
+      OR CHAR_LENGTH(JSON_VALUE(line, '$.site')) > {{max_site_chars}} THEN 'missing_site'
+    WHEN event_time = TIMESTAMP '1970-01-01 00:00:00.000' THEN 'bad_event_time'
+    ELSE CAST(NULL AS STRING)
+  END AS reason
+FROM click_records;
+
+-- 3. The valid click and impression records.
+CREATE TEMPORARY VIEW clicks AS
+SELECT site, browseraction, event_time
+FROM checked_records
+WHERE reason IS NULL;
+
+-- 4. The records set aside, with the reason: they never stop the job and never change
+--    the results of the good records.
+CREATE TEMPORARY VIEW bad_records AS
+SELECT reason, SUBSTRING(line FROM 1 FOR 512) AS line
+FROM checked_records
+WHERE reason IS NOT NULL;
+
+-- 5. Clicks, impressions and click-through rate per site per {{window_seconds}}-second
+--    tumbling window. ONE aggregate with FILTER keeps windows that have no clicks
+--    (CTR 0, still scored); the original lab's inner join of two counts dropped them.
+--    A window with clicks but no impressions has no CTR (NULL), not a division by zero.
+CREATE TEMPORARY VIEW window_ctr AS
+SELECT
+  DATE_FORMAT(window_start, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS window_start,
+  DATE_FORMAT(window_end, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS window_end,
+  site,
+  clicks,
+  impressions,
+  CASE WHEN impressions > 0 THEN 100.0E0 * clicks / impressions END AS ctr
+FROM (
+  SELECT
+    window_start,
+    window_end,
+    site,
+    COUNT(*) FILTER (WHERE browseraction = 'Click') AS clicks,
+    COUNT(*) FILTER (WHERE browseraction = 'Impression') AS impressions
+  FROM TABLE(TUMBLE(TABLE clicks, DESCRIPTOR(event_time), INTERVAL '{{window_seconds}}' SECOND))
+  GROUP BY window_start, window_end, site
+)
+WHERE clicks > 0 OR impressions > 0;
+
+-- 6. Where the scored windows go (the scores stream) and where bad records go.
+CREATE TABLE scores (
+  window_start STRING,
+  window_end STRING,
+  site STRING,
+  clicks BIGINT,
+  impressions BIGINT,
+  ctr DOUBLE,
+  anomaly_score DOUBLE,
+  is_anomaly BOOLEAN,
+  forest_ready BOOLEAN,
+  attribution STRING,
+  episode_id STRING
+) WITH (
+  {{scores_connector}}
+);
+
+CREATE TABLE dead_letters (
+  reason STRING,
+  line STRING
+) WITH (
+  {{dead_letter_connector}}
+);

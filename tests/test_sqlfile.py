@@ -1,0 +1,54 @@
+import pytest
+
+from labhelpers.errors import ConfigError
+from labhelpers.job import JobSettings, filesystem_sink, filesystem_source
+from labhelpers.sqlfile import connector_options, render_sql, split_statements
+
+
+def _settings(tmp_path, **kw):
+    return JobSettings(input_connector=filesystem_source(tmp_path / "in", True),
+                       scores_connector=filesystem_sink(tmp_path / "s"),
+                       dead_letter_connector=filesystem_sink(tmp_path / "d"), **kw)
+
+
+def test_sql_renders_with_no_placeholder_left(tmp_path):
+    sql = _settings(tmp_path, window_seconds=30, lateness_seconds=2).sql()
+    assert "{{" not in sql
+    assert "INTERVAL '30' SECOND" in sql and "INTERVAL '2' SECOND" in sql
+    names = [s.split()[2] if s.startswith("CREATE TABLE") else s.split()[3]
+             for s in split_statements(sql)]
+    assert names == ["click_records", "checked_records", "clicks", "bad_records",
+                     "window_ctr", "scores", "dead_letters"], names
+
+
+def test_missing_or_unused_placeholder_is_an_error(tmp_path):
+    f = tmp_path / "x.sql"
+    f.write_text("SELECT {{a}}, {{b}};")
+    with pytest.raises(ConfigError, match="no value: b"):
+        render_sql({"a": 1}, f)
+    with pytest.raises(ConfigError, match="does not use value"):
+        render_sql({"a": 1, "b": 2, "c": 3}, f)
+
+
+def test_connector_options_quote_values():
+    assert connector_options({"path": "it's"}) == "'path' = 'it''s'"
+
+
+def test_properties_round_trip(tmp_path):
+    s = _settings(tmp_path, window_seconds=20)
+    back = JobSettings.from_properties(s.to_properties())
+    assert back == s
+
+
+def test_bad_properties(tmp_path):
+    props = _settings(tmp_path).to_properties()
+    with pytest.raises(ConfigError, match="lab.connector.input"):
+        JobSettings.from_properties([g for g in props
+                                     if g["PropertyGroupId"] != "lab.connector.input"])
+    for g in props:
+        if g["PropertyGroupId"] == "lab.forest":
+            g["PropertyMap"]["num_tres"] = "3"
+    with pytest.raises(ConfigError, match="num_tres"):
+        JobSettings.from_properties(props)
+    with pytest.raises(ConfigError, match="window_seconds"):
+        _settings(tmp_path, window_seconds=0)
