@@ -163,6 +163,7 @@ class LocalPoller:
         )
         self.totals = dict.fromkeys(COUNT_KEYS, 0)
         self._outputs: dict[str, str] | None = None
+        self._s3 = None
         self._attempts: dict[str, int] = {}
 
     def _stack_outputs(self) -> dict[str, str]:
@@ -190,7 +191,9 @@ class LocalPoller:
             return counts
         emulator.ensure_running(self.cfg)
         outputs = self._stack_outputs()
-        s3 = self.cfg.client("s3")
+        if self._s3 is None:
+            self._s3 = self.cfg.client("s3")
+        s3 = self._s3
         for path in files:
             lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
             attempt = self._attempts.get(path.name, 0) + 1

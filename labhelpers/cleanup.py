@@ -24,6 +24,20 @@ def _stop_app(cfg: LabConfig) -> tuple[bool | None, str | None]:
         return False, f"stopping the analytics app failed: {err}"
 
 
+def _stop_traffic(cfg: LabConfig) -> tuple[bool | None, str | None]:
+    # The generator writes into the raw bucket and the lab folder: stop it before both go.
+    try:
+        from . import traffic
+    except ImportError:
+        return None, "the traffic module is not available; nothing to stop"
+    try:
+        was_running = bool(traffic.status(cfg).get("running"))
+        traffic.stop(cfg)
+        return was_running, None
+    except LabError as err:
+        return False, f"stopping the traffic generator failed: {err}"
+
+
 def _remove_local_files(cfg: LabConfig) -> list[str]:
     """Remove this prefix's local state folder (stream logs, positions, inbox copy)."""
     lab_dir = cfg.lab_dir
@@ -35,16 +49,18 @@ def _remove_local_files(cfg: LabConfig) -> list[str]:
 
 
 def cleanup(cfg: LabConfig, stop_emulator: bool = True, progress: bool = True) -> dict[str, Any]:
-    """Stop the app, delete the stack and what deploy made, check for leftovers, clean up.
+    """Stop traffic and the app, delete the stack and what deploy made, check, clean up.
 
-    Returns a report: ``app_stopped``, ``stack_deleted``, ``leftovers`` (names still
-    existing with the prefix; [] means all gone), ``emulator_stopped``, ``removed_files``,
-    ``notes``. With the local backend and no emulator running there is nothing to delete in
-    the emulator (it keeps everything in memory), so only local files are removed.
+    Returns a report: ``traffic_stopped``, ``app_stopped``, ``stack_deleted``,
+    ``leftovers`` (names still existing with the prefix; [] means all gone),
+    ``emulator_stopped``, ``removed_files``, ``notes``. With the local backend and no
+    emulator running, nothing exists in the emulator (it keeps everything in memory), so
+    only local files are removed.
     """
     report: dict[str, Any] = {
         "backend": cfg.backend,
         "prefix": cfg.prefix,
+        "traffic_stopped": None,
         "app_stopped": None,
         "stack_deleted": False,
         "leftovers": [],
@@ -52,10 +68,11 @@ def cleanup(cfg: LabConfig, stop_emulator: bool = True, progress: bool = True) -
         "removed_files": [],
         "notes": [],
     }
-    app_stopped, note = _stop_app(cfg)
-    report["app_stopped"] = app_stopped
-    if note:
-        report["notes"].append(note)
+    for key, step in (("traffic_stopped", _stop_traffic), ("app_stopped", _stop_app)):
+        stopped, note = step(cfg)
+        report[key] = stopped
+        if note:
+            report["notes"].append(note)
 
     emulator_up = cfg.backend == "aws" or emulator.status(cfg)["running"]
     if emulator_up:

@@ -192,10 +192,12 @@ def status(cfg: LabConfig) -> dict[str, Any]:
     }
 
 
-def start(cfg: LabConfig, timeout: float = START_TIMEOUT_S) -> dict[str, Any]:
+def start(cfg: LabConfig, timeout: float = START_TIMEOUT_S, warm_up: bool = True) -> dict[str, Any]:
     """Start the emulator on ``127.0.0.1:cfg.emulator_port``, or reuse the one running there.
 
     Returns ``status(cfg)`` plus ``reused`` (True when a running server was found).
+    ``warm_up`` makes the server load its CloudFormation support now (about 5 s) rather than
+    during the first deploy.
     Raises EmulatorError when the port is taken by another program or the server does not
     answer within ``timeout`` seconds.
     """
@@ -230,7 +232,7 @@ def start(cfg: LabConfig, timeout: float = START_TIMEOUT_S) -> dict[str, Any]:
             )
         else:
             kwargs["start_new_session"] = True  # not killed with the kernel or by Ctrl-C
-        with open(_log_file(cfg), "ab") as log:
+        with open(_log_file(cfg), "wb") as log:  # a fresh log per start
             proc = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 cwd=cfg.emulator_dir, close_fds=True, **kwargs,
@@ -263,7 +265,8 @@ def start(cfg: LabConfig, timeout: float = START_TIMEOUT_S) -> dict[str, Any]:
                     "take longer: start(cfg, timeout=120)).",
                 )
             time.sleep(0.1)
-        _warm_up(cfg)
+        if warm_up:
+            _warm_up(cfg)
     return {**status(cfg), "reused": False}
 
 

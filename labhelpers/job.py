@@ -154,7 +154,8 @@ def _score_type():
         "is_anomaly": Types.BOOLEAN(),
         "forest_ready": Types.BOOLEAN(),
     }
-    return Types.ROW_NAMED(list(SCORE_COLUMNS), [kinds.get(c, Types.STRING()) for c in SCORE_COLUMNS])
+    types = [kinds.get(c, Types.STRING()) for c in SCORE_COLUMNS]
+    return Types.ROW_NAMED(list(SCORE_COLUMNS), types)
 
 
 def _make_scorer(params: ForestParams):

@@ -56,6 +56,13 @@ def plot_scores(df: pd.DataFrame, threshold: float, path: Path | str | None = No
                        edgecolors="red", linewidths=2, zorder=3)
         ax_score.scatter(bad["window_end"], bad["anomaly_score"], s=120, facecolors="none",
                          edgecolors="red", linewidths=2, zorder=3)
+    warming = df[~df["forest_ready"].astype(bool)] if not df.empty else df
+    if not warming.empty:
+        for ax in (ax_ctr, ax_score):
+            ax.axvspan(warming["window_start"].min(), warming["window_end"].max(),
+                       color="grey", alpha=0.15, lw=0)
+        ax_score.text(warming["window_start"].min(), threshold * 0.9,
+                      " forest warming up (score 0)", color="grey", va="top", fontsize="small")
     ax_score.axhline(threshold, color="red", linestyle="--", label=f"threshold {threshold:g}")
     ax_ctr.set_ylabel("CTR (%)")
     ax_score.set_ylabel("anomaly score")
@@ -69,3 +76,8 @@ def plot_scores(df: pd.DataFrame, threshold: float, path: Path | str | None = No
     if path is not None:
         fig.savefig(path, dpi=110)
     return fig
+
+
+def forest_ready(df: pd.DataFrame) -> bool:
+    """True once every site's latest window was scored by a warmed-up forest."""
+    return not df.empty and bool(df.groupby("site")["forest_ready"].last().all())

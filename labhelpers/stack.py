@@ -38,6 +38,7 @@ EXPECTED_OUTPUTS = (
     "AlertFunctionName",
 )
 _OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
+_NOT_READY = {"CREATE_IN_PROGRESS", "ROLLBACK_IN_PROGRESS", "DELETE_IN_PROGRESS"}
 _NEEDS_DELETE = {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_FAILED", "CREATE_FAILED"}
 _FIX_DEPLOY = "run notebook 01 or `python -m labhelpers deploy`."
 _FIX_CLEANUP = (
@@ -60,6 +61,22 @@ def alert_zip() -> bytes:
         info.compress_type = zipfile.ZIP_DEFLATED
         zf.writestr(info, HANDLER_FILE.read_bytes())
     return buf.getvalue()
+
+
+class _Clients:
+    """boto3 clients made from one session (a session per client costs ~0.1 s each)."""
+
+    def __init__(self, cfg: LabConfig) -> None:
+        self.cfg = cfg
+        self._session = None
+        self._made: dict[str, Any] = {}
+
+    def __call__(self, service: str):
+        if service not in self._made:
+            if self._session is None:
+                self._session = self.cfg.session()
+            self._made[service] = self._session.client(service, endpoint_url=self.cfg.endpoint_url)
+        return self._made[service]
 
 
 def _timeout(cfg: LabConfig) -> float:
@@ -236,9 +253,9 @@ def _outputs_of(stack: dict[str, Any]) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------- local extras
-def _ensure_inbox(cfg: LabConfig, topic_arn: str) -> str:
+def _ensure_inbox(cfg: LabConfig, client: _Clients, topic_arn: str) -> str:
     """Create the SQS inbox queue and subscribe it to the alert topic (once); its URL."""
-    sqs, sns = cfg.client("sqs"), cfg.client("sns")
+    sqs, sns = client("sqs"), client("sns")
     url = sqs.create_queue(
         QueueName=cfg.inbox_queue,
         Attributes={"MessageRetentionPeriod": "86400"},
@@ -280,7 +297,8 @@ def deploy(cfg: LabConfig, email: str | None = None, phone: str | None = None,
     name = cfg.stack_name
     started = time.monotonic()
     try:
-        cf, s3 = cfg.client("cloudformation"), cfg.client("s3")
+        client = _Clients(cfg)
+        cf, s3 = client("cloudformation"), client("s3")
         existing = _describe(cf, name)
         if existing and existing["StackStatus"].endswith("_IN_PROGRESS"):
             if progress:
@@ -335,7 +353,7 @@ def deploy(cfg: LabConfig, email: str | None = None, phone: str | None = None,
                 "refer to were created, then " + _FIX_DEPLOY,
             )
         if cfg.backend == "local":
-            _ensure_inbox(cfg, outs["AlertTopicArn"])
+            _ensure_inbox(cfg, client, outs["AlertTopicArn"])
             if progress:
                 print(f"  The emulator skips SNS subscriptions in templates, so the lab "
                       f"subscribed the SQS queue {cfg.inbox_queue} to the alert topic through "
@@ -357,9 +375,15 @@ def outputs(cfg: LabConfig) -> dict[str, str]:
     """The outputs of the deployed stack as a dict; StackError if it is not deployed."""
     emulator.ensure_running(cfg)
     stack = _describe(cfg.client("cloudformation"), cfg.stack_name)
-    if stack is None or stack["StackStatus"] not in _OK:
-        state = "not deployed" if stack is None else f"in state {stack['StackStatus']}"
-        raise StackError(f"The stack {cfg.stack_name} is {state}", _FIX_DEPLOY)
+    if stack is None:
+        raise StackError(f"The stack {cfg.stack_name} is not deployed", _FIX_DEPLOY)
+    status = stack["StackStatus"]
+    if status in _NEEDS_DELETE:
+        raise StackError(f"The stack {cfg.stack_name} is in state {status}", _FIX_CLEANUP)
+    if status in _NOT_READY:
+        raise StackError(f"The stack {cfg.stack_name} is {status}",
+                         "wait until deploy or cleanup has finished, then try again.")
+    # UPDATE_ROLLBACK_COMPLETE and updates in progress still have the previous outputs.
     return _outputs_of(stack)
 
 
@@ -392,8 +416,8 @@ def _delete_bucket(s3, bucket: str) -> bool:
     return True
 
 
-def _delete_inbox(cfg: LabConfig) -> bool:
-    sqs, sns = cfg.client("sqs"), cfg.client("sns")
+def _delete_inbox(cfg: LabConfig, client: _Clients) -> bool:
+    sqs, sns = client("sqs"), client("sns")
     try:
         url = sqs.get_queue_url(QueueName=cfg.inbox_queue)["QueueUrl"]
     except ClientError:
@@ -415,7 +439,8 @@ def delete(cfg: LabConfig, progress: bool = True) -> None:
     """
     emulator.ensure_running(cfg)
     name = cfg.stack_name
-    cf, s3 = cfg.client("cloudformation"), cfg.client("s3")
+    client = _Clients(cfg)
+    cf, s3 = client("cloudformation"), client("s3")
     lab_buckets = [b for b in _lab_buckets(cfg) if _mine(cfg, b)]
     try:
         # CloudFormation cannot delete a bucket that still holds objects.
@@ -453,7 +478,7 @@ def delete(cfg: LabConfig, progress: bool = True) -> None:
         for bucket in [*lab_buckets, cfg.artifacts_bucket]:
             if _mine(cfg, bucket) and _delete_bucket(s3, bucket) and progress:
                 print(f"Deleted bucket {bucket}.")
-        if _delete_inbox(cfg) and progress:
+        if _delete_inbox(cfg, client) and progress:
             print(f"Deleted queue {cfg.inbox_queue}.")
     except (NoCredentialsError, BotoCoreError) as err:
         raise StackError(f"Could not reach AWS to delete stack {name}: {err}",
@@ -465,6 +490,7 @@ def leftovers(cfg: LabConfig) -> list[str]:
     emulator.ensure_running(cfg)
     p = cfg.prefix + "-"
     found: list[str] = []
+    client = _Clients(cfg)
 
     def check(what: str, lister, show=lambda name: name) -> None:
         try:
@@ -473,44 +499,44 @@ def leftovers(cfg: LabConfig) -> list[str]:
             found.append(f"{what}s could not be checked ({_error_text(err)})")
 
     def buckets():
-        return [b["Name"] for b in cfg.client("s3").list_buckets().get("Buckets", [])]
+        return [b["Name"] for b in client("s3").list_buckets().get("Buckets", [])]
 
     def streams():
-        kinesis = cfg.client("kinesis")
+        kinesis = client("kinesis")
         names: list[str] = []
         for page in kinesis.get_paginator("list_streams").paginate():
             names.extend(page.get("StreamNames", []))
         return names
 
     def topics():
-        sns = cfg.client("sns")
+        sns = client("sns")
         arns = [t["TopicArn"] for page in sns.get_paginator("list_topics").paginate()
                 for t in page.get("Topics", [])]
         return [a.rsplit(":", 1)[-1] for a in arns]
 
     def queues():
-        urls = cfg.client("sqs").list_queues(QueueNamePrefix=p).get("QueueUrls", [])
+        urls = client("sqs").list_queues(QueueNamePrefix=p).get("QueueUrls", [])
         return [u.rstrip("/").rsplit("/", 1)[-1] for u in urls]
 
     def stacks():
-        cf = cfg.client("cloudformation")
+        cf = client("cloudformation")
         return [s["StackName"] for page in cf.get_paginator("list_stacks").paginate()
                 for s in page.get("StackSummaries", []) if s["StackStatus"] != "DELETE_COMPLETE"]
 
     def functions():
-        lam = cfg.client("lambda")
+        lam = client("lambda")
         return [f["FunctionName"] for page in lam.get_paginator("list_functions").paginate()
                 for f in page.get("Functions", [])]
 
     def log_groups():
-        logs = cfg.client("logs")
+        logs = client("logs")
         groups = logs.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{p}").get(
             "logGroups", [])
         # Report by the function part so the prefix filter applies to it.
         return [g["logGroupName"].removeprefix("/aws/lambda/") for g in groups]
 
     def roles():
-        iam = cfg.client("iam")
+        iam = client("iam")
         return [r["RoleName"] for page in iam.get_paginator("list_roles").paginate()
                 for r in page.get("Roles", [])]
 

@@ -43,11 +43,15 @@ SELECT
   CASE
     WHEN CHAR_LENGTH(line) > {{max_record_chars}} THEN 'oversized'
     WHEN NOT (line IS JSON OBJECT) THEN 'not_json'
-    WHEN JSON_VALUE(line, '$.browseraction') IS NULL
+    -- a field "is a string" when its array-wrapped JSON starts with [" (7 is not "7")
+    WHEN JSON_QUERY(line, '$.browseraction' WITH ARRAY WRAPPER) NOT LIKE '["%'
+      OR JSON_QUERY(line, '$.browseraction' WITH ARRAY WRAPPER) IS NULL
       OR JSON_VALUE(line, '$.browseraction') = '' THEN 'missing_browseraction'
     WHEN JSON_VALUE(line, '$.browseraction') NOT IN ('Click', 'Impression', 'DiscoveryKinesisTest')
       THEN 'unknown_browseraction'
-    WHEN JSON_VALUE(line, '$.site') IS NULL OR JSON_VALUE(line, '$.site') = ''
+    WHEN JSON_QUERY(line, '$.site' WITH ARRAY WRAPPER) NOT LIKE '["%'
+      OR JSON_QUERY(line, '$.site' WITH ARRAY WRAPPER) IS NULL
+      OR JSON_VALUE(line, '$.site') = ''
       OR CHAR_LENGTH(JSON_VALUE(line, '$.site')) > {{max_site_chars}} THEN 'missing_site'
     WHEN event_time = TIMESTAMP '1970-01-01 00:00:00.000' THEN 'bad_event_time'
     ELSE CAST(NULL AS STRING)

@@ -1,0 +1,36 @@
+"""Shared fixtures. ``emulator_cfg``: one real moto server for the integration tests."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from labhelpers import emulator
+from labhelpers.config import LabConfig
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture()
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    return _free_port()
+
+
+@pytest.fixture(scope="session")
+def emulator_cfg(tmp_path_factory):
+    """A LabConfig (prefix "testlab", temporary LAB_HOME, free port) with the emulator running.
+
+    Tests that need their own resources use ``emulator_cfg.with_(prefix=...)``: every name
+    then differs, and all share this one server (stopped at the end of the session).
+    """
+    home = tmp_path_factory.mktemp("labhome")
+    cfg = LabConfig(home=home, emulator_port=_free_port(), prefix="testlab")
+    emulator.start(cfg)
+    yield cfg
+    emulator.stop(cfg)
