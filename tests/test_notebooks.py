@@ -1,0 +1,44 @@
+"""The whole lab, headless, as `make run` runs it (papermill, local backend, live traffic),
+with a shorter warm-up. Checks the values the notebooks record, not only that they ran."""
+
+import json
+import socket
+
+import pytest
+
+from labhelpers.labrun import lab_notebooks, run_lab
+
+pytestmark = pytest.mark.notebooks
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_notebooks_have_parameters_and_no_outputs():
+    books = lab_notebooks()
+    assert [b.name[:2] for b in books] == ["00", "01", "02", "03", "04", "05"]
+    for book in books:
+        nb = json.loads(book.read_text())
+        tagged = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+        assert len(tagged) == 1, f"{book.name}: one cell tagged 'parameters'"
+        assert not any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code"), (
+            f"{book.name} is committed with outputs")
+
+
+def test_whole_lab_runs_headless(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LAB_EMULATOR_PORT", str(_free_port()))
+    run = run_lab(tmp_path / "run", parameters={"PREFIX": "nblab", "WARMUP_WINDOWS": 6})
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["ok"], f"a notebook failed: {summary['failed']}"
+    v = summary["values"]
+    assert summary["alerts_received"] == 1, f"exactly one alert per spike: {v}"
+    assert 1 <= summary["anomalies"] <= 3, f"the spike covers 2-3 windows: {v}"
+    assert summary["windows_scored"] >= 8, v
+    assert summary["records_sent"] > 100, v
+    assert v["leftovers"] == [], "cleanup left resources behind"
+    assert 0 < v["alert_latency_s"] <= 20, f"alert latency {v['alert_latency_s']} s"
+    assert (run / "scores.png").stat().st_size > 10_000, "the monitor's plot was not saved"
