@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -25,9 +24,11 @@ from .errors import AppError
 from .forest import ForestParams
 from .java import java_env
 from .job import JobSettings, filesystem_sink, filesystem_source
+from .procs import alive, spawn, stop_group
 from .streamlog import read_all_lines
 
 CHECKPOINT_INTERVAL = "2s"
+MARKER = "labhelpers.app"  # in the background process's command line
 # The JVM's heap: the local mini-cluster's default (1/4 of RAM) is far more than it needs.
 JVM_ARGS = "-Xmx1g -XX:+UseSerialGC"
 
@@ -36,10 +37,10 @@ def app_dir(cfg: LabConfig) -> Path:
     return cfg.lab_dir / "app"
 
 
-def local_runtime(cfg: LabConfig, work: Path) -> dict[str, str]:
+def local_runtime(work: Path, checkpoint_interval: str = CHECKPOINT_INTERVAL) -> dict[str, str]:
     """Flink settings for the embedded mini-cluster: loopback only, files under ``work``."""
     return {
-        "execution.checkpointing.interval": CHECKPOINT_INTERVAL,
+        "execution.checkpointing.interval": checkpoint_interval,
         "execution.checkpointing.dir": (work / "checkpoints").as_uri(),
         "io.tmp.dirs": str(work / "tmp"),
         "rest.bind-address": "127.0.0.1",
@@ -68,25 +69,12 @@ def local_settings(
         window_seconds=window_seconds,
         lateness_seconds=lateness_seconds,
         forest=forest or ForestParams(),
-        runtime=local_runtime(cfg, app_dir(cfg)),
+        runtime=local_runtime(app_dir(cfg)),
     )
 
 
 def _state_file(cfg: LabConfig) -> Path:
     return app_dir(cfg) / "app.json"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    try:  # a zombie child of this process counts as dead
-        import psutil
-
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except Exception:
-        return True
 
 
 def _read_state(cfg: LabConfig) -> dict[str, Any] | None:
@@ -133,9 +121,7 @@ def start(
            "--prefix", cfg.prefix, "--home", str(cfg.home), "--port", str(cfg.emulator_port)]
     if not alerts:
         cmd.append("--no-alerts")
-    log = open(work / "app.log", "ab")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                            start_new_session=True, cwd=str(work))
+    proc = spawn(cmd, work / "app.log", env=env, cwd=work)
     state = {"pid": proc.pid, "started": time.time(), "properties": str(props),
              "log": str(work / "app.log"), "alerts": alerts}
     _state_file(cfg).write_text(json.dumps(state))
@@ -171,7 +157,7 @@ def status(cfg: LabConfig) -> dict[str, Any]:
     """Is the app running, since when, and how much it has produced."""
     state = _read_state(cfg) or {}
     pid = state.get("pid")
-    running = bool(pid) and _alive(pid)
+    running = alive(pid, MARKER)
     scores = read_all_lines(cfg.stream_dir(cfg.scores_stream))
     dead = read_all_lines(cfg.stream_dir(cfg.dead_letter_stream))
     last = json.loads(scores[-1]) if scores else None
@@ -193,18 +179,7 @@ def stop(cfg: LabConfig, timeout: float = 20) -> bool:
     if not state:
         return False
     pid = state["pid"]
-    was_running = _alive(pid)
-    if was_running:
-        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5)):
-            try:
-                os.killpg(pid, sig)
-            except ProcessLookupError:
-                break
-            end = time.time() + wait
-            while time.time() < end and _alive(pid):
-                time.sleep(0.2)
-            if not _alive(pid):
-                break
+    was_running = stop_group(pid, timeout, MARKER)
     _state_file(cfg).unlink(missing_ok=True)
     (app_dir(cfg) / "running").unlink(missing_ok=True)
     shutil.rmtree(app_dir(cfg) / "tmp", ignore_errors=True)

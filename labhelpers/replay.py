@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .app import JVM_ARGS
+from .app import JVM_ARGS, local_runtime
 from .contracts import REPLAY_CSV_COLUMNS
 from .errors import AppError, ConfigError
 from .forest import ForestParams
@@ -51,15 +51,7 @@ def replay(
         window_seconds=window_seconds,
         lateness_seconds=lateness_seconds,
         forest=forest or ForestParams(),
-        runtime={
-            "execution.checkpointing.interval": "1s",
-            "io.tmp.dirs": str(work / "tmp"),
-            "rest.bind-address": "127.0.0.1",
-            "rest.address": "127.0.0.1",
-            "taskmanager.host": "127.0.0.1",
-            "jobmanager.bind-host": "127.0.0.1",
-            "taskmanager.bind-host": "127.0.0.1",
-        },
+        runtime=local_runtime(work, checkpoint_interval="1s"),
     )
     props = work / "properties.json"
     props.write_text(json.dumps(settings.to_properties(), indent=2))

