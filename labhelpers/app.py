@@ -42,6 +42,9 @@ def local_runtime(work: Path, checkpoint_interval: str = CHECKPOINT_INTERVAL) ->
     return {
         "execution.checkpointing.interval": checkpoint_interval,
         "execution.checkpointing.dir": (work / "checkpoints").as_uri(),
+        # keep the last checkpoints when the app is stopped or killed: start() resumes there
+        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+        "execution.checkpointing.num-retained": "2",
         "io.tmp.dirs": str(work / "tmp"),
         "rest.bind-address": "127.0.0.1",
         "rest.address": "127.0.0.1",
@@ -90,13 +93,17 @@ def start(
     window_seconds: int = 10,
     lateness_seconds: int = 5,
     alerts: bool = True,
+    fresh: bool = False,
     wait_seconds: float = 90,
 ) -> dict[str, Any]:
     """Start the app in the background (or return the one already running).
 
-    A fresh start clears the previous run's outputs (scores, dead letters, checkpoints),
-    because the job reads its input stream from the beginning. ``alerts`` also runs the local
-    alert poller (needs the stack deployed). Waits until the Flink job is running.
+    If an earlier run with the same settings left a checkpoint (it was stopped, killed or
+    crashed), the app resumes from it: the input is read on from where that checkpoint was,
+    each forest continues from its saved state, and no window is lost or reported twice.
+    Otherwise (or with ``fresh=True``, or changed settings) it starts fresh: it clears the
+    earlier outputs and reads the input stream from its beginning. ``alerts`` also runs the
+    local alert poller (needs the stack deployed). Waits until the Flink job is running.
     """
     if cfg.backend != "local":
         raise AppError(
@@ -109,21 +116,35 @@ def start(
         return current
     settings = local_settings(cfg, forest, window_seconds, lateness_seconds)
     work = app_dir(cfg)
-    for old in (work, cfg.stream_dir(cfg.scores_stream), cfg.stream_dir(cfg.dead_letter_stream)):
-        shutil.rmtree(old, ignore_errors=True)
-    (work / "log").mkdir(parents=True)
-    cfg.stream_dir(cfg.input_stream).mkdir(parents=True, exist_ok=True)
     props = work / "properties.json"
-    props.write_text(json.dumps(settings.to_properties(), indent=2))
+    checkpoint = None if fresh else latest_checkpoint(cfg)
+    if checkpoint is not None and json.loads(props.read_text()) != settings.to_properties():
+        print("The settings differ from the last run's, so its checkpoint cannot be used: "
+              "starting fresh.")
+        checkpoint = None
+    if checkpoint is None:
+        for old in (work, cfg.stream_dir(cfg.scores_stream),
+                    cfg.stream_dir(cfg.dead_letter_stream)):
+            shutil.rmtree(old, ignore_errors=True)
+        (work / "log").mkdir(parents=True)
+        props.write_text(json.dumps(settings.to_properties(), indent=2))
+    else:
+        print(f"Resuming from checkpoint {checkpoint.parent.name}/{checkpoint.name}.")
+        shutil.rmtree(work / "tmp", ignore_errors=True)
+        (work / "running").unlink(missing_ok=True)
+    cfg.stream_dir(cfg.input_stream).mkdir(parents=True, exist_ok=True)
     env = java_env()
     env.update(JVM_ARGS=JVM_ARGS, FLINK_LOG_DIR=str(work / "log"), PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "-m", "labhelpers.app", "run", "--properties", str(props),
            "--prefix", cfg.prefix, "--home", str(cfg.home), "--port", str(cfg.emulator_port)]
     if not alerts:
         cmd.append("--no-alerts")
+    if checkpoint is not None:
+        cmd += ["--restore", str(checkpoint)]
     proc = spawn(cmd, work / "app.log", env=env, cwd=work)
     state = {"pid": proc.pid, "started": time.time(), "properties": str(props),
-             "log": str(work / "app.log"), "alerts": alerts}
+             "log": str(work / "app.log"), "alerts": alerts,
+             "resumed_from": str(checkpoint) if checkpoint else None}
     _state_file(cfg).write_text(json.dumps(state))
     deadline = time.time() + wait_seconds
     while time.time() < deadline:
@@ -142,6 +163,12 @@ def start(
         f"The analytics app did not start within {wait_seconds:.0f} s",
         "check `python -m labhelpers app logs` and that Java works (python -m labhelpers doctor).",
     )
+
+
+def latest_checkpoint(cfg: LabConfig) -> Path | None:
+    """The newest complete checkpoint of the app's earlier runs (a folder ``chk-N``), if any."""
+    done = [m.parent for m in (app_dir(cfg) / "checkpoints").glob("*/chk-*/_metadata")]
+    return max(done, key=lambda d: (d.stat().st_mtime, int(d.name[4:]))) if done else None
 
 
 def settings(cfg: LabConfig) -> JobSettings:
@@ -169,6 +196,7 @@ def status(cfg: LabConfig) -> dict[str, Any]:
         "anomalies": sum('"is_anomaly":true' in s for s in scores),
         "bad_records": len(dead),
         "last_window": (last or {}).get("window_end"),
+        "resumed_from": state.get("resumed_from") if running else None,
         "log": state.get("log"),
     }
 
@@ -218,6 +246,8 @@ def _run(args: argparse.Namespace) -> int:
 
     cfg = load_config(prefix=args.prefix, home=args.home, emulator_port=args.port)
     settings = JobSettings.from_properties(json.loads(Path(args.properties).read_text()))
+    if args.restore:
+        settings.runtime["execution.state-recovery.path"] = args.restore
     stop_event = threading.Event()
     poller_thread = None
     if not args.no_alerts:
@@ -253,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--home", required=True)
     run.add_argument("--port", type=int, required=True)
     run.add_argument("--no-alerts", action="store_true")
+    run.add_argument("--restore", default=None, help="checkpoint folder to resume from")
     args = parser.parse_args(argv)
     return _run(args)
 

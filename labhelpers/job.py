@@ -31,6 +31,8 @@ GROUP_SCORES = "lab.connector.scores"
 GROUP_DEAD = "lab.connector.dead_letters"
 GROUP_RUNTIME = "lab.runtime"
 CLOUD_PROPERTIES = Path("/etc/flink/application_properties.json")
+# Learned windows between two forest snapshots in keyed state (see ForestScorer).
+SNAPSHOT_EVERY = 64
 
 
 @dataclass
@@ -163,40 +165,57 @@ def _make_scorer(params: ForestParams):
     does not need PyFlink (the CLI and tests import it without a JVM)."""
     from pyflink.common import Row, Types
     from pyflink.datastream import KeyedProcessFunction, RuntimeContext
-    from pyflink.datastream.state import ValueStateDescriptor
+    from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
     class ForestScorer(KeyedProcessFunction):
-        """One forest per site. The model lives in Flink ValueState (checkpointed); a copy
-        stays in the Python worker and is trusted only while its window count matches the
-        state's, so a restore from a checkpoint always wins over the cached copy."""
+        """One forest per site, in Flink keyed state (checkpointed): a forest snapshot every
+        SNAPSHOT_EVERY learned windows, the points learned since, and a small meta record.
+        The live model stays in the Python worker and is trusted only while its window
+        count equals the state's, so a restore from a checkpoint always wins."""
 
         def __init__(self, params_dict: dict[str, Any]) -> None:
             self.params_dict = params_dict
 
         def open(self, runtime_context: RuntimeContext) -> None:
             self.params = ForestParams.from_dict(self.params_dict)
-            self.model_state = runtime_context.get_state(
-                ValueStateDescriptor("site_model", Types.PICKLED_BYTE_ARRAY())
-            )
-            self.seen_state = runtime_context.get_state(
-                ValueStateDescriptor("windows_seen", Types.LONG())
-            )
+            self.meta_state = runtime_context.get_state(
+                ValueStateDescriptor("model_meta", Types.STRING()))
+            self.snapshot_state = runtime_context.get_state(
+                ValueStateDescriptor("forest_snapshot", Types.PICKLED_BYTE_ARRAY()))
+            self.points_state = runtime_context.get_list_state(
+                ListStateDescriptor("points_since_snapshot", Types.STRING()))
             self.cache: dict[str, SiteModel] = {}
+            self.since_snapshot: dict[str, int] = {}
+
+        def _model(self, site: str) -> SiteModel:
+            raw = self.meta_state.value()
+            model = self.cache.get(site)
+            if raw is None:
+                return SiteModel(self.params)
+            meta = json.loads(raw)
+            if model is not None and model.windows_seen == meta["windows_seen"]:
+                return model
+            points = [json.loads(p) for p in (self.points_state.get() or [])]
+            self.since_snapshot[site] = len(points)
+            return SiteModel.restore(self.params, meta, self.snapshot_state.value(), points)
 
         def process_element(self, value, ctx):
             row = value.as_dict()
             site = row["site"]
-            seen = self.seen_state.value()
-            model = self.cache.get(site)
-            if seen is None:
-                model = SiteModel(self.params)
-            elif model is None or model.windows_seen != seen:
-                model = SiteModel.from_bytes(self.params, self.model_state.value())
+            model = self._model(site)
             end_ms = int(parse_event_time(row["window_end"]).timestamp() * 1000)
             out = model.score(row, end_ms)
             self.cache[site] = model
-            self.model_state.update(model.to_bytes())
-            self.seen_state.update(model.windows_seen)
+            if model.learned_point is not None:
+                n = self.since_snapshot.get(site, 0) + 1
+                if n >= SNAPSHOT_EVERY:
+                    self.snapshot_state.update(model.forest_bytes())
+                    self.points_state.clear()
+                    n = 0
+                else:
+                    self.points_state.add(json.dumps(model.learned_point))
+                self.since_snapshot[site] = n
+            self.meta_state.update(json.dumps(model.meta()))
             yield Row(**{c: out[c] for c in SCORE_COLUMNS})
 
     return ForestScorer(params.to_dict())

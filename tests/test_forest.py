@@ -83,3 +83,19 @@ def test_state_round_trip_gives_identical_scores():
     copy = SiteModel.from_bytes(params, model.to_bytes())
     a, b = _feed(model, 5, start=25), _feed(copy, 5, start=25)
     assert a == b, "a restored forest must continue exactly where it stopped"
+
+
+def test_snapshot_plus_learned_points_restores_the_same_model():
+    """What the job keeps in Flink state: an old forest snapshot + the points learned since."""
+    params = ForestParams()
+    model = SiteModel(params)
+    _feed(model, 20)
+    snapshot, learned = model.forest_bytes(), []
+    for i in range(20, 33):
+        row = _row(i, clicks=40 if i == 30 else 10)  # one held (unlearned) anomaly inside
+        model.score(row, (i + 1) * 10_000)
+        if model.learned_point is not None:
+            learned.append(model.learned_point)
+    assert len(learned) == 12, "the anomalous window is not learned"
+    copy = SiteModel.restore(params, model.meta(), snapshot, learned)
+    assert _feed(model, 5, start=33) == _feed(copy, 5, start=33)
