@@ -22,11 +22,16 @@
 --    WATERMARK: a record may arrive up to {{lateness_seconds}} s after a later one;
 --    a record later than that falls into a window that has already been reported and
 --    is not counted. A line whose event time cannot be read gets 1970-01-01 so it never
---    moves the watermark; it is counted as a bad record below.
+--    moves the watermark; it is counted as a bad record below. The parsed time must print
+--    back as the same text: the parser alone would turn 2026-02-30 into 2026-02-28.
 CREATE TABLE click_records (
   line STRING,
   event_time AS COALESCE(
-    TO_TIMESTAMP(JSON_VALUE(line, '$.event_time'), 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z'''),
+    CASE WHEN DATE_FORMAT(
+           TO_TIMESTAMP(JSON_VALUE(line, '$.event_time'), 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z'''),
+           'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') = JSON_VALUE(line, '$.event_time')
+      THEN TO_TIMESTAMP(JSON_VALUE(line, '$.event_time'), 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''')
+    END,
     TIMESTAMP '1970-01-01 00:00:00.000'),
   WATERMARK FOR event_time AS event_time - INTERVAL '{{lateness_seconds}}' SECOND
 ) WITH (
