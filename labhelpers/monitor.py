@@ -81,3 +81,35 @@ def plot_scores(df: pd.DataFrame, threshold: float, path: Path | str | None = No
 def forest_ready(df: pd.DataFrame) -> bool:
     """True once every site's latest window was scored by a warmed-up forest."""
     return not df.empty and bool(df.groupby("site")["forest_ready"].last().all())
+
+
+def in_app_streams(cfg: LabConfig, rows: int = 5) -> dict[str, pd.DataFrame]:
+    """The app's "in-application streams", as the original lab's console showed them, read
+    from the app's outputs: the input records, clicks and impressions per window, CTR, the
+    forest's scores, the anomalies, and the records set aside."""
+    from .streamlog import tail_lines
+
+    def parse(line: str) -> dict:
+        try:
+            rec = json.loads(line)
+            return rec if isinstance(rec, dict) else {"line": line}
+        except ValueError:
+            return {"line": line}
+
+    source = pd.DataFrame([parse(s) for s in tail_lines(cfg.stream_dir(cfg.input_stream), rows)])
+    scores = scores_frame(cfg)
+    window = ["window_start", "window_end", "site"]
+    dead = pd.DataFrame([json.loads(s) for s in
+                         tail_lines(cfg.stream_dir(cfg.dead_letter_stream), rows)],
+                        columns=["reason", "line"])
+    return {
+        "source records (input stream)": source,
+        "clicks and impressions per window": scores[[*window, "clicks", "impressions"]]
+        .tail(rows),
+        "CTR per window": scores[[*window, "ctr"]].tail(rows),
+        "scores (Random Cut Forest)": scores[[*window, "ctr", "anomaly_score", "forest_ready",
+                                               "attribution"]].tail(rows),
+        "anomalies (the lab's DESTINATION_SQL_STREAM)": scores[scores["is_anomaly"]][
+            [*window, "ctr", "anomaly_score", "episode_id"]].tail(rows),
+        "bad records (dead letters)": dead,
+    }

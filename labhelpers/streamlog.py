@@ -109,3 +109,14 @@ def read_all_lines(directory: Path | str) -> list[str]:
     for path in sorted(_visible_files(Path(directory)), key=_order_key):
         out.extend(ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip())
     return out
+
+
+def tail_lines(directory: Path | str, n: int = 10) -> list[str]:
+    """The last ``n`` lines of the stream log, reading only its newest files."""
+    out: list[str] = []
+    for path in reversed(sorted(_visible_files(Path(directory)), key=_order_key)):
+        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        out = lines + out
+        if len(out) >= n:
+            break
+    return out[-n:]

@@ -22,3 +22,13 @@ def test_hidden_files_are_ignored(tmp_path):
     (tmp_path / ".part-x.inprogress").write_text("half\n")
     (tmp_path / "part-abc-0-0").write_text('{"a": 1}\n')
     assert read_all_lines(tmp_path) == ['{"a": 1}']
+
+
+def test_tail_reads_the_newest_lines(tmp_path):
+    from labhelpers.streamlog import tail_lines
+
+    w = StreamLogWriter(tmp_path)
+    for i in range(4):
+        w.append([str(10 * i + k) for k in range(3)])
+    assert tail_lines(tmp_path, 4) == ["22", "30", "31", "32"]
+    assert tail_lines(tmp_path / "none", 3) == []
