@@ -14,6 +14,14 @@ from .errors import LabError
 
 
 def _stop_app(cfg: LabConfig) -> tuple[bool | None, str | None]:
+    if cfg.backend == "aws":
+        # The managed Flink application is billed per KPU-hour while it runs: delete it first.
+        from . import cloud_app
+
+        try:
+            return cloud_app.delete(cfg), None
+        except LabError as err:
+            return False, f"deleting the managed Flink application failed: {err}"
     try:
         from . import app
     except ImportError:
@@ -51,11 +59,13 @@ def _remove_local_files(cfg: LabConfig) -> list[str]:
 def cleanup(cfg: LabConfig, stop_emulator: bool = True, progress: bool = True) -> dict[str, Any]:
     """Stop traffic and the app, delete the stack and what deploy made, check, clean up.
 
-    Returns a report: ``traffic_stopped``, ``app_stopped``, ``stack_deleted``,
-    ``leftovers`` (names still existing with the prefix; [] means all gone),
+    Returns a report: ``traffic_stopped``, ``app_stopped`` (on AWS: the managed Flink
+    application was deleted), ``stack_deleted``, ``leftovers`` (names still existing with the
+    prefix; [] means all gone), ``tagged`` (ARNs still tagged ``lab-prefix=<prefix>``),
     ``emulator_stopped``, ``removed_files``, ``notes``. With the local backend and no
     emulator running, nothing exists in the emulator (it keeps everything in memory), so
-    only local files are removed.
+    only local files are removed. Only resources whose names start with the prefix are
+    deleted; the tag listing is for your information and changes nothing.
     """
     report: dict[str, Any] = {
         "backend": cfg.backend,
@@ -64,6 +74,7 @@ def cleanup(cfg: LabConfig, stop_emulator: bool = True, progress: bool = True) -
         "app_stopped": None,
         "stack_deleted": False,
         "leftovers": [],
+        "tagged": [],
         "emulator_stopped": False,
         "removed_files": [],
         "notes": [],
@@ -79,6 +90,11 @@ def cleanup(cfg: LabConfig, stop_emulator: bool = True, progress: bool = True) -
         stack.delete(cfg, progress=progress)
         report["stack_deleted"] = True
         report["leftovers"] = stack.leftovers(cfg)
+        report["tagged"] = stack.tagged_resources(cfg)
+        if report["tagged"] and cfg.backend == "aws":
+            report["notes"].append(
+                "AWS's tag index can list resources for a few minutes after they are deleted; "
+                "run the cleanup again later to check")
     else:
         report["notes"].append(
             "the local emulator is not running, so no AWS resources exist (it keeps them in "
@@ -93,6 +109,8 @@ def cleanup(cfg: LabConfig, stop_emulator: bool = True, progress: bool = True) -
         print("Cleanup done: " + ("nothing is left with the prefix "
                                   f"'{cfg.prefix}'." if not left else
                                   f"{len(left)} item(s) still exist: {', '.join(left)}"))
+        if report["tagged"]:
+            print(f"  still tagged lab-prefix={cfg.prefix}: {', '.join(report['tagged'])}")
         for n in report["notes"]:
             print(f"  note: {n}")
     return report

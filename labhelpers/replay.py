@@ -16,11 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .app import JVM_ARGS, local_runtime
+from .app import flink_env, local_runtime
 from .contracts import REPLAY_CSV_COLUMNS
 from .errors import AppError, ConfigError
 from .forest import ForestParams
-from .java import java_env
 from .job import JobSettings, filesystem_sink, filesystem_source
 from .streamlog import read_all_lines
 
@@ -55,8 +54,7 @@ def replay(
     )
     props = work / "properties.json"
     props.write_text(json.dumps(settings.to_properties(), indent=2))
-    env = java_env()
-    env.update(JVM_ARGS=JVM_ARGS, FLINK_LOG_DIR=str(work / "log"))
+    env = flink_env(work)
     started = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "labhelpers.job", "--properties", str(props)],

@@ -3,7 +3,9 @@
 ``deploy`` packages the alert function (``alert_handler.py`` alone in a zip), uploads it to
 the artifacts bucket, creates or updates the stack from ``cfn/clickstream.yaml`` and returns
 its outputs. On the local emulator it then creates through the API what the emulator skips
-and the lab needs: the SQS inbox queue subscribed to the alert topic.
+and the lab needs: the SQS inbox queue subscribed to the alert topic. On AWS it first checks
+the credentials and the region (labhelpers.credentials) and that the bucket names are free.
+E-mail addresses and phone numbers are never printed or put in an error message.
 
 Every name this module touches starts with ``cfg.prefix + "-"``; nothing else is changed.
 """
@@ -33,10 +35,22 @@ EXPECTED_OUTPUTS = (
     "RawBucketName",
     "ProcessedBucketName",
     "InputStreamName",
+    "InputStreamArn",
     "ScoresStreamName",
+    "ScoresStreamArn",
+    "DeadLetterStreamName",
+    "DeadLetterStreamArn",
     "AlertTopicArn",
     "AlertFunctionName",
+    "AlertFailureQueueArn",
+    "AppRoleArn",
+    "AppLogGroupName",
 )
+# Outputs of resources the emulator skips (it drops such outputs silently): checked on AWS only.
+AWS_ONLY_OUTPUTS = ("RawArchiveName", "ScoresArchiveName")
+STREAM_MODES = ("PROVISIONED", "ON_DEMAND")
+# CloudWatch log group namespaces of the lab's log groups (Lambda, Flink app, Firehose).
+LOG_NAMESPACES = ("/aws/lambda/", "/aws/kinesis-analytics/", "/aws/kinesisfirehose/")
 _OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
 _NOT_READY = {"CREATE_IN_PROGRESS", "ROLLBACK_IN_PROGRESS", "DELETE_IN_PROGRESS"}
 _NEEDS_DELETE = {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_FAILED", "CREATE_FAILED"}
@@ -122,14 +136,24 @@ def _bucket_exists(s3, bucket: str) -> bool:
         raise
 
 
-def _ensure_artifacts_bucket(cfg: LabConfig, s3) -> str:
+def ensure_artifacts_bucket(cfg: LabConfig, s3) -> str:
+    """The lab's artifacts bucket (code zips), created private and tagged if missing."""
     bucket = cfg.artifacts_bucket
     if _bucket_exists(s3, bucket):
         return bucket
     kwargs: dict[str, Any] = {"Bucket": bucket}
     if cfg.region != "us-east-1":  # us-east-1 rejects an explicit location constraint
         kwargs["CreateBucketConfiguration"] = {"LocationConstraint": cfg.region}
-    s3.create_bucket(**kwargs)
+    try:
+        s3.create_bucket(**kwargs)
+    except ClientError as err:
+        if _error_code(err) == "BucketAlreadyExists":
+            raise StackError(
+                f"The bucket name {bucket} is taken by another AWS account",
+                "choose another prefix (LAB_PREFIX) so that the lab's bucket names are free.",
+            ) from err
+        if _error_code(err) != "BucketAlreadyOwnedByYou":
+            raise
     s3.put_public_access_block(
         Bucket=bucket,
         PublicAccessBlockConfiguration={
@@ -144,7 +168,7 @@ def _ensure_artifacts_bucket(cfg: LabConfig, s3) -> str:
 
 
 def _upload_code(cfg: LabConfig, s3) -> tuple[str, str]:
-    bucket = _ensure_artifacts_bucket(cfg, s3)
+    bucket = ensure_artifacts_bucket(cfg, s3)
     data = alert_zip()
     # The content hash in the key makes update_stack replace the code when the handler changes.
     key = f"alert-function/alert_handler-{hashlib.sha256(data).hexdigest()[:16]}.zip"
@@ -220,26 +244,66 @@ def _failure_reason(events: Iterable[dict[str, Any]]) -> str:
     return "no reason recorded in the stack events"
 
 
+def mask_contact(value: str) -> str:
+    """A contact shown without revealing it: its first character and its length."""
+    return f"{value[:1]}… ({len(value)} characters)" if value else "(empty)"
+
+
 def _validate_contacts(email: str | None, phone: str | None) -> None:
     import re
 
+    # The value itself is never repeated: error messages end up in notebook outputs and logs.
     if email and not re.match(_EMAIL_RE, email):
-        raise StackError(f"Alert e-mail {email!r} is not an e-mail address",
+        raise StackError(f"The alert e-mail {mask_contact(email)} is not an e-mail address",
                          "pass email='you@example.com', or leave it out.")
     if phone and not re.match(_PHONE_RE, phone):
         raise StackError(
-            f"Alert phone {phone!r} is not in E.164 form",
-            "pass phone='+14155550100' (+, country code, number, digits only), or leave it out.",
+            f"The alert phone number {mask_contact(phone)} is not in E.164 form",
+            "pass phone='+14155550100' (+, country code, number, digits only, no spaces), "
+            "or leave it out.",
+        )
+
+
+def _check_bucket_names(cfg: LabConfig, s3) -> None:
+    """Before a first deployment on AWS: the lab's bucket names must be free (or ours)."""
+    for bucket in _lab_buckets(cfg):
+        try:
+            s3.head_bucket(Bucket=bucket)
+        except ClientError as err:
+            code = _error_code(err)
+            if code in ("404", "NoSuchBucket", "NotFound"):
+                continue
+            if code in ("403", "AccessDenied", "Forbidden"):
+                raise StackError(
+                    f"The bucket name {bucket} is taken by another AWS account",
+                    "choose another prefix (LAB_PREFIX) so that the lab's bucket names are free.",
+                ) from err
+            raise
+        raise StackError(
+            f"The bucket {bucket} already exists in your account but no stack "
+            f"{cfg.stack_name} does (left over from an earlier run)",
+            "delete it with `python -m labhelpers cleanup`, or choose another prefix.",
         )
 
 
 def _parameters(cfg: LabConfig, code: tuple[str, str], email: str | None, phone: str | None,
-                update: bool) -> list[dict[str, Any]]:
+                update: bool, stream_mode: str | None = None,
+                shard_count: int | None = None,
+                previous: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = [
         {"ParameterKey": "Prefix", "ParameterValue": cfg.prefix},
         {"ParameterKey": "AlertCodeBucket", "ParameterValue": code[0]},
         {"ParameterKey": "AlertCodeKey", "ParameterValue": code[1]},
     ]
+    # Always explicit: UsePreviousValue later needs the key in the previous stack (the emulator
+    # fails on a defaulted one, AWS on one the previous template lacked).
+    for key, value, default in (("InputStreamMode", stream_mode, STREAM_MODES[0]),
+                                ("InputShardCount", shard_count, 1)):
+        if value is None and key in previous:
+            params.append({"ParameterKey": key, "UsePreviousValue": True})
+        else:
+            params.append({"ParameterKey": key,
+                           "ParameterValue": str(default if value is None else value)})
     for key, value in (("AlertEmail", email), ("AlertPhone", phone)):
         if value is None and update:
             params.append({"ParameterKey": key, "UsePreviousValue": True})  # keep what was set
@@ -285,14 +349,27 @@ def _ensure_inbox(cfg: LabConfig, client: _Clients, topic_arn: str) -> str:
 
 # ---------------------------------------------------------------- public API
 def deploy(cfg: LabConfig, email: str | None = None, phone: str | None = None,
-           progress: bool = True) -> dict[str, str]:
+           progress: bool = True, stream_mode: str | None = None,
+           shard_count: int | None = None) -> dict[str, str]:
     """Create the lab's stack, or update it if it exists; returns the stack outputs.
 
     email / phone: optional alert subscriptions (AWS delivers them; the emulator does not).
     On an update, None keeps the value the stack has and "" removes it.
+    stream_mode: "PROVISIONED" (default, per shard-hour) or "ON_DEMAND" for the input stream;
+    shard_count: its shards in provisioned mode (1-4). None keeps the stack's value.
     Deploying again with nothing changed is a success.
     """
     _validate_contacts(email, phone)
+    if stream_mode is not None and stream_mode not in STREAM_MODES:
+        raise StackError(f"Unknown stream mode {stream_mode!r}",
+                         f"use one of {', '.join(STREAM_MODES)}.")
+    if shard_count is not None and not 1 <= int(shard_count) <= 4:
+        raise StackError(f"shard_count={shard_count} is out of range",
+                         "use 1 to 4 shards (1 shard takes 1,000 records/s).")
+    if cfg.backend == "aws":
+        from . import credentials
+
+        credentials.check(cfg)
     emulator.ensure_running(cfg)
     name = cfg.stack_name
     started = time.monotonic()
@@ -311,11 +388,17 @@ def deploy(cfg: LabConfig, email: str | None = None, phone: str | None = None,
                 "failed) and cannot be updated",
                 _FIX_CLEANUP,
             )
+        if existing is None and cfg.backend == "aws":
+            _check_bucket_names(cfg, s3)
         code = _upload_code(cfg, s3)
         request: dict[str, Any] = {
             "StackName": name,
             "TemplateBody": TEMPLATE_FILE.read_text(encoding="utf-8"),
-            "Parameters": _parameters(cfg, code, email, phone, update=existing is not None),
+            "Parameters": _parameters(cfg, code, email, phone, update=existing is not None,
+                                      stream_mode=stream_mode, shard_count=shard_count,
+                                      previous=frozenset(
+                                          p["ParameterKey"]
+                                          for p in (existing or {}).get("Parameters") or [])),
             "Capabilities": ["CAPABILITY_IAM"],
             "Tags": [{"Key": TAG_KEY, "Value": cfg.prefix}],
         }
@@ -345,7 +428,8 @@ def deploy(cfg: LabConfig, email: str | None = None, phone: str | None = None,
             raise StackError(
                 f"Stack {name} ended in {status}: {_failure_reason(events)}", fix)
         outs = _outputs_of(_describe(cf, name) or {})
-        missing = [k for k in EXPECTED_OUTPUTS if k not in outs]
+        wanted = EXPECTED_OUTPUTS + (AWS_ONLY_OUTPUTS if cfg.backend == "aws" else ())
+        missing = [k for k in wanted if k not in outs]
         if missing:
             raise StackError(
                 f"Stack {name} has no output(s) {', '.join(missing)}",
@@ -528,12 +612,26 @@ def leftovers(cfg: LabConfig) -> list[str]:
         return [f["FunctionName"] for page in lam.get_paginator("list_functions").paginate()
                 for f in page.get("Functions", [])]
 
+    full_log_names: dict[str, str] = {}
+
     def log_groups():
         logs = client("logs")
-        groups = logs.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{p}").get(
-            "logGroups", [])
-        # Report by the function part so the prefix filter applies to it.
-        return [g["logGroupName"].removeprefix("/aws/lambda/") for g in groups]
+        for namespace in LOG_NAMESPACES:
+            groups = logs.describe_log_groups(logGroupNamePrefix=f"{namespace}{p}").get(
+                "logGroups", [])
+            # Filter by the part after the namespace (the prefix starts it), show the full name.
+            for g in groups:
+                full_log_names[g["logGroupName"].removeprefix(namespace)] = g["logGroupName"]
+        return list(full_log_names)
+
+    def delivery_streams():
+        return client("firehose").list_delivery_streams(Limit=100).get(
+            "DeliveryStreamNames", [])
+
+    def flink_apps():
+        kda = client("kinesisanalyticsv2")
+        return [a["ApplicationName"] for a in kda.list_applications().get(
+            "ApplicationSummaries", [])]
 
     def roles():
         iam = client("iam")
@@ -546,7 +644,26 @@ def leftovers(cfg: LabConfig) -> list[str]:
     check("SQS queue", queues)
     check("CloudFormation stack", stacks)
     check("Lambda function", functions)
-    check("log group", log_groups, lambda name: f"/aws/lambda/{name}")
+    check("log group", log_groups, lambda name: full_log_names.get(name, name))
     check("IAM role", roles)
+    check("Firehose delivery stream", delivery_streams)
+    check("Managed Flink application", flink_apps)
     return found
+
+
+def tagged_resources(cfg: LabConfig) -> list[str]:
+    """ARNs of everything still tagged ``lab-prefix=<prefix>`` (Resource Groups Tagging API).
+
+    On AWS the tagging index lags: a resource deleted a minute ago may still be listed.
+    """
+    emulator.ensure_running(cfg)
+    tagging = cfg.client("resourcegroupstaggingapi")
+    arns: list[str] = []
+    try:
+        for page in tagging.get_paginator("get_resources").paginate(
+                TagFilters=[{"Key": TAG_KEY, "Values": [cfg.prefix]}]):
+            arns += [r["ResourceARN"] for r in page.get("ResourceTagMappingList", [])]
+    except (ClientError, BotoCoreError) as err:
+        return [f"tagged resources could not be listed ({_error_text(err)})"]
+    return sorted(arns)
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import boto3
 import pytest
@@ -25,14 +27,17 @@ from labhelpers.contracts import (
 )
 from labhelpers.errors import GeneratorError
 from labhelpers.generator import (
+    CURVES,
     GARBAGE_KINDS,
     KINESIS_MAX_BYTES,
     KINESIS_MAX_RECORDS,
     KinesisSink,
     MemorySink,
     Plan,
+    RateCurve,
     Sender,
     StreamLogSink,
+    curve_from,
     event_time_ms,
     garbage_line,
     lab_test_plan,
@@ -49,6 +54,10 @@ from labhelpers.generator import (
     write_jsonl,
 )
 from labhelpers.streamlog import read_all_lines
+from labhelpers.templates import Template
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from bench_kinesis_throttle import ShardLimitedKinesis  # noqa: E402
 
 START = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)  # a multiple of 10 s: windows align
 
@@ -167,6 +176,12 @@ def test_event_time_matches_contract_format():
     (lambda: list(timeline(steady_plan().with_spike(50, 20), START, 60)),
      ["past the end", "start_s", "duration_s >= 70"]),
     (lambda: list(with_garbage([], 1.5)), ["fraction", "between 0 and 1"]),
+    (lambda: list(timeline(steady_plan(), START, total=0)), ["total", ">= 1"]),
+    (lambda: RateCurve(((25, 1),)), ["points", "[0, 24)"]),
+    (lambda: RateCurve(((0, 0), (12, 0))), ["not all 0"]),
+    (lambda: RateCurve(((0, 1),), utc_offset_h=30), ["utc_offset_h", "-24"]),
+    (lambda: Sender(CLICK, curve="weekly"), ["curve", "diurnal"]),
+    (lambda: Sender("Clik"), ["did you mean Click"]),
 ])
 def test_bad_parameters_raise_generator_error(make, words):
     with pytest.raises(GeneratorError) as info:
@@ -463,3 +478,229 @@ def test_spike_helper_and_expected_records():
     assert (s.payload, s.count, s.rate, s.end_s) == (CLICK, 3, 1.0, 30), f"{s}"
     plan = lab_test_plan(warmup_s=60)
     assert plan.expected_records() == 280, f"{plan.expected_records()}"
+
+
+# ---- templates, several at once, total, curves -------------------------------------------
+
+
+MINE = Template("Buy", '{"browseraction": "Click", "n": {{seq}}, "price": {{float(1, 9, 2)}}}')
+
+
+def test_several_templates_each_at_its_own_rate():
+    plan = Plan([Sender(IMPRESSION, rate=5), Sender(MINE, rate=2), Sender("ClickDetail",
+                                                                          rate=1)],
+                sites=("a.example", "b.example"), duration_s=10)
+    recs = list(timeline(plan, START, seed=4))
+    by = Counter((r["site"], "n" in r, "user_id" in r, r["browseraction"]) for r in recs)
+    for site in ("a.example", "b.example"):
+        assert by[(site, False, False, IMPRESSION)] == 50, f"Impression 5/s x 10 s: {by}"
+        assert by[(site, True, False, CLICK)] == 20, f"Buy 2/s x 10 s: {by}"
+        assert by[(site, False, True, CLICK)] == 10, f"ClickDetail 1/s x 10 s: {by}"
+    assert all(check_record(to_line(r))[1] is None for r in recs), "contract broken"
+    assert [r["event_time"] for r in recs] == sorted(r["event_time"] for r in recs)
+    lines = [ln for b in timeline_batches(plan, START, seed=4, batch_s=3) for ln in b.lines]
+    assert [json.loads(ln) for ln in lines] == recs, "batches and records must agree"
+    assert list(timeline(plan, START, seed=4)) == recs, "deterministic for a seed"
+
+
+def test_total_stops_after_n_records_the_earliest():
+    plan = steady_plan(("a.example",), impression_rate=3, click_rate=2)
+    recs = list(timeline(plan, START, total=17, seed=None))
+    assert len(recs) == 17, f"total=17 gave {len(recs)}"
+    full = list(timeline(plan, START, duration_s=10, seed=None))
+    assert recs == full[:17], "total keeps the earliest records"
+    sink = MemorySink()
+    assert send_timeline(plan, sink, START, total=1001, batch_s=7) == 1001 == len(sink.lines)
+    timed = Plan([Sender(CLICK, rate=1, seconds=3)])
+    assert len(list(timeline(timed, START, total=100))) == 3, "ends when no sender is left"
+    stats = run_live(steady_plan(click_rate=100, impression_rate=100), MemorySink(),
+                     total=25, progress=False, flush_s=0.05)
+    assert stats.records == 25 and stats.sink.acknowledged == 25, f"live total: {stats}"
+
+
+def test_rate_curve_interpolates_and_shapes_a_timeline():
+    curve = RateCurve(((0, 0.0), (6, 1.0), (12, 2.0), (18, 1.0)), period_s=240)
+    at = [curve.at(START.timestamp() + s) for s in (0, 30, 60, 120, 180, 210)]
+    assert at == pytest.approx([0.0, 0.5, 1.0, 2.0, 1.0, 0.5]), f"multipliers {at}"
+    assert curve.peak == 2.0 and curve.step_s == pytest.approx(240 / 1440), curve
+    plan = Plan([Sender(CLICK, rate=10, curve=curve)], duration_s=240)
+    assert plan.peak_rate() == 20, "peak rate uses the curve's peak"
+    times = [(parse_event_time(r["event_time"]) - START).total_seconds()
+             for r in timeline(plan, START, seed=2)]
+    per_quarter = Counter(int(t // 60) for t in times)
+    # integral of 10/s x multiplier over each 60-s quarter: 300, 900, 900, 300
+    assert [per_quarter[q] for q in range(4)] == pytest.approx([300, 900, 900, 300], abs=3), (
+        f"records per quarter of the day {per_quarter}")
+    assert times == sorted(times) and len(set(times)) > 1000, "sorted, spread over the ms"
+    again = [r["event_time"] for r in timeline(plan, START, seed=2)]
+    assert len(again) == len(times), "deterministic"
+    assert curve_from("diurnal") is CURVES["diurnal"] and curve_from(curve.to_dict()) == curve
+
+
+def test_spike_copies_the_templates_sender():
+    plan = Plan([Sender(MINE, rate=2, fields={"src": "t"})], duration_s=30)
+    spiked = plan.with_spike(10, 10, "Buy", extra_senders=3)
+    extra = spiked.senders[-1]
+    assert (extra.template, extra.rate, extra.count, dict(extra.fields)) == (
+        MINE, 2, 3, {"src": "t"}), f"spike must copy the sender: {extra}"
+    counts = Counter(int((parse_event_time(r["event_time"]) - START).total_seconds() // 10)
+                     for r in timeline(spiked, START))
+    assert [counts[w] for w in range(3)] == [20, 80, 20], f"x4 for 10 s: {counts}"
+
+
+def test_live_set_rate_pauses_and_changes_a_template():
+    sink = MemorySink()
+    handle = start_background(steady_plan(click_rate=20, impression_rate=20), sink,
+                              flush_s=0.05)
+    time.sleep(0.3)
+    handle.set_rate(CLICK, 0)
+    handle.set_rate(MINE, 40)  # a template the plan did not send
+    time.sleep(0.15)
+    mark = len(sink.lines)
+    time.sleep(0.5)
+    assert handle.rates == {IMPRESSION: 20.0, CLICK: 0.0, "Buy": 40.0}, f"{handle.rates}"
+    stats = handle.stop()
+    later = Counter((json.loads(ln)["browseraction"], "n" in json.loads(ln))
+                    for ln in sink.lines[mark:])
+    assert later[(CLICK, False)] == 0, f"Click paused, got {later}"
+    assert 8 <= later[(IMPRESSION, False)] <= 14, f"Impression still 20/s: {later}"
+    assert 16 <= later[(CLICK, True)] <= 28, f"Buy at 40/s: {later}"
+    assert stats.records == len(sink.lines) and stats.history, f"{stats}"
+    with pytest.raises(GeneratorError, match="not running"):
+        handle.set_rate(CLICK, 1)
+
+
+def test_live_rate_checks():
+    handle = start_background(steady_plan(), MemorySink(), flush_s=0.05)
+    try:
+        with pytest.raises(GeneratorError, match="rate"):
+            handle.set_rate(CLICK, -1)
+        with pytest.raises(GeneratorError, match="Unknown template"):
+            handle.set_rate("Nope", 1)
+    finally:
+        handle.stop()
+
+
+# ---- Kinesis: limits, throttling, shards, failures -----------------------------------------
+
+
+class FakeClock:
+    """Time that moves only when the sink sleeps (its backoff)."""
+
+    def __init__(self, t: float = 1000.0):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+    def sleep(self, s: float) -> None:
+        self.t += s
+
+
+def numbered(n: int) -> list[str]:
+    return [to_line({"browseraction": CLICK, "site": "s", "event_time": "x", "n": i})
+            for i in range(n)]
+
+
+def test_throttled_one_shard_at_three_times_its_limit_loses_nothing():
+    clock = FakeClock()
+    fake = ShardLimitedKinesis(shards=1, clock=clock)
+    sink = KinesisSink(client=fake, stream_name=fake.stream_name, sleep=clock.sleep, seed=3)
+    tpl = Template("ClickN", '{"browseraction": "Click", "n": {{seq}}}')
+    plan = Plan([Sender(tpl, rate=3000)], duration_s=5)  # 3x the shard's 1,000 records/s
+    t0 = clock()
+    n = send_timeline(plan, sink, START, batch_s=1)
+    s = sink.stats
+    assert n == 15_000 and len(fake.delivered) == 15_000, f"every record arrives: {s}"
+    assert len(set(fake.delivered)) == 15_000, "no record may arrive twice"
+    assert (s.sent, s.acknowledged, s.failed) == (15_000, 15_000, 0), f"{s}"
+    assert s.throttled == fake.rejected == s.retried > 0, f"throttling counted: {s}"
+    assert s.failure_reasons == {"ProvisionedThroughputExceededException": s.throttled}, s
+    per_second = Counter(int(t) for t in fake.accepted_at)
+    assert max(per_second.values()) <= 1000, f"the shard limit holds: {per_second}"
+    achieved = n / (clock() - t0)
+    # whole one-second windows: the last, partial one makes the average a little higher
+    assert 800 <= achieved <= 1100, f"achieved {achieved:.0f}/s against a 1,000/s limit"
+
+
+def test_live_run_checks_the_plan_against_the_streams_limit():
+    fake = ShardLimitedKinesis(shards=2)
+    sink = KinesisSink(client=fake, stream_name=fake.stream_name)
+    cap = sink.capacity()
+    assert (cap.records_per_s, cap.bytes_per_s) == (2000, 2 * 1024 * 1024), f"{cap}"
+    plan = steady_plan(("a.example", "b.example"), impression_rate=600, click_rate=600)
+    with pytest.raises(GeneratorError) as info:
+        start_background(plan, sink)
+    msg = str(info.value)
+    for words in ("2,400 records/s", "2 shard(s)", "2,000 records/s", "2 MiB/s",
+                  "update-shard-count", "over_limit=True"):
+        assert words in msg, f"message should say {words!r}: {msg}"
+    big = Template("Big", '{"browseraction": "Click", "pad": "' + "x" * 3000 + '"}')
+    with pytest.raises(GeneratorError, match="MiB/s"):
+        start_background(Plan([Sender(big, rate=800)], sites=("a",)), sink)  # 2.3 MiB/s
+    stats = run_live(plan, sink, duration_s=0.2, progress=False, over_limit=True,
+                     flush_s=0.1)
+    assert "throttled and retried" in (stats.warning or ""), f"warning shown: {stats}"
+
+
+def test_live_run_on_a_stream_log_has_no_limit(tmp_path):
+    stats = run_live(steady_plan(click_rate=5000, impression_rate=5000),
+                     StreamLogSink(tmp_path / "s"), duration_s=0.3, progress=False,
+                     flush_s=0.1)
+    assert stats.warning is None and stats.records == 3000, f"{stats}"
+
+
+def test_kinesis_sink_records_every_failure_with_its_reason(tmp_path):
+    fake = FakeKinesis(lambda d: 99 if b'"n":3' in d else 0)
+    log = tmp_path / "failures.jsonl"
+    sink = KinesisSink(client=fake, stream_name="s", sleep=lambda s: None, max_attempts=3,
+                       failure_log=log)
+    lines = numbered(5)
+    lines.append(to_line({"site": "s", "pad": "y" * (1024 * 1024)}))
+    sink.send(lines)
+    s = sink.stats
+    assert s.sent == s.acknowledged + s.failed == 6 and s.failed == 2, f"{s}"
+    assert [f["reason"] for f in s.failures] == ["RecordTooLarge",
+                                                 "ProvisionedThroughputExceededException"], s
+    assert "gave up after 3 attempts" in s.failures[-1]["message"], s.failures
+    logged = [json.loads(ln) for ln in log.read_text().splitlines()]
+    assert [(r["reason"], r["record"][:20]) for r in logged] == [
+        ("RecordTooLarge", lines[5][:20]), ("ProvisionedThroughputExceededException",
+                                            lines[3][:20])], logged
+    assert s.throttled == 3 and s.retried == 2, f"3 rejections, 2 re-sends: {s}"
+
+
+def test_stream_log_write_failure_is_counted_and_raised(tmp_path):
+    sink = StreamLogSink(tmp_path / "s")
+    (tmp_path / "s").rmdir()
+    with pytest.raises(GeneratorError, match="Cannot write the stream log"):
+        sink.send(["a", "b"])
+    assert (sink.stats.sent, sink.stats.failed) == (2, 2), f"{sink.stats}"
+    assert sink.stats.failures[0]["reason"] == "FileNotFoundError", sink.stats.failures
+
+
+@mock_aws
+def test_kinesis_sink_spreads_records_over_shards(fake_aws_env):
+    client = boto3.client("kinesis", region_name="us-east-1")
+    client.create_stream(StreamName="spread", ShardCount=4)
+    sink = KinesisSink(client=client, stream_name="spread")
+    assert sink.capacity().records_per_s == 4000, f"{sink.capacity()}"
+    lines = numbered(400)
+    sink.send(lines)  # one site: partition keys alone would pin one shard
+    per_shard = {}
+    for shard in client.list_shards(StreamName="spread")["Shards"]:
+        it = client.get_shard_iterator(StreamName="spread", ShardId=shard["ShardId"],
+                                       ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        recs = client.get_records(ShardIterator=it, Limit=1000)["Records"]
+        per_shard[shard["ShardId"]] = len(recs)
+        assert {r["PartitionKey"] for r in recs} <= {"s"}, "the partition key stays the site"
+    assert sorted(per_shard.values()) == [100, 100, 100, 100], f"spread: {per_shard}"
+
+
+@mock_aws
+def test_missing_stream_says_how_to_create_it(fake_aws_env):
+    client = boto3.client("kinesis", region_name="us-east-1")
+    with pytest.raises(GeneratorError) as info:
+        KinesisSink(client=client, stream_name="clicklab-nope")
+    msg = str(info.value)
+    assert "aws kinesis create-stream --stream-name clicklab-nope" in msg, msg

@@ -41,3 +41,49 @@ def test_bad_rate_is_refused_before_starting(tmp_path):
     with pytest.raises(GeneratorError, match="rate"):
         traffic.start(cfg, click_rate=-1)
     assert not traffic.status(cfg)["running"]
+
+
+def test_templates_rates_and_total(tmp_path):
+    cfg = LabConfig(home=tmp_path, prefix="traflab")
+    path = tmp_path / "mine.tmpl"
+    path.write_text('### Buy\n{"browseraction": "Click", "n": {{seq}}}\n')
+    st = traffic.start(cfg, rates={"Impression": 5, "Buy": 5, "Click": 0}, templates=path)
+    try:
+        assert st["rates"] == {"Impression": 5.0, "Buy": 5.0, "Click": 0.0}, st
+        traffic.set_rate(cfg, "Buy", 0)
+        traffic.set_rate(cfg, "Click", 10)
+        traffic.spike(cfg, extra_senders=1, seconds=1, payload="Impression")
+        deadline = time.time() + 10
+        while traffic.status(cfg).get("rates", {}).get("Click") != 10.0:
+            assert time.time() < deadline, f"rate change not applied: {traffic.status(cfg)}"
+            time.sleep(0.2)
+        time.sleep(1.5)
+        with pytest.raises(GeneratorError, match="Unknown template"):
+            traffic.set_rate(cfg, "Nope", 1)
+    finally:
+        final = traffic.stop(cfg)
+    assert final["spikes"] == 1 and final["sink"]["failed"] == 0, final
+    recs = [json.loads(s) for s in read_all_lines(cfg.stream_dir(cfg.input_stream))]
+    assert len(recs) == final["records"], "every counted record is in the stream"
+    buys = [r["n"] for r in recs if "n" in r]
+    assert buys and buys == list(range(1, len(buys) + 1)), "the file's template was sent"
+    assert any(r["browseraction"] == "Click" and "n" not in r for r in recs), "Click resumed"
+
+    counted = traffic.start(cfg, rates={"Click": 50}, total=30)
+    deadline = time.time() + 15
+    while traffic.status(cfg)["running"]:
+        assert time.time() < deadline, "a total of 30 records at 50/s must end by itself"
+        time.sleep(0.2)
+    assert traffic.status(cfg)["records"] == 30, traffic.status(cfg)
+    assert counted["pid"], counted
+
+
+def test_bad_template_file_is_refused_before_starting(tmp_path):
+    cfg = LabConfig(home=tmp_path, prefix="traflab")
+    path = tmp_path / "bad.tmpl"
+    path.write_text('### Buy\n{"browseraction": "Click",\n "n": {{nmber(1, 2)}}}\n')
+    with pytest.raises(GeneratorError, match=r"bad.tmpl line 3.*nmber"):
+        traffic.start(cfg, rates={"Buy": 1}, templates=path)
+    with pytest.raises(GeneratorError, match="rate 0"):
+        traffic.start(cfg, rates={"Click": 0})
+    assert not traffic.status(cfg)["running"]

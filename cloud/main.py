@@ -1,0 +1,43 @@
+"""Entry point of the lab's analytics application on Managed Service for Apache Flink.
+
+The service runs this file (property group ``kinesis.analytics.flink.run.options``, key
+``python``) with the zip's ``dep/`` folder on the Python path (key ``pyFiles``) and the
+connector jar from ``lib/`` (key ``jarfile``). It reads the application's property groups from
+/etc/flink/application_properties.json and hands them to the same job the local backend runs
+(labhelpers/job.py). On the service the program must return once the job is submitted.
+
+Locally (the proof of the cloud configuration) run it with ``--properties FILE --wait``.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DEP = HERE / "dep"
+# The service puts dep/ on the path itself (pyFiles); this makes `python main.py` work too.
+if DEP.is_dir() and str(DEP) not in sys.path:
+    sys.path.insert(0, str(DEP))
+
+from labhelpers import job  # noqa: E402  (needs dep/ on the path first)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="The lab's analytics application.")
+    parser.add_argument("--properties", type=Path, default=job.CLOUD_PROPERTIES,
+                        help="property groups JSON (default: the managed service's file)")
+    parser.add_argument("--wait", action="store_true",
+                        help="block until the job ends (local runs; never on the service)")
+    args = parser.parse_args(argv)
+    groups = json.loads(args.properties.read_text(encoding="utf-8"))
+    settings = job.JobSettings.from_properties(groups)
+    result = job.run(settings, wait=args.wait)
+    client = None if args.wait else result.get_job_client()
+    if client is not None:
+        print(f"job submitted: {client.get_job_id()}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""The managed Flink application's zip: layout, platform checks, the job importable from it,
+upload under a content-hash key. Uses a small stand-in jar (the real one needs Maven and the
+connector from Maven Central) and a wheel rebuilt from the installed krcf (the service's
+platform: its tag is cp310-abi3-manylinux_2_28_x86_64, which CPython 3.12 takes)."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import json
+import os
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from labhelpers import cloud_app, packaging
+from labhelpers.config import REPO_ROOT, LabConfig
+from labhelpers.packaging import PackagingError
+
+FACTORY_SERVICE = "META-INF/services/org.apache.flink.table.factories.Factory"
+
+
+def standin_jar(path: Path) -> Path:
+    """A tiny jar shaped like the connector jar (a table factory service entry)."""
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n")
+        zf.writestr(FACTORY_SERVICE, "org.example.StandInFactory\n")
+    return path
+
+
+def installed_krcf_wheel(dest: Path) -> Path:
+    """Rebuild the installed krcf distribution as a wheel file (no network)."""
+    dist = md.distribution("krcf")
+    tag = next(line.split(": ", 1)[1] for line in dist.read_text("WHEEL").splitlines()
+               if line.startswith("Tag: "))
+    path = dest / f"krcf-{dist.version}-{tag}.whl"
+    with zipfile.ZipFile(path, "w") as zf:
+        for f in dist.files or []:
+            if "__pycache__" in str(f) or str(f).startswith(".."):
+                continue
+            zf.write(dist.locate_file(f), str(f))
+    return path
+
+
+def fake_wheel(dest: Path, name: str, so_machine: int | None = None) -> Path:
+    path = dest / name
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("krcf/__init__.py", "")
+        if so_machine is not None:
+            header = bytearray(b"\x7fELF\x02\x01\x01" + bytes(13))
+            header[18] = so_machine
+            zf.writestr("krcf/krcf.abi3.so", bytes(header))
+    return path
+
+
+@pytest.fixture(scope="module")
+def built_zip(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("pkg")
+    return packaging.build_zip(standin_jar(tmp / "connector.jar"),
+                               [installed_krcf_wheel(tmp)], out=tmp / "app.zip")
+
+
+def test_zip_layout_matches_the_run_options(built_zip):
+    names = packaging.check_zip(built_zip)
+    run = cloud_app.application_properties(cloud_app.cloud_settings(
+        LabConfig(), {"InputStreamArn": "a", "ScoresStreamArn": "b",
+                      "DeadLetterStreamArn": "c"}))[0]["PropertyMap"]
+    assert run["python"] in names, "the service's 'python' file must be at that path"
+    assert run["jarfile"] in names, "the service's 'jarfile' must be at that path"
+    assert any(n.startswith(run["pyFiles"]) for n in names), "pyFiles folder must exist"
+    assert [n for n in names if n.endswith(".jar")] == ["lib/pyflink-dependencies.jar"]
+    assert "dep/sql/anomaly_detection.sql" in names, "the SQL goes next to labhelpers"
+    for module in packaging.JOB_MODULES:
+        assert f"dep/labhelpers/{module}" in names, module
+    assert "dep/labhelpers/app.py" not in names, "notebook-side modules stay out"
+    assert "dep/krcf/__init__.py" in names and any(
+        n.startswith("dep/krcf") and n.endswith(".so") for n in names), "krcf with its library"
+
+
+def test_zip_is_reproducible(built_zip, tmp_path):
+    jar = standin_jar(tmp_path / "connector.jar")
+    again = packaging.build_zip(jar, [installed_krcf_wheel(tmp_path)], out=tmp_path / "b.zip")
+    assert again.read_bytes() == built_zip.read_bytes(), "same inputs, same bytes, same S3 key"
+    assert packaging.code_key(again).startswith("flink-app/clickstream-app-")
+
+
+def test_job_imports_and_finds_its_sql_from_the_zip(built_zip, tmp_path):
+    """Unpacked as the service does, dep/ on the path: the job and the real krcf load."""
+    with zipfile.ZipFile(built_zip) as zf:
+        zf.extractall(tmp_path / "app")
+    code = (
+        "import sys; sys.path.insert(0, 'dep')\n"
+        "from labhelpers import job, sqlfile\n"
+        "from labhelpers.forest import ForestParams, SiteModel\n"
+        "assert sqlfile.SQL_FILE.resolve().parent.parent == __import__('pathlib').Path("
+        "'dep').resolve(), sqlfile.SQL_FILE\n"
+        "import krcf; assert 'dep' in krcf.__file__, krcf.__file__\n"
+        "m = SiteModel(ForestParams()); print('ok', job.GROUP_INPUT)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-I", "-c", code], cwd=tmp_path / "app",
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 0 and "ok lab.connector.input" in proc.stdout, proc.stderr
+
+
+def test_main_py_reads_the_properties_file(built_zip, tmp_path):
+    with zipfile.ZipFile(built_zip) as zf:
+        main = zf.read("main.py").decode()
+    assert "job.CLOUD_PROPERTIES" in main and "from labhelpers import job" in main
+    assert "wait=args.wait" in main, "on the service main must return after submitting"
+
+
+@pytest.mark.parametrize("name, fits", [
+    ("krcf-0.4.0-cp310-abi3-manylinux_2_28_x86_64.whl", True),
+    ("krcf-0.4.0-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", True),
+    ("six-1.16.0-py2.py3-none-any.whl", True),
+    ("krcf-0.4.0-cp310-abi3-macosx_11_0_arm64.whl", False),
+    ("krcf-0.4.0-cp310-abi3-manylinux_2_28_aarch64.whl", False),
+    ("krcf-0.4.0-cp313-cp313-manylinux_2_28_x86_64.whl", False),
+    ("krcf-0.4.0-cp313-abi3-manylinux_2_28_x86_64.whl", False),
+])
+def test_wheel_platform_check(name, fits):
+    assert packaging.wheel_fits_service(Path(name)) is fits, name
+
+
+def test_wrong_platform_is_refused_with_the_fix(tmp_path):
+    jar = standin_jar(tmp_path / "c.jar")
+    mac = fake_wheel(tmp_path, "krcf-0.4.0-cp310-abi3-macosx_11_0_arm64.whl")
+    with pytest.raises(PackagingError, match="does not run on the service") as err:
+        packaging.build_zip(jar, [mac], out=tmp_path / "x.zip")
+    assert "fetch_wheels" in str(err.value)
+    # A wheel named for Linux x86-64 whose library is built for ARM (machine 0xB7) is caught.
+    arm = fake_wheel(tmp_path, "krcf-0.4.0-cp310-abi3-manylinux_2_28_x86_64.whl",
+                     so_machine=0xB7)
+    with pytest.raises(PackagingError, match="not a Linux x86-64 library"):
+        packaging.build_zip(jar, [arm], out=tmp_path / "y.zip")
+    with pytest.raises(PackagingError, match="does not exist") as err:
+        packaging.build_zip(tmp_path / "none.jar", [], out=tmp_path / "z.zip")
+    assert "mvn" in str(err.value)
+
+
+def test_missing_dependency_is_named(tmp_path):
+    with pytest.raises(PackagingError, match="krcf is missing"):
+        packaging.build_zip(standin_jar(tmp_path / "c.jar"), [], out=tmp_path / "x.zip")
+
+
+def test_requirements_agree_with_pyproject():
+    deps = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    for req in packaging.PY_REQUIREMENTS:
+        assert req in deps, f"{req} must be pinned the same in pyproject.toml: {deps}"
+
+
+def test_pom_builds_one_shaded_jar_with_the_sql_connector():
+    import xml.etree.ElementTree as ET
+
+    ns = {"m": "http://maven.apache.org/POM/4.0.0"}
+    pom = ET.parse(packaging.POM_FILE).getroot()
+    deps = [(d.findtext("m:groupId", namespaces=ns), d.findtext("m:artifactId", namespaces=ns))
+            for d in pom.findall("m:dependencies/m:dependency", ns)]
+    assert deps == [("org.apache.flink", "flink-sql-connector-aws-kinesis-streams")], (
+        "only the SQL fat jar: with the plain connector too, two 'kinesis' factories clash")
+    version = pom.findtext("m:properties/m:kinesis.connector.version", namespaces=ns)
+    assert version.endswith("-2.0"), f"the connector line for Flink 2.x, not {version}"
+    assert pom.findtext("m:build/m:finalName", namespaces=ns) == "${jar.name}"
+    assert pom.findtext("m:properties/m:jar.name", namespaces=ns) + ".jar" == packaging.JAR_NAME
+    assert "ServicesResourceTransformer" in packaging.POM_FILE.read_text(), (
+        "the factories' META-INF/services entries must be merged")
+
+
+@pytest.mark.skipif(not packaging.BUILT_JAR.exists(),
+                    reason="the connector jar is not built (mvn -f cloud/pom.xml package)")
+def test_built_jar_has_the_kinesis_table_factory():
+    with zipfile.ZipFile(packaging.BUILT_JAR) as zf:
+        factories = zf.read(FACTORY_SERVICE).decode()
+    assert "kinesis" in factories.lower(), factories
+
+
+@pytest.mark.integration
+def test_upload_puts_the_zip_under_flink_app(emulator_cfg, built_zip):
+    cfg = emulator_cfg.with_(prefix="testpkg")
+    try:
+        bucket, key = packaging.upload(cfg, built_zip)
+        assert bucket == cfg.artifacts_bucket and key == packaging.code_key(built_zip)
+        assert key.startswith(packaging.CODE_PREFIX), "the app role may read only flink-app/"
+        body = cfg.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        assert body == built_zip.read_bytes()
+        tags = cfg.client("s3").get_bucket_tagging(Bucket=bucket)["TagSet"]
+        assert {"Key": "lab-prefix", "Value": cfg.prefix} in tags, tags
+    finally:
+        from labhelpers import stack
+
+        stack.delete(cfg, progress=False)
+    assert json.dumps(stack.leftovers(cfg)) == "[]"
+
+
+def test_build_jar_reuses_a_fresh_jar_and_says_when_maven_is_missing(tmp_path, monkeypatch):
+    pom = tmp_path / "pom.xml"
+    pom.write_text("<project/>")
+    monkeypatch.setattr(packaging.shutil, "which", lambda name: None)
+    with pytest.raises(PackagingError, match="Maven \\(mvn\\) is not installed") as err:
+        packaging.build_jar(pom)
+    assert "jar=PATH" in str(err.value), "say how to go on without Maven"
+    jar = tmp_path / "target" / packaging.JAR_NAME
+    jar.parent.mkdir()
+    standin_jar(jar)
+    assert packaging.build_jar(pom) == jar, "a jar newer than the pom is reused, no Maven run"
