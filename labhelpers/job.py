@@ -91,11 +91,13 @@ class JobSettings:
                 "use window_seconds and lateness_seconds.",
             )
         forest_raw = by_id.get(GROUP_FOREST, {})
-        defaults = ForestParams()
-        forest = ForestParams.from_dict(
-            {k: type(getattr(defaults, k))(float(v)) if k in defaults.to_dict() else v
-             for k, v in forest_raw.items()}
-        )
+        defaults = ForestParams().to_dict()
+
+        def typed(key: str, text: str):
+            kind = type(defaults[key]) if key in defaults else str
+            return text if kind is str else kind(float(text))
+
+        forest = ForestParams.from_dict({k: typed(k, v) for k, v in forest_raw.items()})
         return cls(
             input_connector=by_id[GROUP_INPUT],
             scores_connector=by_id[GROUP_SCORES],

@@ -67,13 +67,34 @@ def test_episodes_split_after_cooldown():
     assert first["episode_id"] != second["episode_id"]
 
 
-def test_ctr_zero_scored_and_no_impressions_reported():
+def test_ctr_zero_and_impression_outage_are_scored():
     model = SiteModel(ForestParams())
     _feed(model, 30)
     zero = model.score(_row(30, clicks=0), 31 * 10_000)
     assert zero["ctr"] == 0 and zero["is_anomaly"], zero
+    outage = model.score(_row(31, clicks=10, impressions=0), 32 * 10_000)
+    assert outage["ctr"] is None and outage["is_anomaly"], "an impression outage is scored"
+    assert json.loads(outage["attribution"])["impressions"]["low"] > 0, outage
+
+
+def test_raw_inputs_are_the_original_labs():
+    model = SiteModel(ForestParams(inputs="raw"))
+    _feed(model, 30)
+    assert model.learned_point == [10.0, 10.0, 100.0]
     none = model.score(_row(31, clicks=5, impressions=0), 32 * 10_000)
-    assert none["anomaly_score"] is None and not none["is_anomaly"]
+    assert none["anomaly_score"] is None and not none["is_anomaly"], "no CTR, not scored"
+    with pytest.raises(ConfigError, match="inputs='log'.*anscombe, raw"):
+        ForestParams(inputs="log")
+
+
+def test_anscombe_point_stabilises_counts():
+    from labhelpers.forest import anscombe_point
+
+    low, high = anscombe_point(4, 4, 100.0), anscombe_point(400, 400, 100.0)
+    assert low[2] == high[2] == 0.0, "same CTR, no difference"
+    # one extra Poisson standard deviation moves the point by about 1 at any level
+    assert anscombe_point(6, 4, None)[0] - low[0] == pytest.approx(0.87, abs=0.05)
+    assert anscombe_point(420, 400, None)[0] - high[0] == pytest.approx(0.99, abs=0.05)
 
 
 def test_state_round_trip_gives_identical_scores():

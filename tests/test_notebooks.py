@@ -19,7 +19,7 @@ def _free_port() -> int:
 
 def test_notebooks_have_parameters_and_no_outputs():
     books = lab_notebooks()
-    assert [b.name[:2] for b in books] == ["00", "01", "02", "03", "04", "05"]
+    assert [b.name[:2] for b in books] == ["00", "01", "02", "03", "04", "05", "06"]
     for book in books:
         nb = json.loads(book.read_text())
         tagged = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
@@ -42,3 +42,6 @@ def test_whole_lab_runs_headless(tmp_path, monkeypatch):
     assert v["leftovers"] == [], "cleanup left resources behind"
     assert 0 < v["alert_latency_s"] <= 20, f"alert latency {v['alert_latency_s']} s"
     assert (run / "scores.png").stat().st_size > 10_000, "the monitor's plot was not saved"
+    # notebook 06: the scenario suite through the real job
+    assert v["evaluation_lab_spike_caught"] is True, v
+    assert v["evaluation_fa_per_site_day"] <= 6, f"quiet traffic must stay quiet: {v}"

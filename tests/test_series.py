@@ -1,0 +1,137 @@
+"""score-series: any timestamp,value CSV scored by the lab's forest (one-dimensional points)."""
+
+import csv
+import json
+import random
+import subprocess
+import sys
+
+import pytest
+
+from labhelpers.errors import ConfigError
+from labhelpers.forest import ForestParams
+from labhelpers.series import (
+    OUTPUT_COLUMNS,
+    SeriesModel,
+    read_series,
+    score_series,
+    series_options,
+)
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
+def _noisy_series(path, n=300, spike_at=200, seed=1):
+    rng = random.Random(seed)
+    lines = ["timestamp,value"]
+    for i in range(n):
+        v = 100 + rng.gauss(0, 2) + (60 if i == spike_at else 0)
+        lines.append(f"2026-11-27T{i // 60:02d}:{i % 60:02d}:00Z,{v:.3f}")
+    return _write(path, "\n".join(lines) + "\n")
+
+
+def _read(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_options_are_the_jobs_with_one_dimension():
+    params = ForestParams(num_trees=50, subsample_size=32, shingle_size=2)
+    assert series_options(params) == {**params.krcf_options(), "dimensions": 1}
+
+
+def test_spike_in_a_noisy_series_is_flagged(tmp_path):
+    src = _noisy_series(tmp_path / "in.csv")
+    summary = score_series(src, tmp_path / "out.csv")
+    rows = _read(tmp_path / "out.csv")
+    assert list(rows[0]) == list(OUTPUT_COLUMNS)
+    assert len(rows) == summary["points"] == 300
+    spike = rows[200]
+    assert spike["timestamp"] == "2026-11-27T03:20:00Z" and spike["is_anomaly"] == "True", spike
+    assert float(spike["anomaly_score"]) > 4, spike
+    # warm-up: score 0 and no flag for the first warmup_windows points
+    assert all(float(r["anomaly_score"]) == 0 and r["is_anomaly"] == "False"
+               for r in rows[:12]), "warm-up points must score 0"
+    assert summary["anomalies"] <= 3, f"2-sigma noise should rarely pass 3: {summary}"
+
+
+def test_same_input_same_scores_and_threshold_applies(tmp_path):
+    src = _noisy_series(tmp_path / "in.csv")
+    a = score_series(src, tmp_path / "a.csv")
+    b = score_series(src, tmp_path / "b.csv")
+    assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text(), (
+        "the seed must make scores repeatable")
+    high = score_series(src, tmp_path / "c.csv", forest={"threshold": 100.0})
+    assert a == {**b, "output": a["output"]} and high["anomalies"] == 0
+
+
+def test_hold_keeps_a_two_point_spike_flagged_twice():
+    # the lab's reason for anomaly_hold_windows, on a series: the 2nd point of a level jump
+    # is still an anomaly because the 1st was not learned
+    model = SeriesModel(ForestParams())
+    for i in range(100):
+        model.score(100.0 + (i % 5))
+    first, second = model.score(300.0), model.score(300.0)
+    assert first[1] and second[1], (first, second)
+    unheld = SeriesModel(ForestParams(anomaly_hold_windows=0))
+    for i in range(100):
+        unheld.score(100.0 + (i % 5))
+    assert unheld.score(300.0)[1]
+    assert unheld.score(300.0)[0] < second[0], "holding must keep the 2nd score higher"
+
+
+def test_numbers_as_timestamps_and_other_header_names(tmp_path):
+    src = _write(tmp_path / "in.csv", "day,sales\n1,10\n2,11\n3,12\n")
+    pts = read_series(src)
+    assert [(p.timestamp, p.value, p.line) for p in pts] == [("1", 10.0, 2), ("2", 11.0, 3),
+                                                             ("3", 12.0, 4)]
+    extra = _write(tmp_path / "x.csv", "id,value,timestamp\na,1.5,2026-01-01\nb,2,2026-01-02\n")
+    assert [p.value for p in read_series(extra)] == [1.5, 2.0]
+
+
+@pytest.mark.parametrize("text,match", [
+    ("2026-01-01,5\n2026-01-02,6\n", r"line 1: .* looks like data, not a header"),
+    ("timestamp,value\n2026-01-01,5\n2026-01-02,abc\n", r"line 3: value 'abc' is not a number"),
+    ("timestamp,value\n2026-01-01,5\n2026-01-02,\n", r"line 3: value '' is not a number"),
+    ("timestamp,value\n2026-01-01,nan\n", r"line 2: .* not a finite number"),
+    ("timestamp,value\n2026-01-02,5\n2026-01-01,6\n", r"line 3: .* not after .*line 2"),
+    ("timestamp,value\n2026-01-01,5\n2026-01-01,6\n", r"line 3: .* not after"),
+    ("timestamp,value\n2026-01-01,5\n7,6\n", r"line 3: .* earlier lines have datetimes"),
+    ("timestamp,value\nyesterday,5\n", r"line 2: timestamp 'yesterday'"),
+    ("time,value,x\n1,2,3\n", r"no `timestamp`"),
+    ("timestamp,value\n", r"no data"),
+    ("", r"is empty"),
+])
+def test_clear_errors_name_the_line_and_the_fix(tmp_path, text, match):
+    src = _write(tmp_path / "in.csv", text)
+    with pytest.raises(ConfigError, match=match) as err:
+        read_series(src)
+    assert "Fix:" in str(err.value)
+
+
+def test_unknown_forest_parameter_is_an_error(tmp_path):
+    src = _noisy_series(tmp_path / "in.csv", n=20)
+    with pytest.raises(ConfigError, match="thresold"):
+        score_series(src, tmp_path / "o.csv", forest={"thresold": 3})
+
+
+def test_cli_scores_and_reports_errors(tmp_path):
+    src = _noisy_series(tmp_path / "in.csv", n=60, spike_at=50)
+    out = subprocess.run([sys.executable, "-m", "labhelpers", "score-series", str(src),
+                          "--out", str(tmp_path / "o.csv"), "--forest", '{"threshold": 3.5}'],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["points"] == 60
+    assert _read(tmp_path / "o.csv")[50]["is_anomaly"] == "True"
+    bad = _write(tmp_path / "bad.csv", "timestamp,value\n2,1\n1,1\n")
+    out = subprocess.run([sys.executable, "-m", "labhelpers", "score-series", str(bad),
+                          "--out", str(tmp_path / "b.csv")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "line 3" in out.stderr and "Fix:" in out.stderr, out.stderr
+    out = subprocess.run([sys.executable, "-m", "labhelpers", "score-series", str(src),
+                          "--out", str(tmp_path / "b.csv"), "--forest", "{threshold: 3}"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "not JSON" in out.stderr, out.stderr
