@@ -513,6 +513,7 @@ def plot_scenarios(table: pd.DataFrame, path: Path | str | None = None):
     ax.legend(loc="lower right")
     ax.set_title("flagged windows per scenario")
     ax_fa.barh(y, table["fa_per_site_day"], color="tab:red")
+    ax_fa.set_xlim(0, max(1.0, float(table["fa_per_site_day"].max()) * 1.1))  # 0 = none at all
     ax_fa.set_xlabel("false alarms per site-day")
     ax_fa.set_title("false alarms (alert episodes)")
     fig.tight_layout()
