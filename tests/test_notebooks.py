@@ -1,5 +1,5 @@
-"""The whole lab, headless, as `make run` runs it (papermill, local backend, live traffic),
-with a shorter warm-up. Checks the values the notebooks record, not only that they ran."""
+"""The whole lab, headless, as `make run` runs it (papermill, local backend, live traffic).
+Checks the values the notebooks record, not only that they ran."""
 
 import json
 import socket
@@ -31,7 +31,9 @@ def test_notebooks_have_parameters_and_no_outputs():
 def test_whole_lab_runs_headless(tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("LAB_EMULATOR_PORT", str(_free_port()))
-    run = run_lab(tmp_path / "run", parameters={"PREFIX": "nblab", "WARMUP_WINDOWS": 6})
+    # the default warm-up (12 windows): with fewer points in the forest the highest score it
+    # can give sits near the threshold (seen: no flag at 6 windows once in CI)
+    run = run_lab(tmp_path / "run", parameters={"PREFIX": "nblab"})
     summary = json.loads((run / "summary.json").read_text())
     assert summary["ok"], f"a notebook failed: {summary['failed']}"
     v = summary["values"]
