@@ -1,7 +1,8 @@
 """Headless runs of the whole lab (``make run``): every notebook through papermill, in order.
 
 Writes the executed notebooks, the values each notebook records, ``summary.json`` and the
-saved plots into a run folder under ``runs/``, and prints where it is.
+saved plots into a run folder under ``runs/``, then a one-page ``report.html``, and prints
+where they are.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import REPO_ROOT
+from .report import write_report
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 RUNS_DIR = REPO_ROOT / "runs"
@@ -90,6 +92,8 @@ def run_lab(
         values=values,
     )
     (run / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    report = write_report(run)
     print(json.dumps({k: summary[k] for k in (*SUMMARY_KEYS, "ok", "seconds")}, indent=2))
     print(f"Results: {run.resolve()} (executed notebooks, summary.json, plots)")
+    print(f"Report for instructors: {report.resolve()}")
     return run

@@ -44,6 +44,8 @@ def test_whole_lab_runs_headless(tmp_path, monkeypatch):
     assert v["leftovers"] == [], "cleanup left resources behind"
     assert 0 < v["alert_latency_s"] <= 20, f"alert latency {v['alert_latency_s']} s"
     assert (run / "scores.png").stat().st_size > 10_000, "the monitor's plot was not saved"
+    report = (run / "report.html").read_text()
+    assert "PASS: The lab works" in report and report.count("data:image/png") >= 2
     # notebook 06: the scenario suite through the real job
     assert v["evaluation_lab_spike_caught"] is True, v
     assert v["evaluation_fa_per_site_day"] <= 6, f"quiet traffic must stay quiet: {v}"
