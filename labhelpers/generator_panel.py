@@ -14,6 +14,7 @@ panel does nothing the command line cannot.
 from __future__ import annotations
 
 import html
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -70,6 +71,12 @@ def rate_chart_svg(points: Sequence[tuple[float, float]], planned: float | None 
     return "".join(parts)
 
 
+def css_name(name: str) -> str:
+    """A template name as it appears in a CSS class (``lab-rate-<name>``): letters, digits,
+    ``-`` and ``_``, anything else as ``_``."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name)
+
+
 def counters_html(st: Mapping[str, Any]) -> str:
     """The status counters as a small HTML table (with warning and last error)."""
     sink = st.get("sink") or {}
@@ -78,8 +85,8 @@ def counters_html(st: Mapping[str, Any]) -> str:
              ("sent", sink.get("sent", 0)), ("acknowledged", sink.get("acknowledged", 0)),
              ("retried", sink.get("retried", 0)), ("throttled", sink.get("throttled", 0)),
              ("failed", sink.get("failed", 0)), ("spikes", st.get("spikes", 0))]
-    row = "".join(f"<td style='padding:0 8px'><b>{html.escape(str(v))}</b><br>{k}</td>"
-                  for k, v in cells)
+    row = "".join(f"<td class='lab-count-{k}' style='padding:0 8px'>"
+                  f"<b>{html.escape(str(v))}</b><br>{k}</td>" for k, v in cells)
     out = f"<table><tr>{row}</tr></table>"
     if st.get("last_event_time"):
         out += f"<div>last event time {html.escape(st['last_event_time'])}</div>"
@@ -151,6 +158,18 @@ class GeneratorPanel:
             w.HBox([self.spike_template, self.spike_extra, self.spike_seconds,
                     self.spike_button]),
             self.counters, self.chart, self.message])
+        # stable CSS classes, for browser tests (tests/test_browser.py) and custom styling
+        self.widget.add_class("lab-generator")
+        for name, slider in self.sliders.items():
+            slider.add_class(f"lab-rate-{css_name(name)}")
+        for widget, cls in ((self.start_button, "lab-start"), (self.stop_button, "lab-stop"),
+                            (self.spike_button, "lab-spike"),
+                            (self.spike_template, "lab-spike-template"),
+                            (self.spike_extra, "lab-spike-extra"),
+                            (self.spike_seconds, "lab-spike-seconds"),
+                            (self.counters, "lab-counters"), (self.chart, "lab-rate-chart"),
+                            (self.message, "lab-message")):
+            widget.add_class(cls)
         self._stop_refresh = threading.Event()
         self._thread: threading.Thread | None = None
         self.refresh()

@@ -10,6 +10,7 @@ from labhelpers.generator_panel import (
     GeneratorPanel,
     achieved_rates,
     counters_html,
+    css_name,
     rate_chart_svg,
 )
 
@@ -110,3 +111,19 @@ def test_rates_from_history_and_chart_scale():
     assert svg.startswith("<svg") and ">23<" in svg, f"y axis tops at 1.15 x max: {svg}"
     assert "<polyline" not in rate_chart_svg([]), "no line without data"
     assert "stopped" in counters_html({}), "an empty status reads as stopped"
+
+
+def test_widgets_carry_stable_css_classes(panel):
+    """tests/test_browser.py finds the widgets by these classes."""
+    p, fake = panel
+    assert "lab-generator" in p.widget._dom_classes
+    assert "lab-rate-Click" in p.sliders["Click"]._dom_classes
+    assert "lab-rate-Impression" in p.sliders["Impression"]._dom_classes
+    for widget, cls in ((p.spike_button, "lab-spike"), (p.start_button, "lab-start"),
+                        (p.spike_seconds, "lab-spike-seconds"), (p.counters, "lab-counters"),
+                        (p.chart, "lab-rate-chart")):
+        assert cls in widget._dom_classes, (cls, widget._dom_classes)
+    fake.running = True
+    p.refresh()
+    assert "class='lab-count-acknowledged'" in p.counters.value, p.counters.value
+    assert css_name("My Purchase+1") == "My_Purchase_1"
