@@ -176,8 +176,9 @@ def table_html(df: pd.DataFrame, rows: int = TABLE_ROWS) -> str:
     if df.empty:
         return "<i>no scored windows yet</i>"
     head = ("window start", "site", "clicks", "impressions", "CTR %", "score", "anomaly")
+    cell = "padding:0 8px;white-space:nowrap"
     out = ["<table class='lab-monitor-rows'><tr>"
-           + "".join(f"<th style='padding:0 8px'>{h}</th>" for h in head) + "</tr>"]
+           + "".join(f"<th style='{cell}'>{h}</th>" for h in head) + "</tr>"]
     for _, r in df.tail(rows).iterrows():
         bad = bool(r["is_anomaly"])
         score = r["anomaly_score"]
@@ -188,7 +189,7 @@ def table_html(df: pd.DataFrame, rows: int = TABLE_ROWS) -> str:
         style = " style='color:#c00;font-weight:bold'" if bad else ""
         cls = "lab-monitor-anomaly" if bad else "lab-monitor-normal"
         out.append(f"<tr class='{cls}'{style}>" + "".join(
-            f"<td style='padding:0 8px'>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+            f"<td style='{cell}'>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
     out.append("</table>")
     return "".join(out)
 
