@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-fast lab lint bench clean
+.PHONY: install run test test-fast test-browser lab lint bench clean
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed: set PY=python3.11 (or newer) and run make again.")'
@@ -24,7 +24,11 @@ test: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not integration and not notebooks"
+	$(BIN)/python -m pytest -q -m "not integration and not notebooks and not browser"
+
+# JupyterLab in headless Chromium (Debian's: apt-get install chromium); skipped without it
+test-browser: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m browser
 
 lab: install
 	$(BIN)/jupyter lab notebooks/
