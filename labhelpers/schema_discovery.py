@@ -96,8 +96,7 @@ class Discovery:
             else:
                 lines.append("  -- records arrived in event-time order: 1 s of slack")
             lines.append(f"  WATERMARK FOR {col} AS {col} - INTERVAL '{self.lateness_s}' SECOND")
-        lines += [") WITH (", "  'format' = 'json'  -- plus the connector: filesystem "
-                  "locally, kinesis on AWS", ");"]
+        lines += [") WITH (", "  'format' = 'json'  -- and the connector's options", ");"]
         return "\n".join(lines)
 
     def frame(self):
