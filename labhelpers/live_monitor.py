@@ -256,8 +256,8 @@ class LiveMonitor:
         frame, inbox, spikes = self._snap.frame, self._snap.inbox, self._snap.spikes
         try:
             frame = self._frames()
-        except (LabError, OSError, ValueError) as err:
-            errors.append(f"scores: {err}")
+        except Exception as err:  # shown, and the last frame kept: the monitor goes on
+            errors.append(f"scores: {type(err).__name__}: {err}")
         try:
             inbox = list(self._inbox())
         except (LabError, OSError) as err:

@@ -16,6 +16,8 @@ from labhelpers.live_monitor import LiveMonitor, Snapshot, status_html
 from labhelpers.streamlog import StreamLogWriter
 from labhelpers.wait import WaitTimeout
 
+# plot_scores on no windows yet draws empty legends (silenced in the kernel; pytest resets it)
+pytestmark = pytest.mark.filterwarnings("ignore:No artists with labels found")
 PNG = b"\x89PNG\r\n\x1a\n"
 T0 = pd.Timestamp("2026-11-27T10:00:00Z")
 
@@ -45,10 +47,13 @@ class Source:
         self.messages: list[dict] = []
         self.spikes = 0
         self.inbox_error: Exception | None = None
+        self.frame_error: Exception | None = None
         self.calls = 0
 
     def frames(self):
         self.calls += 1
+        if self.frame_error:
+            raise self.frame_error
         return frame(self.rows)
 
     def inbox(self):
@@ -127,6 +132,10 @@ def test_problems_are_shown_not_raised(mon, src):
     assert snap.windows == 1, "the scores still update when the inbox fails"
     src.inbox_error = RuntimeError("connection refused")  # the emulator went away
     assert "connection refused" in (mon.refresh().errors[0])
+    src.inbox_error = None
+    src.frame_error = KeyError("window_start")  # a broken read
+    snap = mon.refresh()
+    assert snap.windows == 1 and "scores: KeyError" in snap.errors[0], "last frame kept"
 
 
 def test_start_and_stop_are_idempotent_and_clean(mon, src, tmp_path):
