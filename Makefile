@@ -21,7 +21,7 @@ run: install
 
 test: install
 	$(BIN)/python -m ruff check labhelpers tests bench
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not integration and not notebooks and not browser"
