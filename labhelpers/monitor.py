@@ -67,9 +67,13 @@ def plot_scores(df: pd.DataFrame, threshold: float, path: Path | str | None = No
     ax_ctr.set_ylabel("CTR (%)")
     ax_score.set_ylabel("anomaly score")
     ax_score.set_xlabel("window end (UTC)")
-    ax_ctr.set_title("Click-through rate and Random Cut Forest score per 10-s window "
+    seconds = (df["window_end"] - df["window_start"]).dt.total_seconds().median() if (
+        not df.empty) else None
+    per = f"{seconds:g}-s window" if seconds else "window"
+    ax_ctr.set_title(f"Click-through rate and Random Cut Forest score per {per} "
                      "(red circles: anomalies)")
-    ax_ctr.legend(loc="upper left", fontsize="small")
+    if not df.empty:
+        ax_ctr.legend(loc="upper left", fontsize="small")
     ax_score.legend(loc="upper left", fontsize="small")
     fig.autofmt_xdate()
     fig.tight_layout()
