@@ -50,7 +50,9 @@ def replay(
         window_seconds=window_seconds,
         lateness_seconds=lateness_seconds,
         forest=forest or ForestParams(),
-        runtime=local_runtime(work, checkpoint_interval="1s"),
+        # a bounded job commits its output at the end of the input: checkpoints only cost
+        # here (1 s -> 10 min saved ~8 % CPU on a day of traffic, bench/bench_replay.py)
+        runtime=local_runtime(work, checkpoint_interval="10min"),
     )
     props = work / "properties.json"
     props.write_text(json.dumps(settings.to_properties(), indent=2))
