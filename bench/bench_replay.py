@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/bench_replay.py [N]      (default 1,000,000 = one day of traffic)
 
-Prints records/s end to end (including JVM start-up), the same window counts computed by
+Prints the start-up time (launch to first scores written, a minute of traffic), then
+records/s end to end (including JVM start-up), the same window counts computed by
 DuckDB over the same file as a batch baseline (the counts must agree exactly), the ratio of
 the two speeds, and the peak memory of the job's process tree.
 """
@@ -36,6 +37,15 @@ def main(n: int) -> None:
     t = time.perf_counter()
     count = write_jsonl(timeline(plan, datetime(2026, 11, 27, tzinfo=UTC), 86_400), src)
     print(f"generated {count:,} records in {time.perf_counter() - t:.1f} s ({src})")
+
+    # start-up: the same job over one minute of traffic (~700 records), whole process: JVM
+    # start, SQL planning, the first windows scored and written, shutdown
+    small = work / "minute.jsonl"
+    write_jsonl(timeline(plan, datetime(2026, 11, 27, tzinfo=UTC), 60), small)
+    t = time.perf_counter()
+    first = replay(small, work / "out-small")
+    print(f"start-up     : {time.perf_counter() - t:6.1f} s  from launch to the scores of "
+          f"{first['windows']} windows written (a minute of traffic)")
 
     me = psutil.Process()
     with PeakRSS(me.pid) as peak:
