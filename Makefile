@@ -38,6 +38,7 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/bench_replay.py
+	$(BIN)/python bench/bench_forest.py
 	$(BIN)/python bench/bench_generator.py
 	$(BIN)/python bench/bench_kinesis_throttle.py
 	$(BIN)/python bench/bench_live.py
