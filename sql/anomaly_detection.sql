@@ -39,6 +39,9 @@ CREATE TABLE click_records (
 );
 
 -- 2. Why a line is not usable, or NULL when it is (same rules as labhelpers/contracts.py).
+--    JSON_QUERY ... WITH ARRAY WRAPPER shows a field as JSON: ["Click"] for the string
+--    "Click", [7] for the number 7, NULL when it is missing. Each JSON function parses the
+--    whole line again, so a valid record takes the shortest path: one look per field.
 CREATE TEMPORARY VIEW checked_records AS
 SELECT
   line,
@@ -48,15 +51,14 @@ SELECT
   CASE
     WHEN CHAR_LENGTH(line) > {{max_record_chars}} THEN 'oversized'
     WHEN NOT (line IS JSON OBJECT) THEN 'not_json'
-    -- a field "is a string" when its array-wrapped JSON starts with [" (7 is not "7")
-    WHEN JSON_QUERY(line, '$.browseraction' WITH ARRAY WRAPPER) NOT LIKE '["%'
-      OR JSON_QUERY(line, '$.browseraction' WITH ARRAY WRAPPER) IS NULL
-      OR JSON_VALUE(line, '$.browseraction') = '' THEN 'missing_browseraction'
-    WHEN JSON_VALUE(line, '$.browseraction') NOT IN ('Click', 'Impression', 'DiscoveryKinesisTest')
-      THEN 'unknown_browseraction'
-    WHEN JSON_QUERY(line, '$.site' WITH ARRAY WRAPPER) NOT LIKE '["%'
-      OR JSON_QUERY(line, '$.site' WITH ARRAY WRAPPER) IS NULL
-      OR JSON_VALUE(line, '$.site') = ''
+    WHEN COALESCE(JSON_QUERY(line, '$.browseraction' WITH ARRAY WRAPPER), '')
+         NOT IN ('["Click"]', '["Impression"]', '["DiscoveryKinesisTest"]')
+      -- a non-empty string ([" and one more character that is not the closing quote) that
+      -- is not one of the three actions is unknown; anything else is missing
+      THEN CASE WHEN REGEXP(COALESCE(JSON_QUERY(line, '$.browseraction' WITH ARRAY WRAPPER), ''),
+                            '^\["[^"]') THEN 'unknown_browseraction'
+                ELSE 'missing_browseraction' END
+    WHEN NOT REGEXP(COALESCE(JSON_QUERY(line, '$.site' WITH ARRAY WRAPPER), ''), '^\["[^"]')
       OR CHAR_LENGTH(JSON_VALUE(line, '$.site')) > {{max_site_chars}} THEN 'missing_site'
     WHEN event_time = TIMESTAMP '1970-01-01 00:00:00.000' THEN 'bad_event_time'
     ELSE CAST(NULL AS STRING)
