@@ -52,7 +52,8 @@ def checks(summary: dict[str, Any]) -> list[Check]:
         Check("the spike was flagged", (summary.get("anomalies") or 0) >= 1,
               f"{summary.get('anomalies')} anomalous windows"),
         Check("exactly one alert arrived", summary.get("alerts_received") == 1,
-              f"{summary.get('alerts_received')} alerts"),
+              f"{summary.get('alerts_received')} alert"
+              f"{'' if summary.get('alerts_received') == 1 else 's'}"),
         Check(f"alert within {MAX_ALERT_LATENCY_S:g} s",
               latency is not None and latency <= MAX_ALERT_LATENCY_S,
               "no alert" if latency is None else f"{latency} s after the window closed"),
