@@ -54,17 +54,12 @@ def sample_row(anomalous: bool = True, site: str = DEMO_SITE,
             "episode_id": None}
 
 
-def _scores_arn(cfg: LabConfig, outs: dict[str, str]) -> str:
-    return outs.get("ScoresStreamArn") or (
-        f"arn:aws:kinesis:{cfg.region}:{cfg.account_id}:stream/{cfg.scores_stream}")
-
-
 def sample_event(cfg: LabConfig, rows: list[dict[str, Any] | str] | None = None,
                  anomalous: bool = True) -> dict[str, Any]:
     """A Kinesis-shaped Lambda event with ``rows`` (default: one ``sample_row``)."""
     outs = stack.outputs(cfg)
     rows = rows if rows is not None else [sample_row(anomalous)]
-    return alerts.kinesis_event(rows, _scores_arn(cfg, outs), cfg.region)
+    return alerts.kinesis_event(rows, alerts.scores_stream_arn(cfg, outs), cfg.region)
 
 
 def decoded(event: dict[str, Any]) -> list[Any]:
@@ -98,9 +93,7 @@ def invoke(cfg: LabConfig, event: dict[str, Any]) -> dict[str, Any]:
             raise AlertError(f"The alert function {function} failed: {payload}",
                              "read its log group /aws/lambda/" + function + " for the cause.")
         return payload
-    context = alerts._LocalContext(function, cfg.region, cfg.account_id)
-    with alerts._handler_env(cfg, outs):
-        return alert_handler.handler(event, context)
+    return alerts.invoke_local(cfg, event, outs)
 
 
 def take_messages(cfg: LabConfig, site: str = DEMO_SITE,

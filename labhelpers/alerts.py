@@ -136,6 +136,22 @@ def _handler_env(cfg: LabConfig, outputs: dict[str, str]) -> Iterator[None]:
                     os.environ[k] = v
 
 
+def scores_stream_arn(cfg: LabConfig, outputs: dict[str, str]) -> str:
+    """The scores stream's ARN, from the stack's outputs (or built from the lab's names)."""
+    return outputs.get("ScoresStreamArn") or (
+        f"arn:aws:kinesis:{cfg.region}:{cfg.account_id}:stream/{cfg.scores_stream}")
+
+
+def invoke_local(cfg: LabConfig, event: dict[str, Any],
+                 outputs: dict[str, str]) -> dict[str, Any]:
+    """Call the alert function's handler in-process with ``event``, in the environment and
+    context the Lambda would give it; returns what the handler returned."""
+    context = _LocalContext(outputs.get("AlertFunctionName", f"{cfg.prefix}-alert"),
+                            cfg.region, cfg.account_id)
+    with _handler_env(cfg, outputs):
+        return alert_handler.handler(event, context)
+
+
 class LocalPoller:
     """Feed new score rows of the on-disk scores stream to the alert handler, in order.
 
@@ -171,17 +187,9 @@ class LocalPoller:
             self._outputs = stack.outputs(self.cfg)
         return self._outputs
 
-    def _stream_arn(self, outputs: dict[str, str]) -> str:
-        return outputs.get("ScoresStreamArn") or (
-            f"arn:aws:kinesis:{self.cfg.region}:{self.cfg.account_id}:stream/"
-            f"{self.cfg.scores_stream}")
-
     def _invoke(self, lines: list[str], outputs: dict[str, str]) -> dict[str, Any]:
-        event = kinesis_event(lines, self._stream_arn(outputs), self.cfg.region)
-        context = _LocalContext(outputs.get("AlertFunctionName", f"{self.cfg.prefix}-alert"),
-                                self.cfg.region, self.cfg.account_id)
-        with _handler_env(self.cfg, outputs):
-            return alert_handler.handler(event, context)
+        event = kinesis_event(lines, scores_stream_arn(self.cfg, outputs), self.cfg.region)
+        return invoke_local(self.cfg, event, outputs)
 
     def poll_once(self) -> dict[str, int]:
         """Handle every new score file once; returns counts (files, rows, alerts_sent, ...)."""

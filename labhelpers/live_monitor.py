@@ -23,7 +23,6 @@ import html
 import io
 import threading
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,9 +42,6 @@ INBOX_ROWS = 5  # latest alerts shown
 PLOT_DPI = 80  # the live plot: 10 x 6 inches -> 800 x 480 px
 SAVE_DPI = 110  # the saved PNG, as monitor.plot_scores saves it
 
-# plot_scores on no data yet draws empty legends: expected, not worth a warning per refresh
-warnings.filterwarnings("ignore", "No artists with labels found", UserWarning,
-                        "labhelpers.monitor")
 # pyplot is not thread-safe; every render goes through this lock.
 _PLOT_LOCK = threading.Lock()
 # one running monitor per lab (prefix + home): running the cell again replaces it
@@ -421,12 +417,9 @@ def _stop_all() -> None:
 def show(cfg: LabConfig, threshold: float, run_dir: str | Path | None = None,
          refresh_s: float = 2.0, **kwargs: Any) -> LiveMonitor:
     """Display a live monitor for ``cfg`` and start it (a monitor already running for the
-    same lab, from an earlier run of the cell, is stopped first)."""
+    same lab, from an earlier run of the cell, is stopped when this one starts)."""
     from IPython.display import display
 
-    old = _RUNNING.get(_key(cfg))
-    if old is not None:
-        old.stop()
     mon = LiveMonitor(cfg, threshold, run_dir=run_dir, refresh_s=refresh_s, **kwargs)
     display(mon.widget)
     mon.refresh()
