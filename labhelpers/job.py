@@ -15,10 +15,11 @@ import argparse
 import json
 import sys
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .contracts import MAX_RECORD_BYTES, MAX_SITE_CHARS, SCORE_COLUMNS, parse_event_time
+from .contracts import MAX_RECORD_BYTES, MAX_SITE_CHARS, SCORE_COLUMNS
 from .errors import ConfigError
 from .forest import ForestParams, SiteModel
 from .sqlfile import connector_options, render_sql, split_statements
@@ -172,8 +173,9 @@ def _make_scorer(params: ForestParams):
     class ForestScorer(KeyedProcessFunction):
         """One forest per site, in Flink keyed state (checkpointed): a forest snapshot every
         SNAPSHOT_EVERY learned windows, the points learned since, and a small meta record.
-        The live model stays in the Python worker and is trusted only while its window
-        count equals the state's, so a restore from a checkpoint always wins."""
+        Between windows the live model stays in this worker's cache, which open() empties;
+        open() runs again whenever the job restores from a checkpoint, so a restored job
+        rebuilds every model from its state instead of trusting a stale one."""
 
         def __init__(self, params_dict: dict[str, Any]) -> None:
             self.params_dict = params_dict
@@ -190,26 +192,30 @@ def _make_scorer(params: ForestParams):
             self.since_snapshot: dict[str, int] = {}
 
         def _model(self, site: str) -> SiteModel:
-            raw = self.meta_state.value()
             model = self.cache.get(site)
-            if raw is None:
-                return SiteModel(self.params)
-            meta = json.loads(raw)
-            if model is not None and model.windows_seen == meta["windows_seen"]:
+            if model is not None:
                 return model
-            points = [json.loads(p) for p in (self.points_state.get() or [])]
-            self.since_snapshot[site] = len(points)
-            return SiteModel.restore(self.params, meta, self.snapshot_state.value(), points)
+            raw = self.meta_state.value()
+            if raw is None:
+                model = SiteModel(self.params)
+                self.since_snapshot[site] = 0
+            else:
+                points = [json.loads(p) for p in (self.points_state.get() or [])]
+                self.since_snapshot[site] = len(points)
+                model = SiteModel.restore(self.params, json.loads(raw),
+                                          self.snapshot_state.value(), points)
+            self.cache[site] = model
+            return model
 
         def process_element(self, value, ctx):
             row = value.as_dict()
             site = row["site"]
             model = self._model(site)
-            end_ms = int(parse_event_time(row["window_end"]).timestamp() * 1000)
+            # window_end comes from the SQL's DATE_FORMAT, always ...T..:..:..Z
+            end_ms = int(datetime.fromisoformat(row["window_end"]).timestamp() * 1000)
             out = model.score(row, end_ms)
-            self.cache[site] = model
             if model.learned_point is not None:
-                n = self.since_snapshot.get(site, 0) + 1
+                n = self.since_snapshot[site] + 1
                 if n >= SNAPSHOT_EVERY:
                     self.snapshot_state.update(model.forest_bytes())
                     self.points_state.clear()
@@ -218,7 +224,7 @@ def _make_scorer(params: ForestParams):
                     self.points_state.add(json.dumps(model.learned_point))
                 self.since_snapshot[site] = n
             self.meta_state.update(json.dumps(model.meta()))
-            yield Row(**{c: out[c] for c in SCORE_COLUMNS})
+            yield Row(*[out[c] for c in SCORE_COLUMNS])
 
     return ForestScorer(params.to_dict())
 
