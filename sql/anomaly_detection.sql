@@ -26,6 +26,13 @@
 --    back as the same text: the parser alone would turn 2026-02-30 into 2026-02-28.
 CREATE TABLE click_records (
   line STRING,
+  -- Each field as JSON, looked up once here: JSON_QUERY ... WITH ARRAY WRAPPER shows a
+  -- field as ["Click"] for the string "Click", [7] for the number 7, NULL when missing.
+  -- Every JSON function parses the whole line again, and the source's columns are worked
+  -- out once per record, however often the views below use them.
+  is_object AS line IS JSON OBJECT,
+  action_json AS JSON_QUERY(line, '$.browseraction' WITH ARRAY WRAPPER),
+  site_json AS JSON_QUERY(line, '$.site' WITH ARRAY WRAPPER),
   event_time AS COALESCE(
     CASE WHEN DATE_FORMAT(
            TO_TIMESTAMP(JSON_VALUE(line, '$.event_time'), 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z'''),
@@ -39,27 +46,26 @@ CREATE TABLE click_records (
 );
 
 -- 2. Why a line is not usable, or NULL when it is (same rules as labhelpers/contracts.py).
---    JSON_QUERY ... WITH ARRAY WRAPPER shows a field as JSON: ["Click"] for the string
---    "Click", [7] for the number 7, NULL when it is missing. Each JSON function parses the
---    whole line again, so a valid record takes the shortest path: one look per field.
+--    A non-empty string is [" and one more character that is not the closing quote.
 CREATE TEMPORARY VIEW checked_records AS
 SELECT
   line,
   event_time,
-  JSON_VALUE(line, '$.browseraction') AS browseraction,
-  JSON_VALUE(line, '$.site') AS site,
+  CASE action_json
+    WHEN '["Click"]' THEN 'Click'
+    WHEN '["Impression"]' THEN 'Impression'
+    WHEN '["DiscoveryKinesisTest"]' THEN 'DiscoveryKinesisTest'
+  END AS browseraction,
+  JSON_VALUE(site_json, '$[0]') AS site,
   CASE
     WHEN CHAR_LENGTH(line) > {{max_record_chars}} THEN 'oversized'
-    WHEN NOT (line IS JSON OBJECT) THEN 'not_json'
-    WHEN COALESCE(JSON_QUERY(line, '$.browseraction' WITH ARRAY WRAPPER), '')
+    WHEN NOT is_object THEN 'not_json'
+    WHEN COALESCE(action_json, '')
          NOT IN ('["Click"]', '["Impression"]', '["DiscoveryKinesisTest"]')
-      -- a non-empty string ([" and one more character that is not the closing quote) that
-      -- is not one of the three actions is unknown; anything else is missing
-      THEN CASE WHEN REGEXP(COALESCE(JSON_QUERY(line, '$.browseraction' WITH ARRAY WRAPPER), ''),
-                            '^\["[^"]') THEN 'unknown_browseraction'
+      THEN CASE WHEN REGEXP(COALESCE(action_json, ''), '^\["[^"]') THEN 'unknown_browseraction'
                 ELSE 'missing_browseraction' END
-    WHEN NOT REGEXP(COALESCE(JSON_QUERY(line, '$.site' WITH ARRAY WRAPPER), ''), '^\["[^"]')
-      OR CHAR_LENGTH(JSON_VALUE(line, '$.site')) > {{max_site_chars}} THEN 'missing_site'
+    WHEN NOT REGEXP(COALESCE(site_json, ''), '^\["[^"]')
+      OR CHAR_LENGTH(JSON_VALUE(site_json, '$[0]')) > {{max_site_chars}} THEN 'missing_site'
     WHEN event_time = TIMESTAMP '1970-01-01 00:00:00.000' THEN 'bad_event_time'
     ELSE CAST(NULL AS STRING)
   END AS reason
