@@ -38,6 +38,13 @@ def cmd_doctor(args) -> int:
     return 0
 
 
+def cmd_jvm_cache(args) -> int:
+    from .jvm_cache import prepare
+
+    _print(prepare(force=args.force))
+    return 0
+
+
 def cmd_emulator(args) -> int:
     from . import emulator
 
@@ -241,6 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(fn=cmd_replay)
 
     sub.add_parser("doctor", help="check Java and Python").set_defaults(fn=cmd_doctor)
+
+    jc = sub.add_parser("jvm-cache", help="build the Flink JVM's start-up cache (make install)")
+    jc.add_argument("--force", action="store_true", help="rebuild it even if it is up to date")
+    jc.set_defaults(fn=cmd_jvm_cache)
 
     e = sub.add_parser("emulator", help="the local AWS emulator (moto server)")
     e.add_argument("action", choices=("start", "stop", "status"))

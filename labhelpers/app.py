@@ -24,6 +24,7 @@ from .errors import AppError
 from .forest import ForestParams
 from .java import java_env
 from .job import JobSettings, filesystem_sink, filesystem_source
+from .jvm_cache import startup_env
 from .procs import alive, spawn, stop_group
 from .streamlog import read_all_lines
 
@@ -60,8 +61,9 @@ def local_runtime(work: Path, checkpoint_interval: str = CHECKPOINT_INTERVAL) ->
 
 
 def flink_env(work: Path) -> dict[str, str]:
-    """Environment of a process that runs the job: Java, JVM heap, Flink's log folder, and
-    the Python path the JVM's embedded interpreter needs (thread mode reads no .pth files)."""
+    """Environment of a process that runs the job: Java, JVM heap, Flink's log folder, the
+    Python path the JVM's embedded interpreter needs (thread mode reads no .pth files), and
+    the start-up cache when it is built (labhelpers.jvm_cache)."""
     import site
 
     from .config import REPO_ROOT
@@ -70,7 +72,7 @@ def flink_env(work: Path) -> dict[str, str]:
     paths = [*site.getsitepackages(), str(REPO_ROOT), env.get("PYTHONPATH", "")]
     env.update(JVM_ARGS=JVM_ARGS, FLINK_LOG_DIR=str(work / "log"), PYTHONUNBUFFERED="1",
                PYTHONPATH=os.pathsep.join(p for p in paths if p))
-    return env
+    return startup_env(env)
 
 
 def local_settings(

@@ -31,8 +31,10 @@ def replay(
     window_seconds: int = 10,
     lateness_seconds: int = 5,
     timeout: float = 1800,
+    jvm_args: str = "",
 ) -> dict[str, Any]:
-    """Score ``input_path`` (JSON lines) and write ``out_dir/scores.csv``; returns a summary."""
+    """Score ``input_path`` (JSON lines) and write ``out_dir/scores.csv``; returns a summary.
+    ``jvm_args`` are added to the job's JVM options (diagnostics, labhelpers.jvm_cache)."""
     src = Path(input_path).resolve()
     if not src.exists():
         raise ConfigError(f"Replay input {src} does not exist",
@@ -57,6 +59,7 @@ def replay(
     props = work / "properties.json"
     props.write_text(json.dumps(settings.to_properties(), indent=2))
     env = flink_env(work)
+    env["JVM_ARGS"] = f"{env['JVM_ARGS']} {jvm_args}".strip()
     started = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "labhelpers.job", "--properties", str(props)],

@@ -1,0 +1,57 @@
+"""The Flink JVM's start-up cache (labhelpers.jvm_cache): used only when it matches, and the
+archive that `make install` builds really maps into a JVM started the way PyFlink starts it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from labhelpers import jvm_cache
+from labhelpers.app import flink_env
+
+
+def test_a_cache_for_another_install_is_not_used(tmp_path, monkeypatch):
+    monkeypatch.setattr(jvm_cache, "CACHE", tmp_path)
+    (tmp_path / "flink.jsa").write_bytes(b"x")
+    env = {"JAVA_HOME": "/some/java", "JVM_ARGS": "-Xmx1g"}
+    assert jvm_cache.startup_env(dict(env)) == env  # no stamp at all
+    stamp = jvm_cache._stamp("/some/java")
+    (tmp_path / "stamp.json").write_text(json.dumps({**stamp, "pyflink": "0.0"}))
+    assert jvm_cache.startup_env(dict(env)) == env  # built for another PyFlink
+    (tmp_path / "stamp.json").write_text(json.dumps(stamp))
+    used = jvm_cache.startup_env(dict(env))
+    assert used["FLINK_LIB_DIR"] == str(tmp_path / "lib")
+    assert used["JVM_ARGS"] == f"-Xmx1g -XX:SharedArchiveFile={tmp_path / 'flink.jsa'}"
+    assert used["FLINK_HOME"] == str(jvm_cache._pyflink_home())
+
+
+def test_lib_has_the_planner_unpacked_and_the_other_jars_linked(tmp_path):
+    lib = tmp_path / "lib"
+    jvm_cache._build_lib(lib)
+    names = {p.name for p in lib.iterdir()}
+    assert jvm_cache.PLANNER_IN_LOADER in names
+    assert not any(n.startswith(jvm_cache.PLANNER_LOADER) for n in names)
+    linked = [p for p in lib.iterdir() if p.is_symlink()]
+    assert linked and all(p.resolve().exists() for p in linked)
+
+
+@pytest.mark.integration
+def test_the_installed_archive_maps_with_the_gateway_class_path(tmp_path):
+    env = flink_env(tmp_path)
+    if "-XX:SharedArchiveFile=" not in env["JVM_ARGS"]:
+        pytest.skip("no start-up cache in this environment: run `make install`")
+    java = Path(env["JAVA_HOME"]) / "bin" / "java"
+    archive = env["JVM_ARGS"].split("-XX:SharedArchiveFile=")[1].split()[0]
+    cp = jvm_cache._gateway_classpath(env)
+    # -Xshare:on turns "archive unusable" from a warning into an error
+    ok = subprocess.run([str(java), "-Xshare:on", f"-XX:SharedArchiveFile={archive}",
+                         "-cp", cp, "-version"], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert "sharing" in ok.stderr
+    wrong = subprocess.run([str(java), "-Xshare:on", f"-XX:SharedArchiveFile={archive}",
+                            "-cp", f"{tmp_path}:{cp}", "-version"], capture_output=True,
+                           text=True)
+    assert wrong.returncode != 0, "a changed class path must not use the archive"
