@@ -62,8 +62,8 @@ def _use_lib(env: dict[str, str]) -> None:
 
 def startup_env(env: dict[str, str]) -> dict[str, str]:
     """Use the start-up cache in ``env`` (a job's environment with JAVA_HOME and JVM_ARGS)
-    if it was built for this PyFlink and Java; returns ``env``."""
-    if _ready(env.get("JAVA_HOME", "")):
+    if it was built for this PyFlink and Java, unless LAB_JVM_CACHE=off; returns ``env``."""
+    if env.get("LAB_JVM_CACHE") != "off" and _ready(env.get("JAVA_HOME", "")):
         _use_lib(env)
         archive = CACHE / "flink.jsa"
         if archive.exists():

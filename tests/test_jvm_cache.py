@@ -26,6 +26,7 @@ def test_a_cache_for_another_install_is_not_used(tmp_path, monkeypatch):
     assert used["FLINK_LIB_DIR"] == str(tmp_path / "lib")
     assert used["JVM_ARGS"] == f"-Xmx1g -XX:SharedArchiveFile={tmp_path / 'flink.jsa'}"
     assert used["FLINK_HOME"] == str(jvm_cache._pyflink_home())
+    assert jvm_cache.startup_env({**env, "LAB_JVM_CACHE": "off"}) == {**env, "LAB_JVM_CACHE": "off"}
 
 
 def test_lib_has_the_planner_unpacked_and_the_other_jars_linked(tmp_path):
