@@ -108,37 +108,48 @@ def _training_input(path: Path) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def prepare(force: bool = False) -> dict[str, Any]:
-    """Build the start-up cache (about 40 s, once per installation); returns a summary."""
+def _build_archive(work: Path, java: Path) -> None:
+    """Run the real job once, listing the classes it loads, then dump them into flink.jsa."""
     from .app import flink_env
-    from .java import java_env
     from .replay import replay
+
+    _training_input(work / "input.jsonl")
+    class_list = work / "classes.lst"
+    replay(work / "input.jsonl", work / "out", jvm_args=f"-XX:DumpLoadedClassList={class_list}")
+    # classes from class loaders of their own (Flink's RPC system) cannot be archived
+    wanted = work / "classes-builtin.lst"
+    wanted.write_text("".join(line for line in class_list.read_text().splitlines(True)
+                              if " source: " not in line))
+    dump = subprocess.run(
+        [str(java), "-Xshare:dump", f"-XX:SharedClassListFile={wanted}",
+         f"-XX:SharedArchiveFile={CACHE / 'flink.jsa'}", "-cp",
+         _gateway_classpath(flink_env(work))],
+        capture_output=True, text=True, timeout=600,
+    )
+    if dump.returncode != 0 or not (CACHE / "flink.jsa").exists():
+        tail = "\n".join((dump.stdout + dump.stderr).splitlines()[-10:])
+        raise AppError(f"Building the JVM start-up archive failed:\n{tail}",
+                       "jobs still run without it, only slower to start; report the output.")
+
+
+def prepare(force: bool = False) -> dict[str, Any]:
+    """Build the start-up cache (about 40 s, once per installation); returns a summary.
+    If anything fails, no cache is left behind and jobs start the ordinary way."""
+    from .java import java_env
 
     java_home = java_env()["JAVA_HOME"]
     if _ready(java_home) and (CACHE / "flink.jsa").exists() and not force:
         return {"cache": str(CACHE), "built": False}
     shutil.rmtree(CACHE, ignore_errors=True)
-    _build_lib(CACHE / "lib")
-    (CACHE / "stamp.json").write_text(json.dumps(_stamp(java_home)))  # from now on jobs use lib/
-    with tempfile.TemporaryDirectory(prefix="lab-jvm-cache-") as tmp:
-        work = Path(tmp)
-        _training_input(work / "input.jsonl")
-        class_list = work / "classes.lst"
-        replay(work / "input.jsonl", work / "out", jvm_args=f"-XX:DumpLoadedClassList={class_list}")
-        # classes from class loaders of their own (Flink's RPC system) cannot be archived
-        wanted = work / "classes-builtin.lst"
-        wanted.write_text("".join(line for line in class_list.read_text().splitlines(True)
-                                  if " source: " not in line))
-        env = flink_env(work)
-        java = Path(java_home) / "bin" / "java"
-        dump = subprocess.run(
-            [str(java), "-Xshare:dump", f"-XX:SharedClassListFile={wanted}",
-             f"-XX:SharedArchiveFile={CACHE / 'flink.jsa'}", "-cp", _gateway_classpath(env)],
-            capture_output=True, text=True, timeout=600,
-        )
-    if dump.returncode != 0 or not (CACHE / "flink.jsa").exists():
-        tail = "\n".join((dump.stdout + dump.stderr).splitlines()[-10:])
-        raise AppError(f"Building the JVM start-up archive failed:\n{tail}",
-                       "jobs still run, only slower to start; report the output above.")
+    try:
+        _build_lib(CACHE / "lib")
+        # from now on jobs use lib/, the training run first of all (its class list must
+        # name the planner's classes as class-path classes)
+        (CACHE / "stamp.json").write_text(json.dumps(_stamp(java_home)))
+        with tempfile.TemporaryDirectory(prefix="lab-jvm-cache-") as tmp:
+            _build_archive(Path(tmp), Path(java_home) / "bin" / "java")
+    except BaseException:
+        shutil.rmtree(CACHE, ignore_errors=True)  # half a cache must never be used
+        raise
     return {"cache": str(CACHE), "built": True,
             "archive_mb": round((CACHE / "flink.jsa").stat().st_size / 2**20, 1)}
