@@ -6,7 +6,7 @@
 -- the lab's configuration; a placeholder left unfilled is an error.
 --
 -- Each statement below is one "in-application stream" of the original lab:
---   click_records   the raw lines of the input stream, with their event time
+--   click_records   the raw lines of the input stream, with their event time and fields
 --   clicks          the valid records, parsed
 --   bad_records     the lines set aside, each with the reason (dead-letter output)
 --   window_ctr      clicks, impressions and CTR per site per tumbling window
