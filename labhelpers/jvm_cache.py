@@ -98,14 +98,12 @@ def _gateway_classpath(env: dict[str, str]) -> str:
 
 def _training_input(path: Path) -> None:
     """Two minutes of two sites' traffic and a few bad lines: every code path of the job."""
-    from .contracts import CLICK, IMPRESSION, click_record
+    from .generator import Plan, Sender, timeline, write_jsonl
 
-    start = 1_795_000_000
-    lines = [json.dumps(click_record(CLICK if i % 3 == 0 else IMPRESSION,
-                                     f"site{i % 2}.example", start + i * 0.25))
-             for i in range(480)]
-    lines += ["not json", '{"browseraction": "Hover", "site": "a"}', '{"site": 7}']
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    plan = Plan((Sender("Impression", 2.0), Sender("Click", 1.0)),
+                sites=("site0.example", "site1.example"))
+    bad = ["not json", '{"browseraction": "Hover", "site": "a"}', '{"site": 7}']
+    write_jsonl([*timeline(plan, 1_795_000_000, 120), *bad], path)
 
 
 def _build_archive(work: Path, java: Path) -> None:
