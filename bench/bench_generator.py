@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from labhelpers.generator import (  # noqa: E402
+from labhelpers.generate.generator import (  # noqa: E402
     KinesisSink,
     Plan,
     Sender,
@@ -39,7 +39,7 @@ from labhelpers.generator import (  # noqa: E402
     timeline,
     timeline_batches,
 )
-from labhelpers.templates import RenderContext, Template, resolve  # noqa: E402
+from labhelpers.generate.templates import RenderContext, Template, resolve  # noqa: E402
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -106,8 +106,8 @@ def bench_templates(n: int) -> None:
 
 
 def bench_kinesis(records: int) -> None:
-    from labhelpers import emulator
-    from labhelpers.config import LabConfig
+    from labhelpers.infra import emulator
+    from labhelpers.infra.config import LabConfig
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

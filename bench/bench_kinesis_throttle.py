@@ -118,8 +118,8 @@ class ShardLimitedKinesis:
 
 
 def main() -> None:
-    from labhelpers.generator import KinesisSink, Plan, Sender, run_live
-    from labhelpers.templates import Template
+    from labhelpers.generate.generator import KinesisSink, Plan, Sender, run_live
+    from labhelpers.generate.templates import Template
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=10, help="how long the generator sends")

@@ -37,9 +37,13 @@ def main() -> None:
         port = s.getsockname()[1]
     os.environ["LAB_HOME"] = tempfile.mkdtemp(prefix="bench-live-")
     os.environ["LAB_EMULATOR_PORT"] = str(port)
-    from labhelpers import alerts, app, emulator, load_config, stack, traffic
-    from labhelpers.cleanup import cleanup
-    from labhelpers.monitor import forest_ready, scores_frame
+    from labhelpers import load_config
+    from labhelpers.alerts import poller as alerts
+    from labhelpers.analytics import runner as app
+    from labhelpers.generate import traffic
+    from labhelpers.infra import emulator, stack
+    from labhelpers.infra.cleanup import cleanup
+    from labhelpers.monitor.tables import forest_ready, scores_frame
     from labhelpers.wait import wait_until
 
     cfg = load_config(prefix="benchlive")

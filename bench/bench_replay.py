@@ -3,8 +3,8 @@
     .venv/bin/python bench/bench_replay.py [N]      (default 1,000,000 = one day of traffic)
 
 Prints the start-up time (launch to first scores written, a minute of traffic) with the JVM
-start-up cache (labhelpers.jvm_cache) and without it (LAB_JVM_CACHE=off), then records/s end
-to end (including start-up) and after start-up, the same window counts computed by
+start-up cache (labhelpers.analytics.jvm_cache) and without it (LAB_JVM_CACHE=off), then
+records/s end to end (including start-up) and after start-up, the same window counts computed by
 DuckDB over the same file as a batch baseline (the counts must agree exactly), the ratio of
 the two speeds, and the peak memory of the job's process tree.
 """
@@ -27,8 +27,8 @@ def main(n: int) -> None:
     import duckdb
     import psutil
 
-    from labhelpers.generator import Plan, Sender, timeline, write_jsonl
-    from labhelpers.replay import replay
+    from labhelpers.analytics.replay import replay
+    from labhelpers.generate.generator import Plan, Sender, timeline, write_jsonl
 
     work = Path(tempfile.mkdtemp(prefix="bench-replay-"))
     # ~n records over one day: 10 sites, Impression and Click senders at equal rates

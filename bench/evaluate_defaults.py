@@ -30,7 +30,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from labhelpers.evaluate import (  # noqa: E402
+from labhelpers.analytics.forest import ForestParams  # noqa: E402
+from labhelpers.evaluate.evaluation import (  # noqa: E402
     check_rescore,
     evaluate_scores,
     format_table,
@@ -41,8 +42,7 @@ from labhelpers.evaluate import (  # noqa: E402
     run_evaluation,
     totals,
 )
-from labhelpers.forest import ForestParams  # noqa: E402
-from labhelpers.scenarios import build_suite  # noqa: E402
+from labhelpers.evaluate.scenarios import build_suite  # noqa: E402
 
 SHOW = ["inputs", "num_trees", "subsample_size", "shingle_size", "threshold", "precision",
         "recall", "detected", "anomalies", "false_alarms", "fa_per_site_day",

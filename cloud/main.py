@@ -4,7 +4,7 @@ The service runs this file (property group ``kinesis.analytics.flink.run.options
 ``python``) with the zip's ``dep/`` folder on the Python path (key ``pyFiles``) and the
 connector jar from ``lib/`` (key ``jarfile``). It reads the application's property groups from
 /etc/flink/application_properties.json and hands them to the same job the local backend runs
-(labhelpers/job.py). On the service the program must return once the job is submitted.
+(labhelpers/analytics/job.py). On the service the program must return once the job is submitted.
 
 Locally (the proof of the cloud configuration) run it with ``--properties FILE --wait``.
 """
@@ -20,7 +20,7 @@ DEP = HERE / "dep"
 if DEP.is_dir() and str(DEP) not in sys.path:
     sys.path.insert(0, str(DEP))
 
-from labhelpers import job  # noqa: E402  (needs dep/ on the path first)
+from labhelpers.analytics import job  # noqa: E402  (needs dep/ on the path first)
 
 
 def main(argv=None) -> int:

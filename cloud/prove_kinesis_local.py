@@ -25,9 +25,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from labhelpers import cloud_app, emulator, packaging, stack  # noqa: E402
-from labhelpers.config import LabConfig  # noqa: E402
-from labhelpers.java import java_env  # noqa: E402
+from labhelpers.analytics import managed as cloud_app  # noqa: E402
+from labhelpers.analytics import packaging  # noqa: E402
+from labhelpers.flinkenv import java_env  # noqa: E402
+from labhelpers.infra import emulator, stack  # noqa: E402
+from labhelpers.infra.config import LabConfig  # noqa: E402
 
 
 def _free_port() -> int:
@@ -37,7 +39,7 @@ def _free_port() -> int:
 
 
 def _records(n_normal_s: int = 300) -> list[bytes]:
-    from labhelpers import traffic
+    from labhelpers.generate import traffic
 
     path = Path(tempfile.mkdtemp()) / "timeline.jsonl"
     traffic.write_lab_timeline(path, warmup_s=n_normal_s, sites=["example.com"])

@@ -5,9 +5,9 @@ alerts / alert_handler, monitor, cleanup. The notebooks call these; so does
 ``python -m labhelpers``.
 """
 
-from .config import LabConfig, load_config
+from .analytics.forest import ForestParams
 from .errors import LabError
-from .forest import ForestParams
+from .infra.config import LabConfig, load_config
 
 __all__ = ["ForestParams", "LabConfig", "LabError", "load_config"]
 __version__ = "0.1.0"

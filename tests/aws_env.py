@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from labhelpers.config import LOCAL_CREDENTIALS, LabConfig
+from labhelpers.infra.config import LOCAL_CREDENTIALS, LabConfig
 
 
 def isolate_from_aws(monkeypatch, tmp_path: Path) -> None:

@@ -6,8 +6,8 @@ import socket
 
 import pytest
 
-from labhelpers import emulator
-from labhelpers.config import LabConfig
+from labhelpers.infra import emulator
+from labhelpers.infra.config import LabConfig
 
 
 def _free_port() -> int:

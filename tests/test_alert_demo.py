@@ -7,10 +7,13 @@ import json
 
 import pytest
 
-from labhelpers import alert_demo, alert_handler, alerts, stack
-from labhelpers.config import LabConfig
+from labhelpers.alerts import demo as alert_demo
+from labhelpers.alerts import handler as alert_handler
+from labhelpers.alerts import poller as alerts
 from labhelpers.contracts import SCORE_COLUMNS
 from labhelpers.errors import AlertError
+from labhelpers.infra import stack
+from labhelpers.infra.config import LabConfig
 
 ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/x-scores"
 

@@ -14,7 +14,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from labhelpers import alert_handler
+from labhelpers.alerts import handler as alert_handler
 from labhelpers.contracts import SCORE_COLUMNS
 
 BUCKET = "unit-processed"

@@ -8,10 +8,11 @@ import threading
 
 import pytest
 
-from labhelpers import alerts, stack
-from labhelpers.config import LabConfig
+from labhelpers.alerts import poller as alerts
 from labhelpers.errors import AlertError
-from labhelpers.streamlog import StreamLogWriter
+from labhelpers.infra import stack
+from labhelpers.infra.config import LabConfig
+from labhelpers.stream.log import StreamLogWriter
 
 ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/x-scores"
 

@@ -2,11 +2,11 @@
 
 import pytest
 
-from labhelpers import app
-from labhelpers.config import LabConfig
+from labhelpers.analytics import runner as app
 from labhelpers.errors import AppError
-from labhelpers.generator import steady_plan, timeline, to_line
-from labhelpers.streamlog import StreamLogWriter
+from labhelpers.generate.generator import steady_plan, timeline, to_line
+from labhelpers.infra.config import LabConfig
+from labhelpers.stream.log import StreamLogWriter
 
 pytestmark = pytest.mark.integration
 

@@ -8,9 +8,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from labhelpers import architecture
 from labhelpers.errors import ConfigError
-from labhelpers.labrun import lab_notebooks
+from labhelpers.monitor import architecture
+from labhelpers.run.headless import lab_notebooks
 
 NS = {"svg": "http://www.w3.org/2000/svg"}
 

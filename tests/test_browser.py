@@ -7,7 +7,7 @@ up (the panel's counters, cross-checked with ``traffic.status``), runs the monit
 (04) with ``SPIKE_FROM="panel"``, presses the panel's Spike button and reads the anomaly and
 the alert from the monitor's DOM; 04's own check then passes (one alert, plot saved).
 Screenshots go to pytest's tmp folder and, if set, to ``$LAB_SCREENSHOTS``. Everything is
-cleaned up (``labhelpers.cleanup``), also on failure. Budget: under 3 minutes (issue 6).
+cleaned up (``labhelpers.infra.cleanup``), also on failure. Budget: under 3 minutes (issue 6).
 
 Needs Debian's Chromium at /usr/bin/chromium (or ``$LAB_CHROMIUM``) and the ``playwright``
 package (its own browser downloads are never used). Skipped without them, except in CI
@@ -33,8 +33,8 @@ from pathlib import Path
 
 import pytest
 
-from labhelpers.config import LabConfig
-from labhelpers.generator_panel import achieved_rates
+from labhelpers.generate.panel import achieved_rates
+from labhelpers.infra.config import LabConfig
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
 
@@ -48,7 +48,7 @@ BUDGET_S = 180  # issue 6: the browser test takes under 3 minutes
 PREFIX = "brlab"
 # Short windows so that the forest learns enough of them within the budget. What limits a
 # spike's score is the number of windows the forest has learned, not their length: measured
-# with labhelpers.forest.SiteModel on this test's traffic (short windows, a partial first
+# with labhelpers.analytics.forest.SiteModel on this test's traffic (short windows, a partial first
 # window and the window of the rate change among them), a full spike window scores ~3.2
 # after 16 learned windows, ~3.55 after 20 and ~3.7 after 24, against the threshold 3.0. So
 # 24 learned windows of 2 s. The traffic starts only once the app runs: a backlog found at
@@ -114,14 +114,14 @@ class Setup:
             self.errors.append(repr(err))
 
     def _infra(self) -> None:
-        from labhelpers import emulator, stack
+        from labhelpers.infra import emulator, stack
 
         emulator.start(self.cfg)
         stack.deploy(self.cfg)
 
     def _app(self) -> None:
-        from labhelpers import app
-        from labhelpers.forest import ForestParams
+        from labhelpers.analytics import runner as app
+        from labhelpers.analytics.forest import ForestParams
 
         app.start(self.cfg, forest=ForestParams(), window_seconds=WINDOW_SECONDS,
                   wait_seconds=150)
@@ -357,7 +357,7 @@ def test_generator_and_monitor_in_a_real_browser(tmp_path):
         from playwright.sync_api import sync_playwright
     except ImportError:
         _missing("the playwright package is not installed: pip install -e '.[dev]'")
-    from labhelpers import traffic
+    from labhelpers.generate import traffic
 
     timer = Timer()
     home, run, served = tmp_path / "home", tmp_path / "run", tmp_path / "notebooks"
@@ -478,7 +478,7 @@ def test_generator_and_monitor_in_a_real_browser(tmp_path):
         if lab is not None and not ok:
             with contextlib.suppress(Exception):
                 lab.shot("failure")
-        from labhelpers.cleanup import cleanup
+        from labhelpers.infra.cleanup import cleanup
 
         report = None
         for closer in (lambda: browser.close(), lambda: pw.stop()):

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from labhelpers import emulator, stack
-from labhelpers.cleanup import cleanup
-from labhelpers.config import LabConfig
-from labhelpers.streamlog import StreamLogWriter
+from labhelpers.infra import emulator, stack
+from labhelpers.infra.cleanup import cleanup
+from labhelpers.infra.config import LabConfig
+from labhelpers.stream.log import StreamLogWriter
 
 
 def test_without_emulator_only_local_files_go(tmp_path, free_port):
@@ -64,7 +64,7 @@ def test_cleanup_stops_its_emulator(tmp_path, free_port):
 @pytest.mark.integration
 def test_aws_cleanup_deletes_app_first_and_only_the_prefix(emulator_cfg, monkeypatch, tmp_path,
                                                           capsys):
-    from labhelpers import cloud_app
+    from labhelpers.analytics import managed as cloud_app
     from tests.aws_env import aws_cfg_on_emulator
 
     cfg = aws_cfg_on_emulator(monkeypatch, tmp_path, emulator_cfg, "testawsclean")

@@ -17,10 +17,12 @@ import botocore.session
 import pytest
 from botocore.stub import ANY, Stubber
 
-from labhelpers import cloud_app, packaging, stack
-from labhelpers.config import LabConfig
+from labhelpers.analytics import managed as cloud_app
+from labhelpers.analytics import packaging
+from labhelpers.analytics.job import JobSettings
 from labhelpers.errors import AppError
-from labhelpers.job import JobSettings
+from labhelpers.infra import stack
+from labhelpers.infra.config import LabConfig
 from tests.aws_env import aws_cfg_on_emulator
 
 ARNS = {

@@ -1,7 +1,7 @@
 import pytest
 
-from labhelpers.config import LabConfig, load_config
 from labhelpers.errors import ConfigError
+from labhelpers.infra.config import LabConfig, load_config
 
 
 def test_names_derive_from_prefix(tmp_path):

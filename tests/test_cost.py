@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from labhelpers import cost
 from labhelpers.errors import ConfigError
+from labhelpers.infra import cost
 
 
 def test_default_lab_costs_about_28_cents_an_hour():
@@ -52,5 +52,5 @@ def test_formatted_estimate_says_how_to_stop_paying():
     text = cost.format_estimate(cost.estimate())
     assert "0.2833/h" in text
     assert "per day" in text
-    assert "cloud_app.stop" in text and "cleanup" in text and "costs nothing" in text
+    assert "managed.stop" in text and "cleanup" in text and "costs nothing" in text
     assert cost.estimate().as_dict()["usd_per_hour"] == pytest.approx(0.2833, abs=5e-4)

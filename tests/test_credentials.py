@@ -10,9 +10,9 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from labhelpers import credentials
-from labhelpers.config import LabConfig
-from labhelpers.credentials import CredentialsError
+from labhelpers.infra import credentials
+from labhelpers.infra.config import LabConfig
+from labhelpers.infra.credentials import CredentialsError
 from tests.aws_env import aws_cfg_on_emulator, isolate_from_aws
 
 

@@ -13,9 +13,9 @@ import threading
 import psutil
 import pytest
 
-from labhelpers import emulator
-from labhelpers.config import LabConfig
 from labhelpers.errors import EmulatorError
+from labhelpers.infra import emulator
+from labhelpers.infra.config import LabConfig
 
 
 def test_aws_backend_is_a_noop(tmp_path):

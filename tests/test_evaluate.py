@@ -6,8 +6,9 @@ import math
 import pandas as pd
 import pytest
 
+from labhelpers.analytics.forest import ForestParams, SiteModel
 from labhelpers.errors import ConfigError
-from labhelpers.evaluate import (
+from labhelpers.evaluate.evaluation import (
     INPUTS,
     check_rescore,
     confusion,
@@ -25,9 +26,8 @@ from labhelpers.evaluate import (
     scenario_metrics,
     totals,
 )
-from labhelpers.forest import ForestParams, SiteModel
-from labhelpers.generator import event_time_ms
-from labhelpers.scenarios import Anomaly, Scenario, Suite
+from labhelpers.evaluate.scenarios import Anomaly, Scenario, Suite
+from labhelpers.generate.generator import event_time_ms
 
 A1 = Anomaly("s/a", "spike", 100_000, 120_000)  # windows 100 000 and 110 000
 A2 = Anomaly("s/b", "ctr_collapse", 200_000, 230_000)  # windows 200 000 .. 220 000
@@ -202,7 +202,7 @@ def test_relative_flags_exact():
 
 
 def test_cli_parses_evaluate_and_rejects_bad_forest_json(tmp_path, capsys):
-    from labhelpers.__main__ import build_parser, main
+    from labhelpers.cli import build_parser, main
 
     args = build_parser().parse_args(["evaluate", "--size", "small", "--out", str(tmp_path)])
     assert (args.size, args.out, args.seed, args.forest) == ("small", tmp_path, 0, None)

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
+from labhelpers.analytics.forest import ForestParams, SiteModel
 from labhelpers.errors import ConfigError
-from labhelpers.forest import ForestParams, SiteModel
 
 
 def _row(i, clicks=10, impressions=10):
@@ -88,7 +88,7 @@ def test_raw_inputs_are_the_original_labs():
 
 
 def test_anscombe_point_stabilises_counts():
-    from labhelpers.forest import anscombe_point
+    from labhelpers.analytics.forest import anscombe_point
 
     low, high = anscombe_point(4, 4, 100.0), anscombe_point(400, 400, 100.0)
     assert low[2] == high[2] == 0.0, "same CTR, no difference"

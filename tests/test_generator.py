@@ -1,4 +1,4 @@
-"""Tests of labhelpers.generator: schedule, timelines, sinks, live mode, errors."""
+"""Tests of labhelpers.generate.generator: schedule, timelines, sinks, live mode, errors."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from labhelpers.config import LabConfig
 from labhelpers.contracts import (
     CLICK,
     DISCOVERY,
@@ -26,7 +25,7 @@ from labhelpers.contracts import (
     parse_event_time,
 )
 from labhelpers.errors import GeneratorError
-from labhelpers.generator import (
+from labhelpers.generate.generator import (
     CURVES,
     GARBAGE_KINDS,
     KINESIS_MAX_BYTES,
@@ -53,8 +52,9 @@ from labhelpers.generator import (
     with_garbage,
     write_jsonl,
 )
-from labhelpers.streamlog import read_all_lines
-from labhelpers.templates import Template
+from labhelpers.generate.templates import Template
+from labhelpers.infra.config import LabConfig
+from labhelpers.stream.log import read_all_lines
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from bench_kinesis_throttle import ShardLimitedKinesis  # noqa: E402

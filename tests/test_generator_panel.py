@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from labhelpers.config import LabConfig
 from labhelpers.errors import GeneratorError
-from labhelpers.generator_panel import (
+from labhelpers.generate.panel import (
     GeneratorPanel,
     achieved_rates,
     counters_html,
     css_name,
     rate_chart_svg,
 )
+from labhelpers.infra.config import LabConfig
 
 
 class FakeTraffic:
-    """Stands in for labhelpers.traffic: records calls, reports a status."""
+    """Stands in for labhelpers.generate.traffic: records calls, reports a status."""
 
     def __init__(self):
         self.calls: list[tuple] = []

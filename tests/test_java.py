@@ -4,7 +4,7 @@ import stat
 import pytest
 
 from labhelpers.errors import JavaError
-from labhelpers.java import find_java_home, java_env, java_version
+from labhelpers.flinkenv import find_java_home, java_env, java_version
 
 
 def _fake_java(tmp_path, script: str):

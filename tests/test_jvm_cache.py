@@ -1,5 +1,6 @@
-"""The Flink JVM's start-up cache (labhelpers.jvm_cache): used only when it matches, and the
-archive that `make install` builds really maps into a JVM started the way PyFlink starts it."""
+"""The Flink JVM's start-up cache (labhelpers.analytics.jvm_cache): used only when it matches,
+and the archive that `make install` builds really maps into a JVM started the way PyFlink
+starts it."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from labhelpers import jvm_cache
-from labhelpers.app import flink_env
+from labhelpers.analytics import jvm_cache
+from labhelpers.analytics.runner import flink_env
 
 
 def test_a_cache_for_another_install_is_not_used(tmp_path, monkeypatch):

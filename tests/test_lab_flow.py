@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from labhelpers import alerts, app, stack
-from labhelpers.generator import lab_test_plan, timeline, to_line
-from labhelpers.monitor import scores_frame
-from labhelpers.streamlog import StreamLogWriter
+from labhelpers.alerts import poller as alerts
+from labhelpers.analytics import runner as app
+from labhelpers.generate.generator import lab_test_plan, timeline, to_line
+from labhelpers.infra import stack
+from labhelpers.monitor.tables import scores_frame
+from labhelpers.stream.log import StreamLogWriter
 from labhelpers.wait import wait_until
 
 pytestmark = pytest.mark.integration

@@ -9,11 +9,11 @@ import time
 import pandas as pd
 import pytest
 
-from labhelpers import live_monitor
-from labhelpers.config import LabConfig
 from labhelpers.errors import AlertError
-from labhelpers.live_monitor import LiveMonitor, Snapshot, status_html
-from labhelpers.streamlog import StreamLogWriter
+from labhelpers.infra.config import LabConfig
+from labhelpers.monitor import live as live_monitor
+from labhelpers.monitor.live import LiveMonitor, Snapshot, status_html
+from labhelpers.stream.log import StreamLogWriter
 from labhelpers.wait import WaitTimeout
 
 # plot_scores on no windows yet draws empty legends (silenced in the kernel; pytest resets it)

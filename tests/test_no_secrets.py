@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from labhelpers.labrun import NOTEBOOKS_DIR, lab_notebooks, run_lab
+from labhelpers.run.headless import NOTEBOOKS_DIR, lab_notebooks, run_lab
 
 pytestmark = pytest.mark.notebooks
 

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from labhelpers.labrun import lab_notebooks, run_lab
+from labhelpers.run.headless import lab_notebooks, run_lab
 
 pytestmark = pytest.mark.notebooks
 

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from labhelpers import cloud_app, packaging
-from labhelpers.config import REPO_ROOT, LabConfig
-from labhelpers.packaging import PackagingError
+from labhelpers.analytics import managed as cloud_app
+from labhelpers.analytics import packaging
+from labhelpers.analytics.packaging import PackagingError
+from labhelpers.infra.config import REPO_ROOT, LabConfig
 
 FACTORY_SERVICE = "META-INF/services/org.apache.flink.table.factories.Factory"
 
@@ -75,7 +76,7 @@ def test_zip_layout_matches_the_run_options(built_zip):
     assert "dep/sql/anomaly_detection.sql" in names, "the SQL goes next to labhelpers"
     for module in packaging.JOB_MODULES:
         assert f"dep/labhelpers/{module}" in names, module
-    assert "dep/labhelpers/app.py" not in names, "notebook-side modules stay out"
+    assert "dep/labhelpers/analytics/runner.py" not in names, "notebook-side modules stay out"
     assert "dep/krcf/__init__.py" in names and any(
         n.startswith("dep/krcf") and n.endswith(".so") for n in names), "krcf with its library"
 
@@ -93,8 +94,8 @@ def test_job_imports_and_finds_its_sql_from_the_zip(built_zip, tmp_path):
         zf.extractall(tmp_path / "app")
     code = (
         "import sys; sys.path.insert(0, 'dep')\n"
-        "from labhelpers import job, sqlfile\n"
-        "from labhelpers.forest import ForestParams, SiteModel\n"
+        "from labhelpers.analytics import job, sqlfile\n"
+        "from labhelpers.analytics.forest import ForestParams, SiteModel\n"
         "assert sqlfile.SQL_FILE.resolve().parent.parent == __import__('pathlib').Path("
         "'dep').resolve(), sqlfile.SQL_FILE\n"
         "import krcf; assert 'dep' in krcf.__file__, krcf.__file__\n"
@@ -109,7 +110,7 @@ def test_job_imports_and_finds_its_sql_from_the_zip(built_zip, tmp_path):
 def test_main_py_reads_the_properties_file(built_zip, tmp_path):
     with zipfile.ZipFile(built_zip) as zf:
         main = zf.read("main.py").decode()
-    assert "job.CLOUD_PROPERTIES" in main and "from labhelpers import job" in main
+    assert "job.CLOUD_PROPERTIES" in main and "from labhelpers.analytics import job" in main
     assert "wait=args.wait" in main, "on the service main must return after submitting"
 
 
@@ -190,7 +191,7 @@ def test_upload_puts_the_zip_under_flink_app(emulator_cfg, built_zip):
         tags = cfg.client("s3").get_bucket_tagging(Bucket=bucket)["TagSet"]
         assert {"Key": "lab-prefix", "Value": cfg.prefix} in tags, tags
     finally:
-        from labhelpers import stack
+        from labhelpers.infra import stack
 
         stack.delete(cfg, progress=False)
     assert json.dumps(stack.leftovers(cfg)) == "[]"

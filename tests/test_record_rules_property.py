@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from labhelpers.analytics.replay import replay
 from labhelpers.contracts import check_record, format_event_time
-from labhelpers.replay import replay
 
 pytestmark = pytest.mark.integration
 

@@ -10,9 +10,15 @@ from datetime import UTC, datetime
 
 import pytest
 
+from labhelpers.analytics.replay import replay
 from labhelpers.contracts import check_record, parse_event_time
-from labhelpers.generator import GARBAGE_KINDS, lab_test_plan, timeline, to_line, with_garbage
-from labhelpers.replay import replay
+from labhelpers.generate.generator import (
+    GARBAGE_KINDS,
+    lab_test_plan,
+    timeline,
+    to_line,
+    with_garbage,
+)
 
 pytestmark = pytest.mark.integration
 START = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)

@@ -8,7 +8,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from labhelpers.report import REPORT_FILE, checks, write_report  # noqa: E402
+from labhelpers.run.report import REPORT_FILE, checks, write_report  # noqa: E402
 
 GOOD = {
     "records_sent": 471, "windows_scored": 18, "anomalies": 3, "alerts_received": 1,

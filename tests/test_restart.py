@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from labhelpers import app
-from labhelpers.config import LabConfig
-from labhelpers.generator import lab_test_plan, timeline, to_line
-from labhelpers.monitor import scores_frame
-from labhelpers.replay import replay
-from labhelpers.streamlog import StreamLogWriter
+from labhelpers.analytics import runner as app
+from labhelpers.analytics.replay import replay
+from labhelpers.generate.generator import lab_test_plan, timeline, to_line
+from labhelpers.infra.config import LabConfig
+from labhelpers.monitor.tables import scores_frame
+from labhelpers.stream.log import StreamLogWriter
 from labhelpers.wait import wait_until
 
 pytestmark = pytest.mark.integration

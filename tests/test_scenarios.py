@@ -7,7 +7,7 @@ from collections import defaultdict
 import pytest
 
 from labhelpers.errors import ConfigError
-from labhelpers.scenarios import (
+from labhelpers.evaluate.scenarios import (
     OUT_OF_ORDER_MAX_MS,
     SCENARIOS,
     SIZES,

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
+from labhelpers.analytics.forest import ForestParams
 from labhelpers.errors import ConfigError
-from labhelpers.forest import ForestParams
-from labhelpers.series import (
+from labhelpers.evaluate.series import (
     OUTPUT_COLUMNS,
     SeriesModel,
     read_series,

@@ -1,8 +1,8 @@
 import pytest
 
+from labhelpers.analytics.job import JobSettings, filesystem_sink, filesystem_source
+from labhelpers.analytics.sqlfile import connector_options, render_sql, split_statements
 from labhelpers.errors import ConfigError
-from labhelpers.job import JobSettings, filesystem_sink, filesystem_source
-from labhelpers.sqlfile import connector_options, render_sql, split_statements
 
 
 def _settings(tmp_path, **kw):

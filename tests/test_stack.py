@@ -7,9 +7,9 @@ import zipfile
 
 import pytest
 
-from labhelpers import stack
-from labhelpers.config import PREFIX_RE, LabConfig
 from labhelpers.errors import StackError
+from labhelpers.infra import stack
+from labhelpers.infra.config import PREFIX_RE, LabConfig
 
 
 def _template() -> dict:

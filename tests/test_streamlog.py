@@ -1,4 +1,4 @@
-from labhelpers.streamlog import StreamLogReader, StreamLogWriter, read_all_lines
+from labhelpers.stream.log import StreamLogReader, StreamLogWriter, read_all_lines
 
 
 def test_files_are_atomic_ordered_and_resumable(tmp_path):
@@ -25,7 +25,7 @@ def test_hidden_files_are_ignored(tmp_path):
 
 
 def test_tail_reads_the_newest_lines(tmp_path):
-    from labhelpers.streamlog import tail_lines
+    from labhelpers.stream.log import tail_lines
 
     w = StreamLogWriter(tmp_path)
     for i in range(4):

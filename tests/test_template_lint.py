@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from labhelpers import stack
+from labhelpers.infra import stack
 
 CHECKOV_VERSION = "3.3.30"
 # check id -> resources that skip it. Adding a skip means adding it here, on purpose.

@@ -1,4 +1,5 @@
-"""Tests of labhelpers.templates: syntax, placeholders, errors with positions, files, preview."""
+"""Tests of labhelpers.generate.templates: syntax, placeholders, errors with positions, files,
+preview."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from labhelpers.contracts import MAX_RECORD_BYTES, check_record, parse_event_time
 from labhelpers.errors import GeneratorError
-from labhelpers.templates import (
+from labhelpers.generate.templates import (
     BUILTIN_TEMPLATES,
     RenderContext,
     Template,

@@ -5,10 +5,10 @@ import time
 
 import pytest
 
-from labhelpers import traffic
-from labhelpers.config import LabConfig
 from labhelpers.errors import GeneratorError
-from labhelpers.streamlog import read_all_lines
+from labhelpers.generate import traffic
+from labhelpers.infra.config import LabConfig
+from labhelpers.stream.log import read_all_lines
 
 pytestmark = pytest.mark.integration
 

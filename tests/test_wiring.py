@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from labhelpers import stack, wiring
-from labhelpers.config import LabConfig
+from labhelpers.infra import stack, wiring
+from labhelpers.infra.config import LabConfig
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:x-alerts"
 

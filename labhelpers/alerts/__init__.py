@@ -1,0 +1,1 @@
+"""alerts: see labhelpers/__init__.py for the map."""

@@ -1,0 +1,1 @@
+"""analytics: see labhelpers/__init__.py for the map."""

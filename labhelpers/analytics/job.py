@@ -1,0 +1,283 @@
+"""The analytics application: the lab's Flink SQL plus a Random Cut Forest in keyed state.
+
+Run as a program (``python -m labhelpers.analytics.job --properties FILE``) by the local runner
+(labhelpers/app.py) and by ``replay``; the properties file has the same shape as the managed
+service's runtime properties (a list of property groups), so the same job runs in the cloud.
+
+Pipeline: SQL (source -> checked records -> window_ctr) -> to DataStream -> key by site ->
+ForestScorer (krcf forest per site in ValueState) -> back to a table -> INSERT INTO scores;
+bad records -> INSERT INTO dead_letters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ..contracts import MAX_RECORD_BYTES, MAX_SITE_CHARS, SCORE_COLUMNS
+from ..errors import ConfigError
+from .forest import ForestParams, SiteModel
+from .sqlfile import connector_options, render_sql, split_statements
+
+# Property group ids (same names in the local file and the managed service's configuration).
+GROUP_SQL = "lab.sql"
+GROUP_FOREST = "lab.forest"
+GROUP_INPUT = "lab.connector.input"
+GROUP_SCORES = "lab.connector.scores"
+GROUP_DEAD = "lab.connector.dead_letters"
+GROUP_RUNTIME = "lab.runtime"
+CLOUD_PROPERTIES = Path("/etc/flink/application_properties.json")
+# Learned windows between two forest snapshots in keyed state (see ForestScorer).
+SNAPSHOT_EVERY = 64
+
+
+@dataclass
+class JobSettings:
+    """Everything the job needs; built from property groups (see ``from_properties``)."""
+
+    input_connector: dict[str, str]
+    scores_connector: dict[str, str]
+    dead_letter_connector: dict[str, str]
+    window_seconds: int = 10
+    lateness_seconds: int = 5
+    forest: ForestParams = field(default_factory=ForestParams)
+    runtime: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not (1 <= int(self.window_seconds) <= 3600):
+            raise ConfigError(
+                f"window_seconds={self.window_seconds} is out of range", "use 1 to 3600."
+            )
+        if not (0 <= int(self.lateness_seconds) <= 3600):
+            raise ConfigError(
+                f"lateness_seconds={self.lateness_seconds} is out of range", "use 0 to 3600."
+            )
+
+    def to_properties(self) -> list[dict[str, Any]]:
+        """The property groups, as written to a local file or the managed service."""
+
+        def group(gid: str, values: dict[str, Any]) -> dict[str, Any]:
+            return {"PropertyGroupId": gid, "PropertyMap": {k: str(v) for k, v in values.items()}}
+
+        return [
+            group(GROUP_SQL, {"window_seconds": self.window_seconds,
+                              "lateness_seconds": self.lateness_seconds}),
+            group(GROUP_FOREST, self.forest.to_dict()),
+            group(GROUP_INPUT, self.input_connector),
+            group(GROUP_SCORES, self.scores_connector),
+            group(GROUP_DEAD, self.dead_letter_connector),
+            group(GROUP_RUNTIME, self.runtime),
+        ]
+
+    @classmethod
+    def from_properties(cls, groups: list[dict[str, Any]]) -> JobSettings:
+        """Parse and validate property groups; a missing group or unknown key is an error."""
+        by_id = {g["PropertyGroupId"]: dict(g.get("PropertyMap", {})) for g in groups}
+        for gid in (GROUP_INPUT, GROUP_SCORES, GROUP_DEAD):
+            if gid not in by_id or "connector" not in by_id[gid]:
+                raise ConfigError(
+                    f"Property group {gid} is missing or has no 'connector'",
+                    "write the properties with labhelpers (JobSettings.to_properties).",
+                )
+        sql = by_id.get(GROUP_SQL, {})
+        unknown = set(sql) - {"window_seconds", "lateness_seconds"}
+        if unknown:
+            raise ConfigError(
+                f"Unknown key(s) in {GROUP_SQL}: {', '.join(sorted(unknown))}",
+                "use window_seconds and lateness_seconds.",
+            )
+        forest_raw = by_id.get(GROUP_FOREST, {})
+        defaults = ForestParams().to_dict()
+
+        def typed(key: str, text: str):
+            kind = type(defaults[key]) if key in defaults else str
+            return text if kind is str else kind(float(text))
+
+        forest = ForestParams.from_dict({k: typed(k, v) for k, v in forest_raw.items()})
+        return cls(
+            input_connector=by_id[GROUP_INPUT],
+            scores_connector=by_id[GROUP_SCORES],
+            dead_letter_connector=by_id[GROUP_DEAD],
+            window_seconds=int(sql.get("window_seconds", 10)),
+            lateness_seconds=int(sql.get("lateness_seconds", 5)),
+            forest=forest,
+            runtime=by_id.get(GROUP_RUNTIME, {}),
+        )
+
+    def sql(self) -> str:
+        """The lab's SQL with this job's values filled in."""
+        return render_sql(
+            {
+                "input_connector": connector_options(self.input_connector),
+                "scores_connector": connector_options(self.scores_connector),
+                "dead_letter_connector": connector_options(self.dead_letter_connector),
+                "window_seconds": int(self.window_seconds),
+                "lateness_seconds": int(self.lateness_seconds),
+                "max_record_chars": MAX_RECORD_BYTES,
+                "max_site_chars": MAX_SITE_CHARS,
+            }
+        )
+
+
+def filesystem_source(path: Path | str, continuous: bool, monitor_interval: str = "1s") -> dict:
+    """Connector options for reading a local stream log (or one file) as raw lines."""
+    opts = {"connector": "filesystem", "path": str(path), "format": "raw"}
+    if continuous:
+        opts["source.monitor-interval"] = monitor_interval
+    return opts
+
+
+def filesystem_sink(path: Path | str, rollover: str = "1s") -> dict:
+    """Connector options for writing JSON lines into a local stream-log folder.
+
+    Files become visible when a checkpoint commits them, so the checkpoint interval bounds
+    the latency from a window closing to its score being readable.
+    """
+    return {
+        "connector": "filesystem",
+        "path": str(path),
+        "format": "json",
+        "sink.rolling-policy.rollover-interval": rollover,
+        "sink.rolling-policy.check-interval": rollover,
+        "sink.rolling-policy.inactivity-interval": rollover,
+    }
+
+
+def _score_type():
+    from pyflink.common import Types
+
+    kinds = {
+        "clicks": Types.LONG(),
+        "impressions": Types.LONG(),
+        "ctr": Types.DOUBLE(),
+        "anomaly_score": Types.DOUBLE(),
+        "is_anomaly": Types.BOOLEAN(),
+        "forest_ready": Types.BOOLEAN(),
+    }
+    types = [kinds.get(c, Types.STRING()) for c in SCORE_COLUMNS]
+    return Types.ROW_NAMED(list(SCORE_COLUMNS), types)
+
+
+def _make_scorer(params: ForestParams):
+    """The keyed process function; built in a function so that importing this module
+    does not need PyFlink (the CLI and tests import it without a JVM)."""
+    from pyflink.common import Row, Types
+    from pyflink.datastream import KeyedProcessFunction, RuntimeContext
+    from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
+
+    class ForestScorer(KeyedProcessFunction):
+        """One forest per site, in Flink keyed state (checkpointed): a forest snapshot every
+        SNAPSHOT_EVERY learned windows, the points learned since, and a small meta record.
+        Between windows the live model stays in this worker's cache, which open() empties;
+        open() runs again whenever the job restores from a checkpoint, so a restored job
+        rebuilds every model from its state instead of trusting a stale one."""
+
+        def __init__(self, params_dict: dict[str, Any]) -> None:
+            self.params_dict = params_dict
+
+        def open(self, runtime_context: RuntimeContext) -> None:
+            self.params = ForestParams.from_dict(self.params_dict)
+            self.meta_state = runtime_context.get_state(
+                ValueStateDescriptor("model_meta", Types.STRING()))
+            self.snapshot_state = runtime_context.get_state(
+                ValueStateDescriptor("forest_snapshot", Types.PICKLED_BYTE_ARRAY()))
+            self.points_state = runtime_context.get_list_state(
+                ListStateDescriptor("points_since_snapshot", Types.STRING()))
+            self.cache: dict[str, SiteModel] = {}
+            self.since_snapshot: dict[str, int] = {}
+
+        def _model(self, site: str) -> SiteModel:
+            model = self.cache.get(site)
+            if model is not None:
+                return model
+            raw = self.meta_state.value()
+            if raw is None:
+                model = SiteModel(self.params)
+                self.since_snapshot[site] = 0
+            else:
+                points = [json.loads(p) for p in (self.points_state.get() or [])]
+                self.since_snapshot[site] = len(points)
+                model = SiteModel.restore(self.params, json.loads(raw),
+                                          self.snapshot_state.value(), points)
+            self.cache[site] = model
+            return model
+
+        def process_element(self, value, ctx):
+            row = value.as_dict()
+            site = row["site"]
+            model = self._model(site)
+            # window_end comes from the SQL's DATE_FORMAT, always ...T..:..:..Z
+            end_ms = int(datetime.fromisoformat(row["window_end"]).timestamp() * 1000)
+            out = model.score(row, end_ms)
+            if model.learned_point is not None:
+                n = self.since_snapshot[site] + 1
+                if n >= SNAPSHOT_EVERY:
+                    self.snapshot_state.update(model.forest_bytes())
+                    self.points_state.clear()
+                    n = 0
+                else:
+                    self.points_state.add(json.dumps(model.learned_point))
+                self.since_snapshot[site] = n
+            self.meta_state.update(json.dumps(model.meta()))
+            yield Row(*[out[c] for c in SCORE_COLUMNS])
+
+    return ForestScorer(params.to_dict())
+
+
+def build(settings: JobSettings):
+    """Create the environments, run the SQL DDL, wire the forest, return a statement set."""
+    from pyflink.common import Configuration
+    from pyflink.datastream import StreamExecutionEnvironment
+    from pyflink.table import StreamTableEnvironment
+
+    conf = Configuration()
+    for key, value in settings.runtime.items():
+        conf.set_string(key, str(value))
+    env = StreamExecutionEnvironment.get_execution_environment(conf)
+    env.set_parallelism(int(settings.runtime.get("parallelism.default", 1)))
+    t_env = StreamTableEnvironment.create(env)
+    t_env.get_config().set("table.local-time-zone", "UTC")
+    for statement in split_statements(settings.sql()):
+        t_env.execute_sql(statement)
+    windows = t_env.to_data_stream(t_env.from_path("window_ctr"))
+    scored = (
+        windows.key_by(lambda r: r["site"])
+        .process(_make_scorer(settings.forest), output_type=_score_type())
+        .name("random_cut_forest")
+    )
+    statements = t_env.create_statement_set()
+    statements.add_insert("scores", t_env.from_data_stream(scored))
+    statements.add_insert_sql("INSERT INTO dead_letters SELECT reason, line FROM bad_records")
+    return statements
+
+
+def run(settings: JobSettings, wait: bool = True):
+    """Submit the job; with ``wait`` block until it ends (bounded input) or is cancelled."""
+    result = build(settings).execute()
+    if wait:
+        result.wait()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the lab's analytics application.")
+    parser.add_argument("--properties", type=Path, default=None,
+                        help=f"property groups JSON (default on the managed service: "
+                             f"{CLOUD_PROPERTIES})")
+    args = parser.parse_args(argv)
+    path = args.properties or CLOUD_PROPERTIES
+    if not path.exists():
+        print(f"Properties file {path} not found. Fix: start the app with "
+              f"`python -m labhelpers app start`.", file=sys.stderr)
+        return 2
+    run(JobSettings.from_properties(json.loads(path.read_text())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

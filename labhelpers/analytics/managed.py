@@ -1,0 +1,612 @@
+"""The analytics application on the aws backend: Managed Service for Apache Flink, with boto3.
+
+Two parts:
+
+- **Connector options** for the job's property groups (``lab.connector.input`` /
+  ``lab.connector.scores`` / ``lab.connector.dead_letters``): the Flink Kinesis connector for
+  Flink 2.x (table identifier ``kinesis``, options ``stream.arn``, ``aws.region``,
+  ``source.init.position``, ``aws.endpoint`` for an emulator). ``cloud_settings`` builds the
+  whole ``JobSettings`` from the stack outputs, so the same job file reads the on-disk stream
+  locally and Kinesis in the cloud.
+- **Lifecycle**: ``deploy`` (upload the zip, create or update the application with its property
+  groups on the newest Flink runtime botocore lists), ``start`` (and watch until RUNNING; when
+  it falls back to READY the error lines of its log are shown), ``status``, ``stop``,
+  ``delete``, ``failure_logs``.
+
+Only names starting with ``cfg.prefix + "-"`` are touched.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ..errors import AppError
+from ..infra.config import LabConfig
+from .forest import ForestParams
+from .job import JobSettings
+
+RUN_OPTIONS_GROUP = "kinesis.analytics.flink.run.options"
+LOG_STREAM = "kinesis-analytics-log-stream"
+TAG_KEY = "lab-prefix"
+PARALLELISM = 1  # one KPU: the lab's traffic is a few records per second
+START_TIMEOUT_S = 900.0  # the service usually needs 2-5 minutes to start a Flink app
+STOP_TIMEOUT_S = 600.0
+_RUNNING = {"RUNNING", "AUTOSCALING"}
+_BUSY = {"STARTING", "STOPPING", "UPDATING", "FORCE_STOPPING", "ROLLING_BACK", "DELETING",
+         "MAINTENANCE"}
+_FLINK_RE = re.compile(r"^FLINK-(\d+)_(\d+)$")
+# Log lines worth showing when the app does not start or keeps restarting.
+_ERROR_PATTERN = '?ERROR ?Exception ?Traceback ?"Caused by" ?FAILED ?failed'
+# The same test applied here too: the pattern's OR syntax is not honoured everywhere (moto).
+_ERROR_RE = re.compile(r"ERROR|Exception|Traceback|Caused by|FAILED|failed")
+_LOOPBACK_RE = re.compile(r"^https?://(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?/?$")
+
+
+# ---------------------------------------------------------------- names and runtime
+def app_name(cfg: LabConfig) -> str:
+    """The managed Flink application's name: ``<prefix>-analytics``."""
+    return f"{cfg.prefix}-analytics"
+
+
+def newest_runtime() -> str:
+    """The newest ``FLINK-x_y`` runtime that this botocore's service model lists."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("kinesisanalyticsv2")
+    found = [v for v in model.shape_for("RuntimeEnvironment").enum if _FLINK_RE.match(v)]
+    if not found:
+        raise AppError("botocore lists no Flink runtime for Managed Service for Apache Flink",
+                       "upgrade boto3 (pip install -U boto3).")
+
+    def version(name: str) -> tuple[int, int]:
+        major, minor = _FLINK_RE.match(name).groups()  # type: ignore[union-attr]
+        return int(major), int(minor)
+
+    return max(found, key=version)
+
+
+# ---------------------------------------------------------------- connector options
+def _endpoint_options(endpoint: str | None, credentials: dict[str, str] | None) -> dict[str, str]:
+    opts: dict[str, str] = {}
+    if credentials and not (endpoint and _LOOPBACK_RE.match(endpoint)):
+        # Keys written into properties end up in the service's configuration and logs: only
+        # the emulator's fake keys may go there; on AWS the application's role is used.
+        raise AppError("Connector credentials are only allowed with a loopback emulator endpoint",
+                       "leave credentials out on AWS (the application's IAM role is used).")
+    if endpoint:
+        opts["aws.endpoint"] = endpoint
+        # Emulators speak HTTP/1.1 only; the connector's async (sink) client defaults to HTTP/2.
+        # (Measured with the AWS SDK v2 against moto: HTTP/2 fails at the first frame.)
+        opts["aws.http.protocol.version"] = "HTTP1_1"
+    if credentials:
+        opts["aws.credentials.provider"] = "BASIC"
+        opts["aws.credentials.basic.accesskeyid"] = credentials["aws_access_key_id"]
+        opts["aws.credentials.basic.secretkey"] = credentials["aws_secret_access_key"]
+    return opts
+
+
+def kinesis_source(stream_arn: str, region: str, *, start_position: str = "TRIM_HORIZON",
+                   endpoint: str | None = None,
+                   credentials: dict[str, str] | None = None) -> dict[str, str]:
+    """Options of the ``kinesis`` table source reading raw lines (the SQL parses them).
+
+    start_position: TRIM_HORIZON (everything the stream still holds, as the local app reads
+    its log from the start) or LATEST.
+    """
+    if start_position not in ("TRIM_HORIZON", "LATEST"):
+        raise AppError(f"Unknown start position {start_position!r}", "use TRIM_HORIZON or LATEST.")
+    return {
+        "connector": "kinesis",
+        "stream.arn": stream_arn,
+        "aws.region": region,
+        "source.init.position": start_position,
+        "format": "raw",
+        **_endpoint_options(endpoint, credentials),
+    }
+
+
+def kinesis_sink(stream_arn: str, region: str, *, endpoint: str | None = None,
+                 credentials: dict[str, str] | None = None) -> dict[str, str]:
+    """Options of the ``kinesis`` table sink writing one JSON object per row."""
+    return {
+        "connector": "kinesis",
+        "stream.arn": stream_arn,
+        "aws.region": region,
+        "format": "json",
+        **_endpoint_options(endpoint, credentials),
+    }
+
+
+def cloud_settings(
+    cfg: LabConfig,
+    outputs: dict[str, str],
+    forest: ForestParams | dict | None = None,
+    window_seconds: int = 10,
+    lateness_seconds: int = 5,
+    *,
+    endpoint: str | None = None,
+    credentials: dict[str, str] | None = None,
+    runtime: dict[str, str] | None = None,
+) -> JobSettings:
+    """Job settings that read the input stream and write the scores and dead-letter streams.
+
+    ``outputs`` are the stack outputs (InputStreamArn, ScoresStreamArn, DeadLetterStreamArn).
+    ``endpoint``/``credentials`` point the connector at a local emulator (tests and the local
+    proof of the cloud configuration); on AWS leave them out.
+    """
+    missing = [k for k in ("InputStreamArn", "ScoresStreamArn", "DeadLetterStreamArn")
+               if k not in outputs]
+    if missing:
+        raise AppError(f"The stack outputs lack {', '.join(missing)}",
+                       "deploy the current template first (notebook 01 or "
+                       "`python -m labhelpers deploy`).")
+    if isinstance(forest, dict):
+        forest = ForestParams.from_dict(forest)
+    region = cfg.region
+    return JobSettings(
+        input_connector=kinesis_source(outputs["InputStreamArn"], region, endpoint=endpoint,
+                                       credentials=credentials),
+        scores_connector=kinesis_sink(outputs["ScoresStreamArn"], region, endpoint=endpoint,
+                                      credentials=credentials),
+        dead_letter_connector=kinesis_sink(outputs["DeadLetterStreamArn"], region,
+                                           endpoint=endpoint, credentials=credentials),
+        window_seconds=window_seconds,
+        lateness_seconds=lateness_seconds,
+        forest=forest or ForestParams(),
+        runtime=dict(runtime or {}),
+    )
+
+
+def emulator_settings(cfg: LabConfig, outputs: dict[str, str], jar, work,
+                      forest: ForestParams | dict | None = None, window_seconds: int = 10,
+                      lateness_seconds: int = 5) -> JobSettings:
+    """The cloud configuration pointed at the local emulator, for the local mini-cluster.
+
+    Same connectors and options as on AWS, plus the emulator's endpoint, its fake keys and
+    ``pipeline.jars`` = the connector jar (the service loads it from the zip instead).
+    """
+    from pathlib import Path
+
+    from ..infra.config import LOCAL_CREDENTIALS
+    from .runner import local_runtime
+
+    if cfg.backend != "local" or not cfg.endpoint_url:
+        raise AppError("emulator_settings is for the local backend",
+                       "use cloud_settings on the aws backend.")
+    runtime = {**local_runtime(Path(work)), "pipeline.jars": Path(jar).resolve().as_uri()}
+    return cloud_settings(cfg, outputs, forest, window_seconds, lateness_seconds,
+                          endpoint=cfg.endpoint_url, credentials=dict(LOCAL_CREDENTIALS),
+                          runtime=runtime)
+
+
+def application_properties(settings: JobSettings) -> list[dict[str, Any]]:
+    """The application's property groups: the run options the service needs to find the
+    Python entry point, the jar and the Python dependencies, then the job's own groups."""
+    from . import packaging
+
+    run_options = {
+        "python": packaging.MAIN_FILE,
+        "jarfile": f"{packaging.LIB_DIR}/{packaging.JAR_NAME}",
+        "pyFiles": f"{packaging.DEP_DIR}/",
+    }
+    groups = [{"PropertyGroupId": RUN_OPTIONS_GROUP, "PropertyMap": run_options}]
+    # The service rejects an empty group (PropertyMap needs 1-50 entries).
+    groups += [g for g in settings.to_properties() if g["PropertyMap"]]
+    for g in groups:
+        too_long = [k for k, v in g["PropertyMap"].items() if len(v) > 2048]
+        if too_long:
+            raise AppError(f"Property {g['PropertyGroupId']}.{too_long[0]} is over 2048 characters",
+                           "shorten the value; the service limits property values to 2048.")
+    if len(groups) > 50:
+        raise AppError(f"{len(groups)} property groups", "the service allows at most 50.")
+    return groups
+
+
+# ---------------------------------------------------------------- clients and errors
+@dataclass
+class CodeLocation:
+    """Where the application's zip is: the artifacts bucket and its key."""
+
+    bucket: str
+    key: str
+
+    def bucket_arn(self, partition: str = "aws") -> str:
+        return f"arn:{partition}:s3:::{self.bucket}"
+
+
+def _client(cfg: LabConfig, service: str = "kinesisanalyticsv2"):
+    return cfg.client(service)
+
+
+def _code(err: ClientError) -> str:
+    return str(err.response.get("Error", {}).get("Code", ""))
+
+
+def _text(err: Exception) -> str:
+    if isinstance(err, ClientError):
+        e = err.response.get("Error", {})
+        return f"{e.get('Code', 'Error')}: {e.get('Message', err)}"
+    return str(err)
+
+
+def _partition(cfg: LabConfig) -> str:
+    import boto3
+
+    try:
+        return boto3.Session().get_partition_for_region(cfg.region)
+    except Exception:  # older botocore or an unknown region: the commercial partition
+        return "aws"
+
+
+def _listed(kda, name: str) -> bool:
+    token = None
+    while True:
+        page = kda.list_applications(**({"NextToken": token} if token else {}))
+        if any(a["ApplicationName"] == name for a in page.get("ApplicationSummaries", [])):
+            return True
+        token = page.get("NextToken")
+        if not token:
+            return False
+
+
+def _describe(kda, name: str) -> dict[str, Any] | None:
+    try:
+        return kda.describe_application(ApplicationName=name)["ApplicationDetail"]
+    except ClientError as err:
+        if _code(err) == "ResourceNotFoundException":
+            return None
+        # An internal error (the emulator answers 500 for an unknown name): decide by the list.
+        if err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500 \
+                and not _listed(kda, name):
+            return None
+        raise
+
+
+# ---------------------------------------------------------------- logs
+def log_stream_arn(cfg: LabConfig, log_group: str) -> str:
+    return (f"arn:{_partition(cfg)}:logs:{cfg.region}:{cfg.account_id}:log-group:{log_group}"
+            f":log-stream:{LOG_STREAM}")
+
+
+def ensure_log_stream(cfg: LabConfig, log_group: str, logs=None) -> str:
+    """Create the application's log stream in the stack's log group (once); its ARN."""
+    logs = logs or _client(cfg, "logs")
+    try:
+        logs.create_log_stream(logGroupName=log_group, logStreamName=LOG_STREAM)
+    except ClientError as err:
+        if _code(err) != "ResourceAlreadyExistsException":
+            raise AppError(f"Could not create the log stream in {log_group}: {_text(err)}",
+                           "deploy the stack first (it makes the log group), then try again.") \
+                from err
+    return log_stream_arn(cfg, log_group)
+
+
+def _message(raw: str) -> str:
+    """The readable part of one log event (the service writes JSON lines)."""
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return raw.strip()
+    if not isinstance(doc, dict):
+        return raw.strip()
+    parts = [str(doc.get("messageType") or doc.get("level") or ""), str(doc.get("message") or "")]
+    throwable = doc.get("throwableInformation")
+    if throwable:
+        parts.append(str(throwable).splitlines()[0] if isinstance(throwable, str)
+                     else str(throwable)[:300])
+    return " ".join(p for p in parts if p).strip() or raw.strip()
+
+
+def failure_logs(cfg: LabConfig, log_group: str | None = None, since_s: float = 1800,
+                 limit: int = 30, logs=None) -> list[str]:
+    """The last ``limit`` error lines of the application's log in the last ``since_s`` s."""
+    logs = logs or _client(cfg, "logs")
+    group = log_group or f"/aws/kinesis-analytics/{app_name(cfg)}"
+    start = int((time.time() - since_s) * 1000)
+    lines: list[str] = []
+    try:
+        pages = logs.get_paginator("filter_log_events").paginate(
+            logGroupName=group, logStreamNames=[LOG_STREAM], startTime=start,
+            filterPattern=_ERROR_PATTERN)
+        for page in pages:
+            lines.extend(_message(e.get("message", "")) for e in page.get("events", [])
+                         if _ERROR_RE.search(e.get("message", "")))
+    except ClientError as err:
+        if _code(err) == "ResourceNotFoundException":
+            return [f"(no log yet in {group})"]
+        return [f"(the log could not be read: {_text(err)})"]
+    return lines[-limit:]
+
+
+# ---------------------------------------------------------------- configuration
+def _flink_config(parallelism: int) -> dict[str, Any]:
+    return {
+        "CheckpointConfiguration": {"ConfigurationType": "DEFAULT"},
+        "MonitoringConfiguration": {"ConfigurationType": "CUSTOM", "MetricsLevel": "APPLICATION",
+                                    "LogLevel": "INFO"},
+        "ParallelismConfiguration": {"ConfigurationType": "CUSTOM", "Parallelism": parallelism,
+                                     "ParallelismPerKPU": 1, "AutoScalingEnabled": False},
+    }
+
+
+def _flink_config_update(parallelism: int) -> dict[str, Any]:
+    c = _flink_config(parallelism)
+    return {
+        "CheckpointConfigurationUpdate": {"ConfigurationTypeUpdate": "DEFAULT"},
+        "MonitoringConfigurationUpdate": {"ConfigurationTypeUpdate": "CUSTOM",
+                                          "MetricsLevelUpdate": "APPLICATION",
+                                          "LogLevelUpdate": "INFO"},
+        "ParallelismConfigurationUpdate": {
+            "ConfigurationTypeUpdate": "CUSTOM",
+            "ParallelismUpdate": c["ParallelismConfiguration"]["Parallelism"],
+            "ParallelismPerKPUUpdate": 1, "AutoScalingEnabledUpdate": False},
+    }
+
+
+def create_or_update(cfg: LabConfig, code: CodeLocation, settings: JobSettings,
+                     role_arn: str, log_group: str, *, runtime: str | None = None,
+                     parallelism: int = PARALLELISM, progress: bool = True,
+                     kda=None, logs=None) -> dict[str, Any]:
+    """Create the application, or update its code and properties; its description.
+
+    An update of a running application restarts it with the new code (the service does that).
+    """
+    kda = kda or _client(cfg)
+    name = app_name(cfg)
+    runtime = runtime or newest_runtime()
+    props = application_properties(settings)
+    stream_arn = ensure_log_stream(cfg, log_group, logs=logs)
+    partition = _partition(cfg)
+    try:
+        current = _describe(kda, name)
+        if current is None:
+            if progress:
+                print(f"Creating the analytics application {name} ({runtime}) ...")
+            kda.create_application(
+                ApplicationName=name,
+                ApplicationDescription="Clickstream anomaly detection: Flink SQL + Random Cut "
+                                       "Forest (labhelpers)",
+                RuntimeEnvironment=runtime,
+                ServiceExecutionRole=role_arn,
+                ApplicationMode="STREAMING",
+                ApplicationConfiguration={
+                    "ApplicationCodeConfiguration": {
+                        "CodeContent": {"S3ContentLocation": {
+                            "BucketARN": code.bucket_arn(partition), "FileKey": code.key}},
+                        "CodeContentType": "ZIPFILE",
+                    },
+                    "EnvironmentProperties": {"PropertyGroups": props},
+                    "FlinkApplicationConfiguration": _flink_config(parallelism),
+                    # Stopping without a snapshot is quick; a fresh start re-reads the stream.
+                    "ApplicationSnapshotConfiguration": {"SnapshotsEnabled": False},
+                },
+                CloudWatchLoggingOptions=[{"LogStreamARN": stream_arn}],
+                Tags=[{"Key": TAG_KEY, "Value": cfg.prefix}],
+            )
+        else:
+            status = current["ApplicationStatus"]
+            if status in _BUSY:
+                raise AppError(f"The application {name} is {status}",
+                               "wait until it is READY or RUNNING (cloud_app.status), then "
+                               "deploy again.")
+            if progress:
+                print(f"Updating the analytics application {name} ({status}) ...")
+            update: dict[str, Any] = {
+                "ApplicationName": name,
+                "CurrentApplicationVersionId": current["ApplicationVersionId"],
+                "ApplicationConfigurationUpdate": {
+                    "ApplicationCodeConfigurationUpdate": {
+                        "CodeContentTypeUpdate": "ZIPFILE",
+                        "CodeContentUpdate": {"S3ContentLocationUpdate": {
+                            "BucketARNUpdate": code.bucket_arn(partition),
+                            "FileKeyUpdate": code.key}},
+                    },
+                    "EnvironmentPropertyUpdates": {"PropertyGroups": props},
+                    "FlinkApplicationConfigurationUpdate": _flink_config_update(parallelism),
+                },
+                "ServiceExecutionRoleUpdate": role_arn,
+            }
+            if current.get("RuntimeEnvironment") != runtime:
+                update["RuntimeEnvironmentUpdate"] = runtime
+            kda.update_application(**update)
+    except ClientError as err:
+        raise AppError(f"Creating or updating the application {name} failed: {_text(err)}",
+                       _fix_for(err)) from err
+    return _describe(kda, name) or {}
+
+
+def _fix_for(err: ClientError) -> str:
+    code = _code(err)
+    if code in ("InvalidArgumentException", "InvalidApplicationConfigurationException"):
+        return ("check the stack outputs and the zip (python -m labhelpers package), then "
+                "deploy the app again.")
+    if code == "ResourceInUseException":
+        return "wait until the application is READY or RUNNING, then try again."
+    if code in ("AccessDeniedException", "AccessDenied"):
+        return ("use credentials allowed to manage Managed Service for Apache Flink "
+                "(kinesisanalytics:*).")
+    if code == "LimitExceededException":
+        return "delete unused Flink applications in this region or ask for a higher quota."
+    return "fix the cause named above, then try again."
+
+
+# ---------------------------------------------------------------- lifecycle
+def status(cfg: LabConfig, kda=None) -> dict[str, Any]:
+    """``{exists, name, status, runtime, version}`` of the application."""
+    kda = kda or _client(cfg)
+    name = app_name(cfg)
+    detail = _describe(kda, name)
+    if detail is None:
+        return {"exists": False, "name": name, "status": None, "runtime": None, "version": None}
+    return {"exists": True, "name": name, "status": detail["ApplicationStatus"],
+            "runtime": detail.get("RuntimeEnvironment"),
+            "version": detail.get("ApplicationVersionId")}
+
+
+def _wait_status(kda, name: str, done: Callable[[str | None], bool], timeout: float,
+                 poll: float, progress: bool) -> str | None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        detail = _describe(kda, name)
+        state = detail["ApplicationStatus"] if detail else None
+        if progress and state != last:
+            print(f"  {time.strftime('%H:%M:%S')}  {state or 'deleted'}")
+            last = state or ""
+        if done(state):
+            return state
+        if time.monotonic() > deadline:
+            raise AppError(f"The application {name} is still {state} after {timeout:.0f} s",
+                           "look at it in the Managed Service for Apache Flink console, and run "
+                           "the same step again when it has settled.")
+        time.sleep(poll)
+
+
+def start(cfg: LabConfig, *, wait: bool = True, timeout: float = START_TIMEOUT_S,
+          poll: float = 10.0, progress: bool = True, kda=None, logs=None) -> dict[str, Any]:
+    """Start the application and (with ``wait``) watch it until it runs.
+
+    If it falls back to READY (the job failed while starting), AppError carries the error
+    lines of its log.
+    """
+    kda = kda or _client(cfg)
+    name = app_name(cfg)
+    detail = _describe(kda, name)
+    if detail is None:
+        raise AppError(f"The analytics application {name} does not exist",
+                       "create it with cloud_app.deploy (notebook 03 on the aws backend).")
+    if detail["ApplicationStatus"] in _RUNNING:
+        if progress:
+            print(f"The application {name} is already running.")
+        return status(cfg, kda)
+    try:
+        kda.start_application(
+            ApplicationName=name,
+            RunConfiguration={
+                "FlinkRunConfiguration": {"AllowNonRestoredState": True},
+                "ApplicationRestoreConfiguration": {
+                    "ApplicationRestoreType": "SKIP_RESTORE_FROM_SNAPSHOT"},
+            },
+        )
+    except ClientError as err:
+        raise AppError(f"Starting the application {name} failed: {_text(err)}",
+                       _fix_for(err)) from err
+    if progress:
+        print(f"Starting {name}; the service takes a few minutes ...")
+    if not wait:
+        return status(cfg, kda)
+    final = _wait_status(kda, name, lambda s: s not in ("STARTING", "UPDATING"), timeout, poll,
+                         progress)
+    if final not in _RUNNING:
+        lines = failure_logs(cfg, logs=logs)
+        shown = "\n".join(f"    {line}" for line in lines) or "    (no error lines logged)"
+        raise AppError(
+            f"The application {name} did not start (it is {final}); error lines of its log:\n"
+            + shown,
+            "fix the cause shown above (often a missing stream permission, a wrong property, or "
+            "a module missing from the zip), rebuild with `python -m labhelpers package`, "
+            "deploy and start again.",
+        )
+    return status(cfg, kda)
+
+
+def stop(cfg: LabConfig, *, force: bool = False, wait: bool = True,
+         timeout: float = STOP_TIMEOUT_S, poll: float = 10.0, progress: bool = True,
+         kda=None) -> bool:
+    """Stop the application (KPU charges stop); True if it was running."""
+    kda = kda or _client(cfg)
+    name = app_name(cfg)
+    detail = _describe(kda, name)
+    if detail is None or detail["ApplicationStatus"] in ("READY", "DELETING"):
+        return False
+    try:
+        kda.stop_application(ApplicationName=name, Force=force)
+    except ClientError as err:
+        if _code(err) != "ResourceInUseException" or force:
+            raise AppError(f"Stopping the application {name} failed: {_text(err)}",
+                           "try cloud_app.stop(cfg, force=True).") from err
+        kda.stop_application(ApplicationName=name, Force=True)
+    if progress:
+        print(f"Stopping {name} ...")
+    if wait:
+        _wait_status(kda, name, lambda s: s in (None, "READY"), timeout, poll, progress)
+    return True
+
+
+def delete(cfg: LabConfig, *, timeout: float = STOP_TIMEOUT_S, poll: float = 10.0,
+           progress: bool = True, kda=None) -> bool:
+    """Delete the application (stopping it first if it runs); True if it existed.
+
+    Deleting what is gone is fine, so running it twice is harmless.
+    """
+    kda = kda or _client(cfg)
+    name = app_name(cfg)
+    if not name.startswith(cfg.prefix + "-"):  # never anything without the prefix
+        return False
+    detail = _describe(kda, name)
+    if detail is None:
+        return False
+    if detail["ApplicationStatus"] == "DELETING":
+        _wait_status(kda, name, lambda s: s is None, timeout, poll, progress)
+        return True
+    if detail["ApplicationStatus"] not in ("READY",):
+        stop(cfg, force=True, wait=True, timeout=timeout, poll=poll, progress=progress, kda=kda)
+        detail = _describe(kda, name) or detail
+    try:
+        kda.delete_application(ApplicationName=name, CreateTimestamp=detail["CreateTimestamp"])
+    except ClientError as err:
+        if _code(err) == "ResourceNotFoundException":
+            return False
+        raise AppError(f"Deleting the application {name} failed: {_text(err)}",
+                       "run the cleanup again in a minute; if it persists delete it in the "
+                       "Managed Service for Apache Flink console.") from err
+    if progress:
+        print(f"Deleting the analytics application {name} ...")
+    _wait_status(kda, name, lambda s: s is None, timeout, poll, progress)
+    return True
+
+
+def deploy(cfg: LabConfig, zip_path=None, forest: ForestParams | dict | None = None,
+           window_seconds: int = 10, lateness_seconds: int = 5, *, start_app: bool = True,
+           progress: bool = True) -> dict[str, Any]:
+    """Upload the zip, create or update the application from the stack outputs, start it.
+
+    zip_path: the package from ``labhelpers.analytics.packaging.package`` (``python -m labhelpers
+    package``). Returns the application's status.
+    """
+    from ..infra import credentials, stack
+    from . import packaging
+
+    if cfg.backend != "aws":
+        raise AppError("The managed Flink application exists only on the aws backend",
+                       "use labhelpers.analytics.runner (the local mini-cluster) on the local "
+                       "backend.")
+    credentials.check(cfg)
+    if zip_path is None:
+        zip_path = packaging.DIST_DIR / packaging.ZIP_NAME
+        if not zip_path.exists():
+            raise AppError("No application package was given and none is built",
+                           "build it with `python -m labhelpers package`, then deploy again.")
+    outs = stack.outputs(cfg)
+    for key in ("AppRoleArn", "AppLogGroupName"):
+        if key not in outs:
+            raise AppError(f"The stack has no output {key}",
+                           "deploy the current template (notebook 01), then try again.")
+    try:
+        bucket, key = packaging.upload(cfg, zip_path)
+        settings = cloud_settings(cfg, outs, forest, window_seconds, lateness_seconds)
+        create_or_update(cfg, CodeLocation(bucket, key), settings, outs["AppRoleArn"],
+                         outs["AppLogGroupName"], progress=progress)
+        if start_app:
+            return start(cfg, progress=progress)
+        return status(cfg)
+    except BotoCoreError as err:
+        raise AppError(f"Could not reach AWS: {err}",
+                       "check your network and credentials, then run the step again.") from err

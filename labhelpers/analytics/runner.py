@@ -1,0 +1,311 @@
+"""The analytics application on the local backend: the Flink job in a background process.
+
+``start`` launches ``python -m labhelpers.analytics.runner run`` detached from the notebook
+kernel, so it keeps running when you move to the next notebook; any notebook finds it again
+through the state file in ``<lab_dir>/app``. The same process runs the local stand-in for the alert
+Lambda's event source mapping (labhelpers.alerts.poller.LocalPoller).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..background import alive, spawn, stop_group
+from ..errors import AppError
+from ..flinkenv import java_env
+from ..infra.config import LabConfig, load_config
+from ..stream.log import read_all_lines
+from .forest import ForestParams
+from .job import JobSettings, filesystem_sink, filesystem_source
+from .jvm_cache import startup_env
+
+CHECKPOINT_INTERVAL = "2s"
+MARKER = "labhelpers.analytics.runner"  # in the background process's command line
+# The JVM's heap: the local mini-cluster's default (1/4 of RAM) is far more than it needs.
+JVM_ARGS = "-Xmx1g -XX:+UseSerialGC"
+
+
+def app_dir(cfg: LabConfig) -> Path:
+    return cfg.lab_dir / "app"
+
+
+def local_runtime(work: Path, checkpoint_interval: str = CHECKPOINT_INTERVAL) -> dict[str, str]:
+    """Flink settings for the embedded mini-cluster: loopback only, files under ``work``."""
+    return {
+        "execution.checkpointing.interval": checkpoint_interval,
+        "execution.checkpointing.dir": (work / "checkpoints").as_uri(),
+        # keep the last checkpoints when the app is stopped or killed: start() resumes there
+        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+        "execution.checkpointing.num-retained": "2",
+        "io.tmp.dirs": str(work / "tmp"),
+        "rest.bind-address": "127.0.0.1",
+        "rest.address": "127.0.0.1",
+        "jobmanager.bind-host": "127.0.0.1",
+        "jobmanager.rpc.address": "127.0.0.1",
+        "taskmanager.bind-host": "127.0.0.1",
+        "taskmanager.host": "127.0.0.1",
+        "parallelism.default": "1",
+        # the forest runs inside the JVM (pemja) instead of a separate Python worker:
+        # measured 106 s instead of 131 s for a day of traffic (bench/bench_replay.py)
+        "python.execution-mode": "thread",
+    }
+
+
+def flink_env(work: Path) -> dict[str, str]:
+    """Environment of a process that runs the job: Java, JVM heap, Flink's log folder, the
+    Python path the JVM's embedded interpreter needs (thread mode reads no .pth files), and
+    the start-up cache when it is built (labhelpers.analytics.jvm_cache)."""
+    import site
+
+    from ..infra.config import REPO_ROOT
+
+    env = java_env()
+    paths = [*site.getsitepackages(), str(REPO_ROOT), env.get("PYTHONPATH", "")]
+    env.update(JVM_ARGS=JVM_ARGS, FLINK_LOG_DIR=str(work / "log"), PYTHONUNBUFFERED="1",
+               PYTHONPATH=os.pathsep.join(p for p in paths if p))
+    return startup_env(env)
+
+
+def local_settings(
+    cfg: LabConfig,
+    forest: ForestParams | dict | None = None,
+    window_seconds: int = 10,
+    lateness_seconds: int = 5,
+) -> JobSettings:
+    """Job settings for the live local app: stream logs in, stream logs out."""
+    if isinstance(forest, dict):
+        forest = ForestParams.from_dict(forest)
+    return JobSettings(
+        input_connector=filesystem_source(cfg.stream_dir(cfg.input_stream), continuous=True),
+        scores_connector=filesystem_sink(cfg.stream_dir(cfg.scores_stream)),
+        dead_letter_connector=filesystem_sink(cfg.stream_dir(cfg.dead_letter_stream)),
+        window_seconds=window_seconds,
+        lateness_seconds=lateness_seconds,
+        forest=forest or ForestParams(),
+        runtime=local_runtime(app_dir(cfg)),
+    )
+
+
+def _state_file(cfg: LabConfig) -> Path:
+    return app_dir(cfg) / "app.json"
+
+
+def _read_state(cfg: LabConfig) -> dict[str, Any] | None:
+    path = _state_file(cfg)
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())
+
+
+def start(
+    cfg: LabConfig,
+    forest: ForestParams | dict | None = None,
+    window_seconds: int = 10,
+    lateness_seconds: int = 5,
+    alerts: bool = True,
+    fresh: bool = False,
+    wait_seconds: float = 90,
+) -> dict[str, Any]:
+    """Start the app in the background (or return the one already running).
+
+    If an earlier run with the same settings left a checkpoint (it was stopped, killed or
+    crashed), the app resumes from it: the input is read on from where that checkpoint was,
+    each forest continues from its saved state, and no window is lost or reported twice.
+    Otherwise (or with ``fresh=True``, or changed settings) it starts fresh: it clears the
+    earlier outputs and reads the input stream from its beginning. ``alerts`` also runs the
+    local alert poller (needs the stack deployed). Waits until the Flink job is running.
+    """
+    if cfg.backend != "local":
+        raise AppError(
+            "app.start runs the local mini-cluster only",
+            "on the aws backend use labhelpers.analytics.managed (managed Flink).",
+        )
+    current = status(cfg)
+    if current["running"]:
+        print(f"The analytics app is already running (pid {current['pid']}).")
+        return current
+    settings = local_settings(cfg, forest, window_seconds, lateness_seconds)
+    work = app_dir(cfg)
+    props = work / "properties.json"
+    checkpoint = None if fresh else latest_checkpoint(cfg)
+    if checkpoint is not None and json.loads(props.read_text()) != settings.to_properties():
+        print("The settings differ from the last run's, so its checkpoint cannot be used: "
+              "starting fresh.")
+        checkpoint = None
+    if checkpoint is None:
+        for old in (work, cfg.stream_dir(cfg.scores_stream),
+                    cfg.stream_dir(cfg.dead_letter_stream)):
+            shutil.rmtree(old, ignore_errors=True)
+        (work / "log").mkdir(parents=True)
+        props.write_text(json.dumps(settings.to_properties(), indent=2))
+    else:
+        print(f"Resuming from checkpoint {checkpoint.parent.name}/{checkpoint.name}.")
+        shutil.rmtree(work / "tmp", ignore_errors=True)
+        (work / "running").unlink(missing_ok=True)
+    cfg.stream_dir(cfg.input_stream).mkdir(parents=True, exist_ok=True)
+    env = flink_env(work)
+    cmd = [sys.executable, "-m", "labhelpers.analytics.runner", "run", "--properties", str(props),
+           "--prefix", cfg.prefix, "--home", str(cfg.home), "--port", str(cfg.emulator_port)]
+    if not alerts:
+        cmd.append("--no-alerts")
+    if checkpoint is not None:
+        cmd += ["--restore", str(checkpoint)]
+    proc = spawn(cmd, work / "app.log", env=env, cwd=work)
+    state = {"pid": proc.pid, "started": time.time(), "properties": str(props),
+             "log": str(work / "app.log"), "alerts": alerts,
+             "resumed_from": str(checkpoint) if checkpoint else None}
+    _state_file(cfg).write_text(json.dumps(state))
+    deadline = time.time() + wait_seconds
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AppError(
+                f"The analytics app exited at start (code {proc.returncode}); last log lines:\n"
+                + logs(cfg, 15),
+                "read the log above (labhelpers.analytics.runner.logs), fix the cause and start "
+                "again.",
+            )
+        if (work / "running").exists():
+            print(f"Analytics app started (pid {proc.pid}); log: {work / 'app.log'}")
+            return status(cfg)
+        time.sleep(0.5)
+    stop(cfg)
+    raise AppError(
+        f"The analytics app did not start within {wait_seconds:.0f} s",
+        "check `python -m labhelpers app logs` and that Java works (python -m labhelpers doctor).",
+    )
+
+
+def latest_checkpoint(cfg: LabConfig) -> Path | None:
+    """The newest complete checkpoint of the app's earlier runs (a folder ``chk-N``), if any."""
+    done = [m.parent for m in (app_dir(cfg) / "checkpoints").glob("*/chk-*/_metadata")]
+    return max(done, key=lambda d: (d.stat().st_mtime, int(d.name[4:]))) if done else None
+
+
+def settings(cfg: LabConfig) -> JobSettings:
+    """The settings the app was last started with (window, lateness, forest parameters)."""
+    path = app_dir(cfg) / "properties.json"
+    if not path.exists():
+        raise AppError("The analytics app has not been started",
+                       "start it with notebook 03 or `python -m labhelpers app start`.")
+    return JobSettings.from_properties(json.loads(path.read_text()))
+
+
+def status(cfg: LabConfig) -> dict[str, Any]:
+    """Is the app running, since when, and how much it has produced."""
+    state = _read_state(cfg) or {}
+    pid = state.get("pid")
+    running = alive(pid, MARKER)
+    scores = read_all_lines(cfg.stream_dir(cfg.scores_stream))
+    dead = read_all_lines(cfg.stream_dir(cfg.dead_letter_stream))
+    last = json.loads(scores[-1]) if scores else None
+    return {
+        "running": running,
+        "pid": pid if running else None,
+        "uptime_s": round(time.time() - state["started"], 1) if running else 0.0,
+        "windows_scored": len(scores),
+        "anomalies": sum('"is_anomaly":true' in s for s in scores),
+        "bad_records": len(dead),
+        "last_window": (last or {}).get("window_end"),
+        "resumed_from": state.get("resumed_from") if running else None,
+        "log": state.get("log"),
+    }
+
+
+def stop(cfg: LabConfig, timeout: float = 20) -> bool:
+    """Stop the app and its JVM (the whole process group). True if it was running."""
+    state = _read_state(cfg)
+    if not state:
+        return False
+    pid = state["pid"]
+    was_running = stop_group(pid, timeout, MARKER)
+    _state_file(cfg).unlink(missing_ok=True)
+    (app_dir(cfg) / "running").unlink(missing_ok=True)
+    shutil.rmtree(app_dir(cfg) / "tmp", ignore_errors=True)
+    if was_running:
+        print(f"Analytics app stopped (pid {pid}).")
+    return was_running
+
+
+def logs(cfg: LabConfig, lines: int = 40) -> str:
+    """The last ``lines`` lines of the app's log (its own output plus Flink's errors)."""
+    path = app_dir(cfg) / "app.log"
+    if not path.exists():
+        return "(no log yet: the app has not been started)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def wait_for_scores(cfg: LabConfig, count: int = 1, timeout: float = 180) -> list[dict]:
+    """Block until at least ``count`` score rows exist; AppError if the app dies or times out."""
+    deadline = time.time() + timeout
+    while True:
+        rows = [json.loads(s) for s in read_all_lines(cfg.stream_dir(cfg.scores_stream))]
+        if len(rows) >= count:
+            return rows
+        if not status(cfg)["running"]:
+            raise AppError("The analytics app is not running; last log lines:\n" + logs(cfg, 15),
+                           "start it with notebook 03 or `python -m labhelpers app start`.")
+        if time.time() > deadline:
+            raise AppError(f"No {count} score rows after {timeout:.0f} s",
+                           "check that the generator is sending (notebook 02) and the app log.")
+        time.sleep(1)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Body of the background process: alert poller thread + the Flink job (blocking)."""
+    from . import job
+
+    cfg = load_config(prefix=args.prefix, home=args.home, emulator_port=args.port)
+    settings = JobSettings.from_properties(json.loads(Path(args.properties).read_text()))
+    if args.restore:
+        settings.runtime["execution.state-recovery.path"] = args.restore
+    stop_event = threading.Event()
+    poller_thread = None
+    if not args.no_alerts:
+        from ..alerts.poller import LocalPoller
+
+        poller = LocalPoller(cfg)
+        poller_thread = threading.Thread(
+            target=poller.run_forever, args=(stop_event,), name="alert-poller", daemon=True
+        )
+        poller_thread.start()
+
+    def _terminate(signum, frame):  # noqa: ARG001
+        stop_event.set()
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _terminate)
+    result = job.run(settings, wait=False)
+    (app_dir(cfg) / "running").write_text(str(os.getpid()))
+    print(f"job submitted: {result.get_job_client().get_job_id()}", flush=True)
+    try:
+        result.wait()
+    finally:
+        stop_event.set()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m labhelpers.analytics.runner")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    run = sub.add_parser("run", help="run the app in the foreground (used by start)")
+    run.add_argument("--properties", required=True)
+    run.add_argument("--prefix", required=True)
+    run.add_argument("--home", required=True)
+    run.add_argument("--port", type=int, required=True)
+    run.add_argument("--no-alerts", action="store_true")
+    run.add_argument("--restore", default=None, help="checkpoint folder to resume from")
+    args = parser.parse_args(argv)
+    return _run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,375 @@
+"""Command line: ``python -m labhelpers <command>``; a thin layer over the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import LabError
+
+
+def _cfg(args):
+    from .infra.config import load_config
+
+    return load_config(backend=args.backend, prefix=args.prefix, region=args.region)
+
+
+def _print(obj) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+def cmd_replay(args) -> int:
+    from .analytics.replay import replay
+
+    forest = json.loads(args.forest) if args.forest else None
+    _print(replay(args.input, args.out, forest=forest, window_seconds=args.window_seconds,
+                  lateness_seconds=args.lateness_seconds))
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    from .flinkenv import find_java_home, java_version
+
+    home = find_java_home()
+    _print({"java_home": str(home), "java_version": java_version(home),
+            "python": sys.version.split()[0]})
+    return 0
+
+
+def cmd_jvm_cache(args) -> int:
+    from .analytics.jvm_cache import prepare
+
+    _print(prepare(force=args.force))
+    return 0
+
+
+def cmd_emulator(args) -> int:
+    from .infra import emulator
+
+    cfg = _cfg(args)
+    action = {"start": emulator.start, "stop": emulator.stop, "status": emulator.status}
+    _print(action[args.action](cfg))
+    return 0
+
+
+def cmd_deploy(args) -> int:
+    from .infra import stack
+
+    _print(stack.deploy(_cfg(args), email=args.email, phone=args.phone,
+                        stream_mode=args.stream_mode, shard_count=args.shard_count))
+    return 0
+
+
+def cmd_cost(args) -> int:
+    from .infra import cost
+
+    print(cost.format_estimate(cost.estimate(
+        records_per_second=args.records_per_second, sites=args.sites,
+        input_mode=args.stream_mode, input_shards=args.shard_count)))
+    return 0
+
+
+def cmd_package(args) -> int:
+    from .analytics import packaging
+
+    wheels = args.wheel or None
+    path = packaging.package(jar=args.jar, wheels=wheels, out=args.out)
+    _print({"zip": str(path), "entries": len(packaging.check_zip(path))})
+    return 0
+
+
+def cmd_cloud_app(args) -> int:
+    from .analytics import managed as cloud_app
+
+    cfg = _cfg(args)
+    if args.action == "deploy":
+        forest = json.loads(args.forest) if args.forest else None
+        _print(cloud_app.deploy(cfg, args.zip, forest=forest, start_app=not args.no_start))
+    elif args.action == "start":
+        _print(cloud_app.start(cfg))
+    elif args.action == "status":
+        _print(cloud_app.status(cfg))
+    elif args.action == "stop":
+        _print({"was_running": cloud_app.stop(cfg, force=args.force)})
+    elif args.action == "delete":
+        _print({"deleted": cloud_app.delete(cfg)})
+    elif args.action == "logs":
+        print("\n".join(cloud_app.failure_logs(cfg)))
+    return 0
+
+
+def _generate_rates(pairs):
+    from .errors import GeneratorError
+
+    if not pairs:
+        return None
+    rates = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        try:
+            rates[name] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name:
+            raise GeneratorError(f"--rate {pair!r} is not NAME=RECORDS_PER_S",
+                                 "write e.g. --rate Click=2 --rate Impression=1.")
+    return rates
+
+
+def cmd_generate(args) -> int:
+    from .generate import traffic
+
+    cfg = _cfg(args)
+    rates = _generate_rates(args.rate)
+    plan_kw = dict(rates=rates, templates=args.templates, curve=args.curve, total=args.total,
+                   seed=args.seed, over_limit=args.over_limit)
+    if args.action == "start":
+        _print(traffic.start(cfg, sites=args.sites, click_rate=args.click_rate,
+                             impression_rate=args.impression_rate, duration_s=args.duration,
+                             **plan_kw))
+    elif args.action == "spike":
+        _print(traffic.spike(cfg, extra_senders=args.extra_senders, seconds=args.seconds,
+                             payload=args.payload))
+    elif args.action == "rate":
+        _print([traffic.set_rate(cfg, name, r) for name, r in (rates or {}).items()])
+    elif args.action == "stop":
+        _print(traffic.stop(cfg))
+    elif args.action == "status":
+        st = traffic.status(cfg)
+        st.pop("history", None)  # the panel draws it; too long to print
+        _print(st)
+    elif args.action == "timeline":
+        _print(traffic.write_lab_timeline(args.out or Path("lab_test.jsonl"),
+                                          warmup_s=args.warmup, sites=args.sites))
+    elif args.action == "templates":
+        _print(traffic.describe_templates(args.templates))
+    elif args.action == "preview":
+        _print(traffic.preview(rates or ("Impression", "Click"), args.templates, n=args.n,
+                               sites=args.sites, seed=args.seed))
+    elif args.action == "send":
+        _print(traffic.send(cfg, sites=args.sites, click_rate=args.click_rate,
+                            impression_rate=args.impression_rate, duration_s=args.duration,
+                            simulated=args.simulated, out=args.out,
+                            **plan_kw))
+    return 0
+
+
+def cmd_app(args) -> int:
+    from .analytics import runner as app
+
+    cfg = _cfg(args)
+    if args.action == "start":
+        _print(app.start(cfg, alerts=not args.no_alerts))
+    elif args.action == "stop":
+        _print({"was_running": app.stop(cfg)})
+    elif args.action == "status":
+        _print(app.status(cfg))
+    elif args.action == "logs":
+        print(app.logs(cfg, args.lines))
+    return 0
+
+
+def cmd_inbox(args) -> int:
+    from .alerts.poller import inbox
+
+    _print(inbox(_cfg(args)))
+    return 0
+
+
+def cmd_cleanup(args) -> int:
+    from .infra.cleanup import cleanup
+
+    _print(cleanup(_cfg(args), stop_emulator=not args.keep_emulator))
+    return 0
+
+
+def cmd_run_lab(args) -> int:
+    from .run.headless import run_lab
+
+    params = json.loads(args.parameters) if args.parameters else None
+    run = run_lab(args.run_dir, parameters=params)
+    summary = json.loads((Path(run) / "summary.json").read_text())
+    return 0 if summary["ok"] else 1
+
+
+def _forest_json(text):
+    from .errors import ConfigError
+
+    if not text:
+        return None
+    try:
+        forest = json.loads(text)
+    except ValueError as err:
+        raise ConfigError(f"--forest is not JSON ({err})",
+                          'write e.g. --forest \'{"threshold": 3.5}\'.') from None
+    if not isinstance(forest, dict):
+        raise ConfigError("--forest must be a JSON object",
+                          'write e.g. --forest \'{"threshold": 3.5}\'.')
+    return forest
+
+
+def cmd_score_series(args) -> int:
+    from .evaluate.series import score_series
+
+    _print(score_series(args.input, args.out, forest=_forest_json(args.forest)))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluate.evaluation import format_table, run_evaluation
+
+    ev = run_evaluation(args.out, size=args.size, seed=args.seed,
+                        forest=_forest_json(args.forest))
+    print(format_table(ev.table))
+    _print({"totals": ev.totals, "windows": ev.replay["windows"],
+            "count_mismatches": ev.count_mismatches, "seconds": ev.seconds,
+            "evaluation_csv": str(ev.out_dir / "evaluation.csv")})
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m labhelpers",
+                                description="Clickstream anomaly detection lab.")
+    p.add_argument("--backend", choices=("local", "aws"), default=None,
+                   help="default: LAB_BACKEND or local")
+    p.add_argument("--prefix", default=None, help="resource name prefix (LAB_PREFIX)")
+    p.add_argument("--region", default=None, help="AWS region (LAB_REGION)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("replay", help="run the analytics job over a JSON-lines file")
+    r.add_argument("input", type=Path)
+    r.add_argument("--out", type=Path, required=True)
+    r.add_argument("--window-seconds", type=int, default=10)
+    r.add_argument("--lateness-seconds", type=int, default=5)
+    r.add_argument("--forest", default=None,
+                   help='forest parameters as JSON, e.g. \'{"threshold": 3.5}\'')
+    r.set_defaults(fn=cmd_replay)
+
+    sub.add_parser("doctor", help="check Java and Python").set_defaults(fn=cmd_doctor)
+
+    jc = sub.add_parser("jvm-cache", help="build the Flink JVM's start-up cache (make install)")
+    jc.add_argument("--force", action="store_true", help="rebuild it even if it is up to date")
+    jc.set_defaults(fn=cmd_jvm_cache)
+
+    e = sub.add_parser("emulator", help="the local AWS emulator (moto server)")
+    e.add_argument("action", choices=("start", "stop", "status"))
+    e.set_defaults(fn=cmd_emulator)
+
+    d = sub.add_parser("deploy", help="deploy (or update) the CloudFormation stack")
+    d.add_argument("--email", default=None)
+    d.add_argument("--phone", default=None)
+    d.add_argument("--stream-mode", choices=("PROVISIONED", "ON_DEMAND"), default=None,
+                   help="input stream capacity mode (default: PROVISIONED, or keep the stack's)")
+    d.add_argument("--shard-count", type=int, default=None, help="input shards (1-4)")
+    d.set_defaults(fn=cmd_deploy)
+
+    co = sub.add_parser("cost", help="estimated hourly cost of the lab on AWS, and how to stop")
+    co.add_argument("--records-per-second", type=float, default=2.0)
+    co.add_argument("--sites", type=int, default=1)
+    co.add_argument("--stream-mode", choices=("PROVISIONED", "ON_DEMAND"), default="PROVISIONED")
+    co.add_argument("--shard-count", type=int, default=1)
+    co.set_defaults(fn=cmd_cost)
+
+    pk = sub.add_parser("package", help="build the managed Flink application's zip")
+    pk.add_argument("--jar", type=Path, default=None,
+                    help="connector jar (default: build cloud/pom.xml with Maven)")
+    pk.add_argument("--wheel", type=Path, action="append", default=[],
+                    help="Python wheel for the service (default: pip download krcf)")
+    pk.add_argument("--out", type=Path, default=None, help="zip path (default cloud/dist/)")
+    pk.set_defaults(fn=cmd_package)
+
+    ca = sub.add_parser("cloud-app", help="the managed Flink application (aws backend)")
+    ca.add_argument("action", choices=("deploy", "start", "status", "stop", "delete", "logs"))
+    ca.add_argument("--zip", type=Path, default=None, help="package (deploy)")
+    ca.add_argument("--forest", default=None, help="forest parameters as JSON (deploy)")
+    ca.add_argument("--no-start", action="store_true", help="deploy without starting")
+    ca.add_argument("--force", action="store_true", help="stop without waiting for the job")
+    ca.set_defaults(fn=cmd_cloud_app)
+
+    g = sub.add_parser(
+        "generate", help="traffic: templates, rates, spikes, timelines",
+        description="start|spike|rate|stop|status drive the background generator; send runs "
+        "one in the foreground (headless); preview and templates show what would be sent; "
+        "timeline writes the lab's test in simulated time.")
+    g.add_argument("action", choices=("start", "spike", "rate", "stop", "status", "send",
+                                      "preview", "templates", "timeline"))
+    g.add_argument("--sites", nargs="+", default=["example.com"])
+    g.add_argument("--click-rate", type=float, default=1.0)
+    g.add_argument("--impression-rate", type=float, default=1.0)
+    g.add_argument("--rate", action="append", metavar="NAME=R",
+                   help="records/s per site of a template (repeat; replaces the click and "
+                   "impression rates); with `rate`: change it on the running generator")
+    g.add_argument("--templates", type=Path, default=None, help="a file of your templates")
+    g.add_argument("--curve", default=None,
+                   help='time-of-day rate curve: "diurnal" or JSON like '
+                   '\'{"points": [[0, 0.2], [20, 1.5]], "period_s": 600}\'')
+    g.add_argument("--duration", type=float, default=None, help="seconds (default: until stop)")
+    g.add_argument("--total", type=int, default=None, help="stop after this many records")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--over-limit", action="store_true",
+                   help="send even above what the stream takes (records are throttled)")
+    g.add_argument("--simulated", action="store_true",
+                   help="send: render in simulated time, as fast as possible (to --out)")
+    g.add_argument("--payload", default="Click", help="spike: the template to multiply")
+    g.add_argument("--extra-senders", type=int, default=3)
+    g.add_argument("--seconds", type=float, default=20)
+    g.add_argument("-n", type=int, default=3, help="preview: records per template")
+    g.add_argument("--warmup", type=float, default=900, help="timeline: seconds before spike")
+    g.add_argument("--out", type=Path, default=None,
+                   help="timeline (default lab_test.jsonl) and send --simulated: a JSON-lines "
+                   "file to write instead of the stream")
+    g.set_defaults(fn=cmd_generate)
+
+    a = sub.add_parser("app", help="the analytics application (Flink job)")
+    a.add_argument("action", choices=("start", "stop", "status", "logs"))
+    a.add_argument("--no-alerts", action="store_true")
+    a.add_argument("--lines", type=int, default=40)
+    a.set_defaults(fn=cmd_app)
+
+    sub.add_parser("inbox", help="alerts received").set_defaults(fn=cmd_inbox)
+
+    c = sub.add_parser("cleanup", help="stop everything and delete what the lab made")
+    c.add_argument("--keep-emulator", action="store_true")
+    c.set_defaults(fn=cmd_cleanup)
+
+    rl = sub.add_parser("run-lab", help="run every notebook headless (make run)")
+    rl.add_argument("--run-dir", type=Path, default=None)
+    rl.add_argument("--parameters", default=None, help="notebook parameters as JSON")
+    rl.set_defaults(fn=cmd_run_lab)
+
+    ss = sub.add_parser("score-series",
+                        help="score any timestamp,value CSV with the lab's forest")
+    ss.add_argument("input", type=Path, help="CSV with a header line `timestamp,value`")
+    ss.add_argument("--out", type=Path, required=True,
+                    help="CSV to write: timestamp,value,anomaly_score,is_anomaly")
+    ss.add_argument("--forest", default=None,
+                    help='forest parameters as JSON, e.g. \'{"threshold": 3.5}\'')
+    ss.set_defaults(fn=cmd_score_series)
+
+    ev = sub.add_parser("evaluate",
+                        help="run the labelled scenario suite through the real job, per-"
+                             "scenario precision / recall / delay / false alarms")
+    ev.add_argument("--size", choices=("small", "full"), default="full",
+                    help="minutes of event time per scenario: small 30, full 180")
+    ev.add_argument("--out", type=Path, default=Path("evaluation"),
+                    help="folder for suite.jsonl, scores.csv, evaluation.csv")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--forest", default=None,
+                    help='forest parameters as JSON, e.g. \'{"threshold": 3.5}\'')
+    ev.set_defaults(fn=cmd_evaluate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except LabError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""evaluate: see labhelpers/__init__.py for the map."""

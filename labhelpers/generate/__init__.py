@@ -1,0 +1,1 @@
+"""generate: see labhelpers/__init__.py for the map."""

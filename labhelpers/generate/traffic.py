@@ -1,0 +1,450 @@
+"""Traffic in the background: the generator as a process that outlives notebook kernels.
+
+Notebook 02 starts it (and its panel changes rates), notebook 04 asks it for a spike, and
+cleanup stops it. Requests reach it as small files in its control folder (``*.request``,
+written under another name and renamed, applied in the order they were made). It writes its
+counters to ``stats.json`` every half second, and every record the target refused for good,
+with the reason, to ``failures.jsonl``. On the local backend it also copies every batch into
+the raw bucket under ``weblogs/raw/YYYY/MM/DD/HH/`` (the job Firehose does on AWS), when the
+stack exists.
+
+What it sends is a plan spec (JSON, see ``plan_spec``): sites, a rate per template (the
+lab's Click and Impression by default), templates of your own, a time-of-day curve, a total
+or a duration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..background import alive, spawn, stop_group
+from ..contracts import CLICK, IMPRESSION
+from ..errors import GeneratorError, LabError
+from ..infra.config import LabConfig, load_config
+from .generator import (
+    Plan,
+    RateCurve,
+    Sender,
+    Sink,
+    _check_number,
+    _check_total,
+    curve_from,
+    lab_test_plan,
+    make_sink,
+    start_background,
+    timeline,
+    write_jsonl,
+)
+from .templates import Template, load_templates, resolve
+
+MARKER = "labhelpers.generate.traffic"  # in the background process's command line
+
+
+def traffic_dir(cfg: LabConfig) -> Path:
+    return cfg.lab_dir / "traffic"
+
+
+class RawArchiveSink:
+    """Wraps a sink and copies each batch, gzipped, into the raw bucket (best effort:
+    an archive failure is counted and shown, it never stops the traffic)."""
+
+    def __init__(self, inner: Sink, s3, bucket: str) -> None:
+        self.inner, self.s3, self.bucket = inner, s3, bucket
+        self.archived = 0
+        self.archive_errors = 0
+        self.last_archive_error: str | None = None
+
+    @property
+    def stats(self):
+        return self.inner.stats
+
+    def capacity(self):
+        """What the wrapped sink can take."""
+        fn = getattr(self.inner, "capacity", None)
+        return fn() if callable(fn) else None
+
+    def send(self, lines: Sequence[str], keys: Sequence[str] | None = None) -> None:
+        self.inner.send(lines, keys)
+        if not lines:
+            return
+        now = datetime.now(UTC)
+        key = f"weblogs/raw/{now:%Y/%m/%d/%H}/{now:%H%M%S%f}-{uuid.uuid4().hex[:8]}.jsonl.gz"
+        try:
+            body = gzip.compress("".join(f"{ln}\n" for ln in lines).encode())
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
+            self.archived += 1
+        except Exception as err:  # the stream is the source of truth; the archive is a copy
+            self.archive_errors += 1
+            self.last_archive_error = str(err)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def status(cfg: LabConfig) -> dict[str, Any]:
+    """Is traffic being sent, and the generator's counters (updated every half second):
+    records, rates per template, warning, history ``[elapsed_s, records, acknowledged]``,
+    and ``sink`` (sent, acknowledged, retried, throttled, failed, failure reasons)."""
+    d = traffic_dir(cfg)
+    state = _read(d / "process.json")
+    stats = _read(d / "stats.json")
+    running = alive(state.get("pid"), MARKER)
+    # the process's liveness wins over the "running" of the last counters it wrote
+    return {**stats, "running": running, "pid": state.get("pid") if running else None,
+            "plan": state.get("plan"), "failure_log": str(d / "failures.jsonl")}
+
+
+def plan_spec(
+    sites: Sequence[str] | str = ("example.com",),
+    click_rate: float = 1.0,
+    impression_rate: float = 1.0,
+    duration_s: float | None = None,
+    *,
+    rates: Mapping[str, float] | None = None,
+    templates: Mapping[str, Template] | Path | str | None = None,
+    curve: RateCurve | str | Mapping[str, Any] | None = None,
+    total: int | None = None,
+    seed: int | None = 0,
+    over_limit: bool = False,
+) -> dict[str, Any]:
+    """The JSON form of what to send (see ``start``), checked: bad input raises here."""
+    if isinstance(templates, Path | str):
+        templates = load_templates(templates)
+    curve_obj = curve_from(curve)
+    spec = {
+        "sites": [sites] if isinstance(sites, str) else list(sites),
+        "click_rate": click_rate, "impression_rate": impression_rate,
+        "duration_s": duration_s,
+        "rates": dict(rates) if rates is not None else None,
+        "templates": [{"name": t.name, "text": t.text, "source": t.source,
+                       "first_line": t.first_line} for t in (templates or {}).values()],
+        "curve": curve_obj.to_dict() if curve_obj else None,
+        "total": total, "seed": seed, "over_limit": bool(over_limit),
+    }
+    build_plan(spec)
+    return spec
+
+
+def build_plan(spec: Mapping[str, Any]) -> tuple[Plan, dict[str, Template]]:
+    """The Plan of a spec, and the spec's own templates (by name)."""
+    library = {t["name"]: Template(**t) for t in spec.get("templates") or []}
+    rates = spec.get("rates")
+    if rates is None:  # the lab's traffic
+        rates = {IMPRESSION: spec.get("impression_rate", 1.0),
+                 CLICK: spec.get("click_rate", 1.0)}
+    if not isinstance(rates, Mapping) or not rates:
+        raise GeneratorError(f"Parameter rates must map template names to records/s, got "
+                             f"{rates!r}", "use e.g. rates={'Impression': 1.0, 'Click': 1.0}.")
+    curve = curve_from(spec.get("curve"))
+    senders = []
+    for name, rate in rates.items():
+        rate = _check_number(f"rates[{name!r}]", rate, allow_zero=True,
+                             example="1.0 (records/s per site; 0 = paused)")
+        tpl = resolve(name, library)
+        library.setdefault(name, tpl)
+        if rate > 0:
+            senders.append(Sender(tpl, rate=rate, curve=curve))
+    if not senders:
+        raise GeneratorError("Every template has rate 0, so nothing would be sent",
+                             "give at least one template a rate > 0.")
+    _check_total(spec.get("total"))
+    plan = Plan(tuple(senders), sites=tuple(spec.get("sites") or ("example.com",)),
+                duration_s=spec.get("duration_s"))
+    return plan, library
+
+
+def start(
+    cfg: LabConfig,
+    sites: Sequence[str] = ("example.com",),
+    click_rate: float = 1.0,
+    impression_rate: float = 1.0,
+    duration_s: float | None = None,
+    wait_seconds: float = 30,
+    *,
+    rates: Mapping[str, float] | None = None,
+    templates: Mapping[str, Template] | Path | str | None = None,
+    curve: RateCurve | str | Mapping[str, Any] | None = None,
+    total: int | None = None,
+    seed: int | None = 0,
+    over_limit: bool = False,
+) -> dict[str, Any]:
+    """Start sending in the background (idempotent): Impression and Click records for every
+    site at the given rates, or the templates in ``rates`` (name -> records/s per site; 0 =
+    known but paused, e.g. for the panel's sliders).
+
+    templates: your own templates (a dict from ``load_templates``, or the file's path).
+    curve: a time-of-day RateCurve for every template (or a name in ``generator.CURVES``).
+    duration_s / total: stop after that many seconds / records (None: run until ``stop``).
+    over_limit: send even above what the target stream takes (Kinesis: shards x 1,000
+    records/s and 1 MiB/s); otherwise that is an error at start.
+    """
+    current = status(cfg)
+    if current["running"]:
+        print(f"Traffic is already being sent (pid {current['pid']}); change rates with "
+              "set_rate, or stop it to start another plan.")
+        return current
+    # validate here, not in the child
+    plan = plan_spec(sites, click_rate, impression_rate, duration_s, rates=rates,
+                     templates=templates, curve=curve, total=total, seed=seed,
+                     over_limit=over_limit)
+    d = traffic_dir(cfg)
+    d.mkdir(parents=True, exist_ok=True)
+    for old in [*d.glob("*.json"), *d.glob("*.request"), *d.glob("failures.jsonl")]:
+        old.unlink()
+    cmd = [sys.executable, "-m", "labhelpers.generate.traffic", "--prefix", cfg.prefix,
+           "--home", str(cfg.home), "--port", str(cfg.emulator_port),
+           "--backend", cfg.backend, "--region", cfg.region, "--plan", json.dumps(plan)]
+    proc = spawn(cmd, d / "traffic.log")
+    (d / "process.json").write_text(json.dumps({"pid": proc.pid, "plan": plan}))
+    deadline = time.time() + wait_seconds
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            tail = (d / "traffic.log").read_text(errors="replace").splitlines()[-10:]
+            raise GeneratorError("The traffic generator exited at start:\n" + "\n".join(tail),
+                                 "fix the cause shown above and start it again.")
+        if (d / "stats.json").exists():
+            st = status(cfg)
+            shown = ", ".join(f"{k} {v:g}/s" for k, v in (st.get("rates") or {}).items())
+            print(f"Sending traffic to {', '.join(plan['sites'])}: {shown} per site "
+                  f"(pid {proc.pid}).")
+            if st.get("warning"):
+                print(f"Warning: {st['warning']}")
+            return st
+        time.sleep(0.2)
+    raise GeneratorError(f"The traffic generator did not report within {wait_seconds:.0f} s",
+                         f"read {d / 'traffic.log'}.")
+
+
+def _running_library(cfg: LabConfig, what: str) -> dict[str, Template]:
+    st = status(cfg)
+    if not st["running"]:
+        raise GeneratorError(f"No traffic is being sent, so there is nothing to {what}",
+                             "start it first (notebook 02 or `python -m labhelpers generate "
+                             "start`).")
+    return build_plan(st["plan"])[1] if st.get("plan") else {}
+
+
+def _request(cfg: LabConfig, kind: str, request: dict[str, Any]) -> dict[str, Any]:
+    request = {"kind": kind, **request, "asked": time.time()}
+    d = traffic_dir(cfg)
+    name = f"{time.time_ns():020d}-{kind}-{uuid.uuid4().hex[:8]}"
+    tmp = d / f".{name}.tmp"  # renamed when complete: the generator never reads half a file
+    tmp.write_text(json.dumps(request))
+    os.replace(tmp, d / f"{name}.request")
+    return request
+
+
+def spike(cfg: LabConfig, extra_senders: int = 3, seconds: float = 20,
+          payload: str = CLICK, rate: float | None = None) -> dict[str, Any]:
+    """Ask the running generator for ``extra_senders`` more senders of ``payload`` now, for
+    ``seconds``: its rate times ``1 + extra_senders`` (``rate`` sets the extra senders' rate
+    instead of the template's own)."""
+    library = _running_library(cfg, "spike")
+    Sender(resolve(payload, library), rate=1.0 if rate is None else rate, seconds=seconds,
+           count=extra_senders)  # bad values fail here, not in the generator
+    request = _request(cfg, "spike", {"payload": payload, "extra_senders": extra_senders,
+                                      "seconds": seconds, "rate": rate})
+    print(f"Spike requested: {extra_senders} extra {payload} sender(s) for {seconds:g} s.")
+    return request
+
+
+def set_rate(cfg: LabConfig, payload: str, rate: float) -> dict[str, Any]:
+    """Ask the running generator to send ``payload`` at ``rate`` records/s per site from now
+    on (0 pauses it). Applied within a second; ``status(cfg)["rates"]`` shows it."""
+    library = _running_library(cfg, "change")
+    resolve(payload, library)
+    rate = _check_number("rate", rate, allow_zero=True, example="2.0 (records/s per site)")
+    request = _request(cfg, "rate", {"payload": payload, "rate": rate})
+    print(f"Rate change requested: {payload} at {rate:g}/s per site.")
+    return request
+
+
+def stop(cfg: LabConfig, timeout: float = 15) -> dict[str, Any]:
+    """Stop the traffic (idempotent); returns the final counters."""
+    state = _read(traffic_dir(cfg) / "process.json")
+    pid = state.get("pid")
+    if stop_group(pid, timeout, MARKER):
+        print(f"Traffic stopped (pid {pid}).")
+    return status(cfg)
+
+
+def describe_templates(templates: Mapping[str, Template] | Path | str | None = None
+                       ) -> dict[str, Any]:
+    """Every template by name: its action, fields and placeholders (built-ins and yours)."""
+    from .templates import BUILTIN_TEMPLATES
+
+    if isinstance(templates, Path | str):
+        templates = load_templates(templates)
+    merged = {**BUILTIN_TEMPLATES, **(templates or {})}
+    return {name: {"browseraction": t.browseraction, "fields": t.fields,
+                   "placeholders": list(t.placeholders), "source": t.source}
+            for name, t in merged.items()}
+
+
+def preview(names: Sequence[str] | Mapping[str, float] = (IMPRESSION, CLICK),
+            templates: Mapping[str, Template] | Path | str | None = None, n: int = 3,
+            sites: Sequence[str] = ("example.com",), seed: int | None = 0
+            ) -> list[dict[str, Any]]:
+    """``n`` rendered records of each named template (first site), to look at before sending."""
+    from .templates import preview as render_preview
+
+    if isinstance(templates, Path | str):
+        templates = load_templates(templates)
+    return render_preview(list(names), n=n, site=sites[0], seed=seed, library=templates)
+
+
+def send(cfg: LabConfig, sites: Sequence[str] = ("example.com",), click_rate: float = 1.0,
+         impression_rate: float = 1.0, duration_s: float | None = None, *,
+         rates: Mapping[str, float] | None = None,
+         templates: Mapping[str, Template] | Path | str | None = None,
+         curve: RateCurve | str | Mapping[str, Any] | None = None, total: int | None = None,
+         seed: int | None = 0, over_limit: bool = False, simulated: bool = False,
+         out: Path | str | None = None, start_time: datetime | None = None,
+         progress: bool = True) -> dict[str, Any]:
+    """Send in the foreground (headless runs, the command line): the same plan as ``start``.
+
+    Live by default, until ``duration_s`` / ``total`` / Ctrl-C, into the backend's input
+    stream. ``simulated``: render the timeline from ``start_time`` (default now) as fast as
+    possible, into ``out`` (a JSON-lines file) or the stream. Returns the counters.
+    """
+    from .generator import send_timeline, timeline_batches
+
+    spec = plan_spec(sites, click_rate, impression_rate, duration_s, rates=rates,
+                     templates=templates, curve=curve, total=total, seed=seed,
+                     over_limit=over_limit)
+    plan, library = build_plan(spec)
+    if simulated:
+        start_at = start_time or datetime.now(UTC)
+        t0 = time.perf_counter()
+        if out is not None:
+            lines = (ln for b in timeline_batches(plan, start_at, duration_s, seed,
+                                                  total=total) for ln in b.lines)
+            n = write_jsonl(lines, out)
+            result: dict[str, Any] = {"records": n, "out": str(out)}
+        else:
+            sink = make_sink(cfg)
+            n = send_timeline(plan, sink, start_at, duration_s, seed, total=total)
+            result = {"records": n, "sink": asdict(sink.stats)}
+        took = time.perf_counter() - t0
+        result.update(seconds=round(took, 3), records_per_s=round(n / took) if took else None)
+        return result
+    from .generator import run_live
+
+    sink = make_sink(cfg, failure_log=traffic_dir(cfg) / "send-failures.jsonl")
+    stats = run_live(plan, sink, duration_s, progress=progress, seed=seed, total=total,
+                     over_limit=over_limit, library=library)
+    result = asdict(stats)
+    result.pop("history", None)
+    return result
+
+
+def write_lab_timeline(path: Path | str, warmup_s: float = 900, sites: Sequence[str] = (
+        "example.com",), start: datetime | None = None, seed: int = 0) -> dict[str, Any]:
+    """The lab's test in simulated time, as a JSON-lines file for ``replay`` (seconds to run).
+
+    Starts at a whole minute so the spike's 20 s fill exactly two 10-s windows.
+    """
+    start = start or datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+    plan = lab_test_plan(warmup_s=warmup_s, sites=sites)
+    n = write_jsonl(timeline(plan, start, seed=seed), path)
+    return {"path": str(path), "records": n, "spike_start": start.timestamp() + warmup_s}
+
+
+def _handle_request(handle: Any, req: Path) -> None:
+    try:
+        r = json.loads(req.read_text())
+        if r.get("kind", "spike") == "spike":
+            handle.spike(payload=r["payload"], extra_senders=r["extra_senders"],
+                         seconds=r["seconds"], rate=r.get("rate"))
+        else:
+            handle.set_rate(r["payload"], r["rate"])
+        print(f"{r.get('kind', 'spike')}: {r}", flush=True)
+    except (LabError, ValueError, KeyError) as err:  # say so, keep going
+        print(f"request {req.name} refused: {err}", flush=True)
+    finally:
+        req.unlink(missing_ok=True)
+
+
+def _run(args: argparse.Namespace) -> int:
+    cfg = load_config(prefix=args.prefix, home=args.home, emulator_port=args.port,
+                      backend=args.backend, region=args.region)
+    spec = json.loads(args.plan)
+    plan, library = build_plan(spec)
+    d = traffic_dir(cfg)
+    sink: Any = make_sink(cfg, failure_log=d / "failures.jsonl")
+    archive = None
+    if cfg.backend == "local":
+        try:
+            from ..infra.stack import outputs
+
+            bucket = outputs(cfg)["RawBucketName"]
+            archive = sink = RawArchiveSink(sink, cfg.client("s3"), bucket)
+        except Exception as err:  # no stack yet: the stream works without the archive
+            print(f"raw archive off: {err}", flush=True)
+    handle = start_background(plan, sink, spec.get("duration_s"), seed=spec.get("seed", 0),
+                              total=spec.get("total"), over_limit=spec.get("over_limit", False),
+                              library=library)
+    for name, rate in (spec.get("rates") or {}).items():
+        if not rate:  # known but paused: listed in the rates, ready for set_rate
+            handle.set_rate(name, 0)
+    stopping = False
+
+    def _terminate(signum, frame):  # noqa: ARG001
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _terminate)
+    while True:
+        for req in sorted(d.glob("*.request")):  # names start with the time asked
+            _handle_request(handle, req)
+        if stopping:
+            try:
+                handle.stop()
+            except Exception as err:  # the error that ended the thread; reported below
+                print(f"generator stopped with an error: {err}", flush=True)
+        st = asdict(handle.stats)
+        if archive is not None:
+            st.update(archived_batches=archive.archived, archive_errors=archive.archive_errors,
+                      last_archive_error=archive.last_archive_error)
+        tmp = d / ".stats.tmp"
+        tmp.write_text(json.dumps(st, default=str))
+        os.replace(tmp, d / "stats.json")
+        if stopping or not handle.running:
+            break
+        time.sleep(0.5)
+    if handle.error is not None:
+        print(f"generator failed: {handle.error}", flush=True)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m labhelpers.generate.traffic")
+    for name in ("--prefix", "--home", "--backend", "--region", "--plan"):
+        p.add_argument(name, required=True)
+    p.add_argument("--port", type=int, required=True)
+    try:
+        return _run(p.parse_args(argv))
+    except LabError as err:  # shown by start() from this process's log
+        print(f"error: {err}", flush=True)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

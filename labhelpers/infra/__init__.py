@@ -1,0 +1,1 @@
+"""infra: see labhelpers/__init__.py for the map."""

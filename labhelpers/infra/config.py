@@ -1,0 +1,177 @@
+"""Lab configuration: backend, prefix, region, and every resource name derived from the prefix.
+
+One place for each name: notebooks, the CLI, the job and the tests all ask a ``LabConfig``.
+Values come from keyword arguments, then ``LAB_*`` environment variables, then defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ..errors import ConfigError
+
+BACKENDS = ("local", "aws")
+PREFIX_RE = re.compile(r"^[a-z][a-z0-9-]{2,19}$")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SQL_DIR = REPO_ROOT / "sql"
+CFN_DIR = REPO_ROOT / "cfn"
+
+DEFAULT_PREFIX = "clicklab"
+DEFAULT_REGION = "us-east-1"
+DEFAULT_EMULATOR_PORT = 4599
+# moto's fixed account id; credentials are fake on purpose so nothing can reach AWS by mistake.
+LOCAL_ACCOUNT_ID = "123456789012"
+LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+def _default_home() -> Path:
+    return Path(os.environ.get("LAB_HOME", REPO_ROOT / ".lab")).expanduser().resolve()
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    """Everything that differs between two runs of the lab.
+
+    backend: ``local`` (default, no account) or ``aws``.
+    prefix: 3-20 characters, lowercase letters, digits and ``-``; starts every resource name.
+    region: AWS region (the emulator accepts any).
+    profile: AWS profile for the ``aws`` backend (None = default credential chain).
+    home: folder for local state (stream logs, emulator and app state); ``LAB_HOME``.
+    emulator_port: loopback port of the moto server (local backend); ``LAB_EMULATOR_PORT``.
+    """
+
+    backend: str = "local"
+    prefix: str = DEFAULT_PREFIX
+    region: str = DEFAULT_REGION
+    profile: str | None = None
+    home: Path = field(default_factory=_default_home)
+    emulator_port: int = DEFAULT_EMULATOR_PORT
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(
+                f"Unknown backend {self.backend!r}",
+                f"use one of {', '.join(BACKENDS)} (LAB_BACKEND or backend=...).",
+            )
+        if not PREFIX_RE.match(self.prefix):
+            raise ConfigError(
+                f"Invalid prefix {self.prefix!r}",
+                "use 3-20 characters: lowercase letters, digits and '-', starting with a letter "
+                "(LAB_PREFIX or prefix=...).",
+            )
+        if not (1024 <= int(self.emulator_port) <= 65535):
+            raise ConfigError(
+                f"Invalid emulator port {self.emulator_port}",
+                "choose a port between 1024 and 65535 (LAB_EMULATOR_PORT).",
+            )
+
+    # ---- derived names (the template derives the same from its Prefix parameter) ----
+    @property
+    def stack_name(self) -> str:
+        return f"{self.prefix}-stack"
+
+    @property
+    def input_stream(self) -> str:
+        return f"{self.prefix}-clicks"
+
+    @property
+    def scores_stream(self) -> str:
+        return f"{self.prefix}-scores"
+
+    @property
+    def dead_letter_stream(self) -> str:
+        """Where the job sets aside records it cannot use, with the reason."""
+        return f"{self.prefix}-dead-letters"
+
+    @property
+    def topic_name(self) -> str:
+        return f"{self.prefix}-alerts"
+
+    @property
+    def inbox_queue(self) -> str:
+        """SQS queue subscribed to the alert topic: the local stand-in for e-mail/SMS."""
+        return f"{self.prefix}-inbox"
+
+    @property
+    def artifacts_bucket(self) -> str:
+        """Bucket for deployment artifacts (the alert function's zip); made before the stack."""
+        return f"{self.prefix}-artifacts-{self.account_id}-{self.region}"
+
+    @property
+    def account_id(self) -> str:
+        if self.backend == "local":
+            return LOCAL_ACCOUNT_ID
+        return self.client("sts").get_caller_identity()["Account"]
+
+    # ---- local folders ----
+    @property
+    def lab_dir(self) -> Path:
+        """Per-prefix state folder: stream logs, app state, poller position."""
+        return self.home / self.prefix
+
+    def stream_dir(self, stream: str) -> Path:
+        """Folder of the on-disk stream log that stands in for Kinesis stream ``stream``."""
+        return self.lab_dir / "streams" / stream
+
+    @property
+    def emulator_dir(self) -> Path:
+        return self.home / "emulator"
+
+    @property
+    def endpoint_url(self) -> str | None:
+        return f"http://127.0.0.1:{self.emulator_port}" if self.backend == "local" else None
+
+    # ---- clients ----
+    def session(self):
+        """A boto3 session: fake credentials for the emulator, the user's profile for AWS."""
+        import boto3
+
+        if self.backend == "local":
+            return boto3.Session(region_name=self.region, **LOCAL_CREDENTIALS)
+        return boto3.Session(region_name=self.region, profile_name=self.profile)
+
+    def client(self, service: str):
+        """A boto3 client for ``service`` on this backend (the emulator's endpoint when local)."""
+        return self.session().client(service, endpoint_url=self.endpoint_url)
+
+    def with_(self, **changes) -> LabConfig:
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+
+def load_config(**overrides) -> LabConfig:
+    """Build a validated config from ``overrides``, then ``LAB_*`` variables, then defaults.
+
+    Recognised variables: LAB_BACKEND, LAB_PREFIX, LAB_REGION, LAB_PROFILE, LAB_HOME,
+    LAB_EMULATOR_PORT. Unknown keyword arguments are an error.
+    """
+    known = {"backend", "prefix", "region", "profile", "home", "emulator_port"}
+    unknown = set(overrides) - known
+    if unknown:
+        raise ConfigError(
+            f"Unknown setting(s) {', '.join(sorted(unknown))}",
+            f"use only {', '.join(sorted(known))}.",
+        )
+    env = {
+        "backend": os.environ.get("LAB_BACKEND"),
+        "prefix": os.environ.get("LAB_PREFIX"),
+        "region": os.environ.get("LAB_REGION"),
+        "profile": os.environ.get("LAB_PROFILE"),
+        "emulator_port": os.environ.get("LAB_EMULATOR_PORT"),
+    }
+    values = {k: v for k, v in env.items() if v}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    if "emulator_port" in values:
+        try:
+            values["emulator_port"] = int(values["emulator_port"])
+        except ValueError:
+            raise ConfigError(
+                f"Emulator port {values['emulator_port']!r} is not a number",
+                "set LAB_EMULATOR_PORT to a port number such as 4599.",
+            ) from None
+    if "home" in values:
+        values["home"] = Path(values["home"]).expanduser().resolve()
+    return LabConfig(**values)

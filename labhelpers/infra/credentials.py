@@ -1,0 +1,155 @@
+"""Checks before anything is done on AWS: credentials that work, a region that has the services.
+
+Each failure is a ``CredentialsError`` whose message says what is wrong and what to run. No
+function here prints or returns a secret: only the account id, the profile name and the region.
+On the local backend the emulator's fake credentials are always fine and nothing is called.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+    ProfileNotFound,
+)
+
+from ..errors import LabError
+from .config import LabConfig
+
+# Every service the aws backend calls; a region must offer all of them.
+LAB_SERVICES = (
+    "cloudformation", "s3", "kinesis", "firehose", "sns", "sqs", "lambda", "iam", "logs",
+    "kinesisanalyticsv2",
+)
+_EXPIRED = {"ExpiredToken", "ExpiredTokenException", "RequestExpired", "TokenRefreshRequired"}
+_INVALID = {"InvalidClientTokenId", "SignatureDoesNotMatch", "UnrecognizedClientException",
+            "AuthFailure", "InvalidAccessKeyId"}
+
+
+class CredentialsError(LabError):
+    """AWS credentials or the chosen region cannot be used for the lab."""
+
+
+def _who(cfg: LabConfig) -> str:
+    return f"profile {cfg.profile!r}" if cfg.profile else "the default credential chain"
+
+
+def _login_fix(cfg: LabConfig) -> str:
+    flag = f" --profile {cfg.profile}" if cfg.profile else ""
+    return (f"sign in again (`aws sso login{flag}` for IAM Identity Center, or new keys with "
+            f"`aws configure{flag}`), then run the step again.")
+
+
+def check_region(cfg: LabConfig, services: tuple[str, ...] = LAB_SERVICES) -> None:
+    """CredentialsError if ``cfg.region`` is not a region botocore knows for ``services``.
+
+    Uses the endpoint data that ships with botocore (no call), so a typo is caught before the
+    credentials are tried. botocore lists most services for every region of a partition, so
+    ``check`` also probes the managed Flink and Firehose APIs in the region.
+    """
+    import boto3
+
+    session = boto3.Session()
+    partitions = session.get_available_partitions()
+    missing = []
+    for service in services:
+        regions = {r for p in partitions for r in session.get_available_regions(service, p)}
+        if regions and cfg.region not in regions:
+            missing.append(service)
+    if missing:
+        offered = sorted(session.get_available_regions("kinesisanalyticsv2"))
+        raise CredentialsError(
+            f"Region {cfg.region!r} does not offer {', '.join(missing)} (needed by the lab)",
+            f"choose a region that has them, e.g. {', '.join(offered[:6])} "
+            "(LAB_REGION or region=...).",
+        )
+
+
+def _probe_services(cfg: LabConfig, session) -> None:
+    """Call a cheap read of each regional service that not every region has."""
+    for service, call in (("kinesisanalyticsv2", "list_applications"),
+                          ("firehose", "list_delivery_streams")):
+        try:
+            getattr(session.client(service, endpoint_url=cfg.endpoint_url), call)(Limit=1)
+        except EndpointConnectionError as err:
+            raise CredentialsError(
+                f"Region {cfg.region} does not answer for {service} (the service is not offered "
+                "there, or the network is down)",
+                "choose a region with Managed Service for Apache Flink, such as us-east-1, "
+                "eu-west-1 or ap-southeast-2 (LAB_REGION or region=...).",
+            ) from err
+        except ClientError as err:
+            code = str(err.response.get("Error", {}).get("Code", ""))
+            if code in ("AccessDeniedException", "AccessDenied"):
+                raise CredentialsError(
+                    f"Your credentials may not use {service} in {cfg.region} ({code})",
+                    "use a user or role allowed to manage Kinesis, Firehose, Managed Service "
+                    "for Apache Flink, Lambda, SNS, S3, IAM and CloudFormation.",
+                ) from err
+            raise
+
+
+def check(cfg: LabConfig) -> dict[str, Any]:
+    """Verify that the aws backend can call AWS; returns ``{account, region, profile}``.
+
+    Raises CredentialsError with the fix for: unknown profile, no credentials, partial or
+    invalid keys, expired session or SSO token, unreachable endpoint, unsupported region.
+    """
+    if cfg.backend == "local":
+        return {"account": cfg.account_id, "region": cfg.region, "profile": None}
+    check_region(cfg)
+    try:
+        session = cfg.session()
+        ident = session.client("sts", endpoint_url=cfg.endpoint_url).get_caller_identity()
+        _probe_services(cfg, session)
+    except ProfileNotFound as err:
+        raise CredentialsError(
+            f"AWS profile {cfg.profile!r} is not configured on this machine",
+            f"create it with `aws configure --profile {cfg.profile}` (or `aws configure sso`), "
+            "or set LAB_PROFILE to a profile listed by `aws configure list-profiles`.",
+        ) from err
+    except (NoCredentialsError, PartialCredentialsError) as err:
+        raise CredentialsError(
+            f"No usable AWS credentials found through {_who(cfg)} ({type(err).__name__})",
+            "run `aws configure` (or `aws sso login`), or set LAB_PROFILE to a configured "
+            "profile; the local backend needs no account.",
+        ) from err
+    except NoRegionError as err:
+        raise CredentialsError("No AWS region is set",
+                               "set LAB_REGION (e.g. us-east-1) or pass region=...") from err
+    except EndpointConnectionError as err:
+        raise CredentialsError(
+            f"Could not reach AWS in {cfg.region}: {err}",
+            "check your network connection and the region name, then try again.",
+        ) from err
+    except ClientError as err:
+        code = str(err.response.get("Error", {}).get("Code", ""))
+        if code in _EXPIRED:
+            raise CredentialsError(
+                f"The AWS session of {_who(cfg)} has expired ({code})", _login_fix(cfg)
+            ) from err
+        if code in _INVALID:
+            raise CredentialsError(
+                f"AWS rejected the credentials of {_who(cfg)} ({code}): the keys are wrong, "
+                "deleted, or not valid in this partition",
+                _login_fix(cfg),
+            ) from err
+        raise CredentialsError(f"Checking the AWS credentials failed ({code})",
+                               _login_fix(cfg)) from err
+    except BotoCoreError as err:
+        # SSO and credential-process failures (expired SSO token, no cache) land here.
+        name = type(err).__name__
+        if "Token" in name or "SSO" in name:
+            raise CredentialsError(
+                f"The AWS sign-in of {_who(cfg)} has expired or is missing ({name})",
+                _login_fix(cfg),
+            ) from err
+        raise CredentialsError(f"Could not load AWS credentials for {_who(cfg)} ({name})",
+                               _login_fix(cfg)) from err
+    return {"account": ident["Account"], "region": cfg.region, "profile": cfg.profile}

@@ -1,0 +1,1 @@
+"""monitor: see labhelpers/__init__.py for the map."""

@@ -1,0 +1,1 @@
+"""run: see labhelpers/__init__.py for the map."""

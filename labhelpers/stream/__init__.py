@@ -1,0 +1,1 @@
+"""stream: see labhelpers/__init__.py for the map."""
