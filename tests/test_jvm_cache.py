@@ -4,7 +4,6 @@ starts it."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from pathlib import Path
@@ -12,23 +11,7 @@ from pathlib import Path
 import pytest
 
 from labhelpers.analytics import jvm_cache
-from labhelpers.analytics.runner import flink_env
-
-
-def test_a_cache_for_another_install_is_not_used(tmp_path, monkeypatch):
-    monkeypatch.setattr(jvm_cache, "CACHE", tmp_path)
-    (tmp_path / "flink.jsa").write_bytes(b"x")
-    env = {"JAVA_HOME": "/some/java", "JVM_ARGS": "-Xmx1g"}
-    assert jvm_cache.startup_env(dict(env)) == env  # no stamp at all
-    stamp = jvm_cache._stamp("/some/java")
-    (tmp_path / "stamp.json").write_text(json.dumps({**stamp, "pyflink": "0.0"}))
-    assert jvm_cache.startup_env(dict(env)) == env  # built for another PyFlink
-    (tmp_path / "stamp.json").write_text(json.dumps(stamp))
-    used = jvm_cache.startup_env(dict(env))
-    assert used["FLINK_LIB_DIR"] == str(tmp_path / "lib")
-    assert used["JVM_ARGS"] == f"-Xmx1g -XX:SharedArchiveFile={tmp_path / 'flink.jsa'}"
-    assert used["FLINK_HOME"] == str(jvm_cache._pyflink_home())
-    assert jvm_cache.startup_env({**env, "LAB_JVM_CACHE": "off"}) == {**env, "LAB_JVM_CACHE": "off"}
+from labhelpers.flinkenv import flink_env
 
 
 def test_lib_has_the_planner_unpacked_and_the_other_jars_linked(tmp_path):

@@ -163,10 +163,10 @@ class LocalPoller:
 
     def __init__(self, cfg: LabConfig, batch_size: int = BATCH_SIZE,
                  max_attempts: int = MAX_ATTEMPTS) -> None:
-        if cfg.backend != "local":
+        if not cfg.emulated:
             raise AlertError(
-                "The local poller is for the local backend; on AWS the alert Lambda reads the "
-                "scores stream itself",
+                "The local poller is for a lab on the local emulator; on AWS the alert Lambda "
+                "reads the scores stream itself",
                 "use backend 'local', or watch the function's log group on AWS.",
             )
         if not (cfg.endpoint_url or "").startswith("http://127.0.0.1:"):
@@ -289,8 +289,8 @@ def _queue_url(cfg: LabConfig, sqs) -> str | None:
     try:
         return sqs.get_queue_url(QueueName=cfg.inbox_queue)["QueueUrl"]
     except ClientError as err:
-        if cfg.backend == "aws":
-            return None  # on AWS alerts go to e-mail/SMS; there is no inbox queue
+        if not cfg.emulated:
+            return None  # a stack from before the inbox queue: alerts go to e-mail/SMS only
         raise AlertError(
             f"The inbox queue {cfg.inbox_queue} does not exist",
             "deploy the stack first: notebook 01 or `python -m labhelpers deploy`.",

@@ -22,11 +22,10 @@ from typing import Any
 from ..contracts import MAX_RECORD_BYTES, MAX_SITE_CHARS, SCORE_COLUMNS
 from ..errors import ConfigError
 from .forest import ForestParams, SiteModel
+from .params import JobParams
 from .sqlfile import connector_options, render_sql, split_statements
 
-# Property group ids (same names in the local file and the managed service's configuration).
-GROUP_SQL = "lab.sql"
-GROUP_FOREST = "lab.forest"
+# Property group ids of the connectors and runtime (the parameters': analytics/params.py).
 GROUP_INPUT = "lab.connector.input"
 GROUP_SCORES = "lab.connector.scores"
 GROUP_DEAD = "lab.connector.dead_letters"
@@ -38,25 +37,26 @@ SNAPSHOT_EVERY = 64
 
 @dataclass
 class JobSettings:
-    """Everything the job needs; built from property groups (see ``from_properties``)."""
+    """Everything the job needs: the parameters (``JobParams``) plus where it reads and
+    writes and the Flink runtime settings; built from property groups (``from_properties``)."""
 
     input_connector: dict[str, str]
     scores_connector: dict[str, str]
     dead_letter_connector: dict[str, str]
-    window_seconds: int = 10
-    lateness_seconds: int = 5
-    forest: ForestParams = field(default_factory=ForestParams)
+    params: JobParams = field(default_factory=JobParams)
     runtime: dict[str, str] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        if not (1 <= int(self.window_seconds) <= 3600):
-            raise ConfigError(
-                f"window_seconds={self.window_seconds} is out of range", "use 1 to 3600."
-            )
-        if not (0 <= int(self.lateness_seconds) <= 3600):
-            raise ConfigError(
-                f"lateness_seconds={self.lateness_seconds} is out of range", "use 0 to 3600."
-            )
+    @property
+    def window_seconds(self) -> int:
+        return self.params.window_seconds
+
+    @property
+    def lateness_seconds(self) -> int:
+        return self.params.lateness_seconds
+
+    @property
+    def forest(self) -> ForestParams:
+        return self.params.forest
 
     def to_properties(self) -> list[dict[str, Any]]:
         """The property groups, as written to a local file or the managed service."""
@@ -65,9 +65,7 @@ class JobSettings:
             return {"PropertyGroupId": gid, "PropertyMap": {k: str(v) for k, v in values.items()}}
 
         return [
-            group(GROUP_SQL, {"window_seconds": self.window_seconds,
-                              "lateness_seconds": self.lateness_seconds}),
-            group(GROUP_FOREST, self.forest.to_dict()),
+            *self.params.groups(),
             group(GROUP_INPUT, self.input_connector),
             group(GROUP_SCORES, self.scores_connector),
             group(GROUP_DEAD, self.dead_letter_connector),
@@ -84,28 +82,11 @@ class JobSettings:
                     f"Property group {gid} is missing or has no 'connector'",
                     "write the properties with labhelpers (JobSettings.to_properties).",
                 )
-        sql = by_id.get(GROUP_SQL, {})
-        unknown = set(sql) - {"window_seconds", "lateness_seconds"}
-        if unknown:
-            raise ConfigError(
-                f"Unknown key(s) in {GROUP_SQL}: {', '.join(sorted(unknown))}",
-                "use window_seconds and lateness_seconds.",
-            )
-        forest_raw = by_id.get(GROUP_FOREST, {})
-        defaults = ForestParams().to_dict()
-
-        def typed(key: str, text: str):
-            kind = type(defaults[key]) if key in defaults else str
-            return text if kind is str else kind(float(text))
-
-        forest = ForestParams.from_dict({k: typed(k, v) for k, v in forest_raw.items()})
         return cls(
             input_connector=by_id[GROUP_INPUT],
             scores_connector=by_id[GROUP_SCORES],
             dead_letter_connector=by_id[GROUP_DEAD],
-            window_seconds=int(sql.get("window_seconds", 10)),
-            lateness_seconds=int(sql.get("lateness_seconds", 5)),
-            forest=forest,
+            params=JobParams.from_groups(by_id),
             runtime=by_id.get(GROUP_RUNTIME, {}),
         )
 

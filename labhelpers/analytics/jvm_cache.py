@@ -26,53 +26,16 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AppError
+from ..flinkenv import CACHE, cache_ready, cache_stamp, flink_env, java_env, pyflink_home
+from ..generate.generator import Plan, Sender, timeline, write_jsonl
+from .replay import replay
 
-CACHE = Path(sys.prefix) / "labhelpers-jvm"
 PLANNER_LOADER = "flink-table-planner-loader"
 PLANNER_IN_LOADER = "flink-table-planner.jar"
 
 
-def _pyflink_home() -> Path:
-    import pyflink
-
-    return Path(pyflink.__file__).resolve().parent
-
-
-def _stamp(java_home: str) -> dict[str, Any]:
-    """What the cache was built for; a different stamp means it is not used."""
-    import pyflink.version
-
-    jars = sorted(p.name for p in (_pyflink_home() / "lib").glob("*.jar"))
-    return {"pyflink": pyflink.version.__version__, "java_home": java_home, "jars": jars}
-
-
-def _ready(java_home: str) -> bool:
-    """Is ``lib/`` built for this PyFlink and Java? (The archive may still be missing.)"""
-    try:
-        return json.loads((CACHE / "stamp.json").read_text()) == _stamp(java_home)
-    except (OSError, ValueError):
-        return False
-
-
-def _use_lib(env: dict[str, str]) -> None:
-    # PyFlink honours FLINK_LIB_DIR only when FLINK_HOME is set (else it overwrites it)
-    env["FLINK_HOME"] = str(_pyflink_home())
-    env["FLINK_LIB_DIR"] = str(CACHE / "lib")
-
-
-def startup_env(env: dict[str, str]) -> dict[str, str]:
-    """Use the start-up cache in ``env`` (a job's environment with JAVA_HOME and JVM_ARGS)
-    if it was built for this PyFlink and Java, unless LAB_JVM_CACHE=off; returns ``env``."""
-    if env.get("LAB_JVM_CACHE") != "off" and _ready(env.get("JAVA_HOME", "")):
-        _use_lib(env)
-        archive = CACHE / "flink.jsa"
-        if archive.exists():
-            env["JVM_ARGS"] = f"{env.get('JVM_ARGS', '')} -XX:SharedArchiveFile={archive}"
-    return env
-
-
 def _build_lib(lib: Path) -> None:
-    source = _pyflink_home() / "lib"
+    source = pyflink_home() / "lib"
     lib.mkdir(parents=True)
     for jar in source.glob("*.jar"):
         if jar.name.startswith(PLANNER_LOADER):
@@ -98,8 +61,6 @@ def _gateway_classpath(env: dict[str, str]) -> str:
 
 def _training_input(path: Path) -> None:
     """Two minutes of two sites' traffic and a few bad lines: every code path of the job."""
-    from ..generate.generator import Plan, Sender, timeline, write_jsonl
-
     plan = Plan((Sender("Impression", 2.0), Sender("Click", 1.0)),
                 sites=("site0.example", "site1.example"))
     bad = ["not json", '{"browseraction": "Hover", "site": "a"}', '{"site": 7}']
@@ -108,9 +69,6 @@ def _training_input(path: Path) -> None:
 
 def _build_archive(work: Path, java: Path) -> None:
     """Run the real job once, listing the classes it loads, then dump them into flink.jsa."""
-    from .replay import replay
-    from .runner import flink_env
-
     _training_input(work / "input.jsonl")
     class_list = work / "classes.lst"
     replay(work / "input.jsonl", work / "out", jvm_args=f"-XX:DumpLoadedClassList={class_list}")
@@ -133,17 +91,15 @@ def _build_archive(work: Path, java: Path) -> None:
 def prepare(force: bool = False) -> dict[str, Any]:
     """Build the start-up cache (about 40 s, once per installation); returns a summary.
     If anything fails, no cache is left behind and jobs start the ordinary way."""
-    from ..flinkenv import java_env
-
     java_home = java_env()["JAVA_HOME"]
-    if _ready(java_home) and (CACHE / "flink.jsa").exists() and not force:
+    if cache_ready(java_home) and (CACHE / "flink.jsa").exists() and not force:
         return {"cache": str(CACHE), "built": False}
     shutil.rmtree(CACHE, ignore_errors=True)
     try:
         _build_lib(CACHE / "lib")
         # from now on jobs use lib/, the training run first of all (its class list must
         # name the planner's classes as class-path classes)
-        (CACHE / "stamp.json").write_text(json.dumps(_stamp(java_home)))
+        (CACHE / "stamp.json").write_text(json.dumps(cache_stamp(java_home)))
         with tempfile.TemporaryDirectory(prefix="lab-jvm-cache-") as tmp:
             _build_archive(Path(tmp), Path(java_home) / "bin" / "java")
     except BaseException:

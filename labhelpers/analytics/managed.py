@@ -29,8 +29,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ..errors import AppError
 from ..infra.config import LabConfig
-from .forest import ForestParams
 from .job import JobSettings
+from .params import JobParams
 
 RUN_OPTIONS_GROUP = "kinesis.analytics.flink.run.options"
 LOG_STREAM = "kinesis-analytics-log-stream"
@@ -127,9 +127,7 @@ def kinesis_sink(stream_arn: str, region: str, *, endpoint: str | None = None,
 def cloud_settings(
     cfg: LabConfig,
     outputs: dict[str, str],
-    forest: ForestParams | dict | None = None,
-    window_seconds: int = 10,
-    lateness_seconds: int = 5,
+    params: JobParams | dict | None = None,
     *,
     endpoint: str | None = None,
     credentials: dict[str, str] | None = None,
@@ -147,8 +145,6 @@ def cloud_settings(
         raise AppError(f"The stack outputs lack {', '.join(missing)}",
                        "deploy the current template first (notebook 01 or "
                        "`python -m labhelpers deploy`).")
-    if isinstance(forest, dict):
-        forest = ForestParams.from_dict(forest)
     region = cfg.region
     return JobSettings(
         input_connector=kinesis_source(outputs["InputStreamArn"], region, endpoint=endpoint,
@@ -157,16 +153,13 @@ def cloud_settings(
                                       credentials=credentials),
         dead_letter_connector=kinesis_sink(outputs["DeadLetterStreamArn"], region,
                                            endpoint=endpoint, credentials=credentials),
-        window_seconds=window_seconds,
-        lateness_seconds=lateness_seconds,
-        forest=forest or ForestParams(),
+        params=JobParams.of(params),
         runtime=dict(runtime or {}),
     )
 
 
 def emulator_settings(cfg: LabConfig, outputs: dict[str, str], jar, work,
-                      forest: ForestParams | dict | None = None, window_seconds: int = 10,
-                      lateness_seconds: int = 5) -> JobSettings:
+                      params: JobParams | dict | None = None) -> JobSettings:
     """The cloud configuration pointed at the local emulator, for the local mini-cluster.
 
     Same connectors and options as on AWS, plus the emulator's endpoint, its fake keys and
@@ -174,16 +167,15 @@ def emulator_settings(cfg: LabConfig, outputs: dict[str, str], jar, work,
     """
     from pathlib import Path
 
+    from ..flinkenv import local_runtime
     from ..infra.config import LOCAL_CREDENTIALS
-    from .runner import local_runtime
 
-    if cfg.backend != "local" or not cfg.endpoint_url:
-        raise AppError("emulator_settings is for the local backend",
-                       "use cloud_settings on the aws backend.")
+    if not cfg.emulated:
+        raise AppError("emulator_settings is for a lab on the local emulator",
+                       "use cloud_settings against AWS.")
     runtime = {**local_runtime(Path(work)), "pipeline.jars": Path(jar).resolve().as_uri()}
-    return cloud_settings(cfg, outputs, forest, window_seconds, lateness_seconds,
-                          endpoint=cfg.endpoint_url, credentials=dict(LOCAL_CREDENTIALS),
-                          runtime=runtime)
+    return cloud_settings(cfg, outputs, params, endpoint=cfg.endpoint_url,
+                          credentials=dict(LOCAL_CREDENTIALS), runtime=runtime)
 
 
 def application_properties(settings: JobSettings) -> list[dict[str, Any]]:
@@ -573,9 +565,8 @@ def delete(cfg: LabConfig, *, timeout: float = STOP_TIMEOUT_S, poll: float = 10.
     return True
 
 
-def deploy(cfg: LabConfig, zip_path=None, forest: ForestParams | dict | None = None,
-           window_seconds: int = 10, lateness_seconds: int = 5, *, start_app: bool = True,
-           progress: bool = True) -> dict[str, Any]:
+def deploy(cfg: LabConfig, zip_path=None, params: JobParams | dict | None = None, *,
+           start_app: bool = True, progress: bool = True) -> dict[str, Any]:
     """Upload the zip, create or update the application from the stack outputs, start it.
 
     zip_path: the package from ``labhelpers.analytics.packaging.package`` (``python -m labhelpers
@@ -584,10 +575,6 @@ def deploy(cfg: LabConfig, zip_path=None, forest: ForestParams | dict | None = N
     from ..infra import credentials, stack
     from . import packaging
 
-    if cfg.backend != "aws":
-        raise AppError("The managed Flink application exists only on the aws backend",
-                       "use labhelpers.analytics.runner (the local mini-cluster) on the local "
-                       "backend.")
     credentials.check(cfg)
     if zip_path is None:
         zip_path = packaging.DIST_DIR / packaging.ZIP_NAME
@@ -601,7 +588,7 @@ def deploy(cfg: LabConfig, zip_path=None, forest: ForestParams | dict | None = N
                            "deploy the current template (notebook 01), then try again.")
     try:
         bucket, key = packaging.upload(cfg, zip_path)
-        settings = cloud_settings(cfg, outs, forest, window_seconds, lateness_seconds)
+        settings = cloud_settings(cfg, outs, params)
         create_or_update(cfg, CodeLocation(bucket, key), settings, outs["AppRoleArn"],
                          outs["AppLogGroupName"], progress=progress)
         if start_app:
@@ -610,3 +597,16 @@ def deploy(cfg: LabConfig, zip_path=None, forest: ForestParams | dict | None = N
     except BotoCoreError as err:
         raise AppError(f"Could not reach AWS: {err}",
                        "check your network and credentials, then run the step again.") from err
+
+
+def current_params(cfg: LabConfig) -> JobParams:
+    """The parameters the application was configured with (its runtime properties)."""
+    detail = _describe(_client(cfg), app_name(cfg))
+    if detail is None:
+        raise AppError(f"The analytics application {app_name(cfg)} does not exist",
+                       "start it with notebook 03 or `python -m labhelpers app start`.")
+    groups = (detail.get("ApplicationConfigurationDescription", {})
+              .get("EnvironmentPropertyDescriptions", {})
+              .get("PropertyGroupDescriptions", []))
+    return JobParams.from_groups({g["PropertyGroupId"]: g.get("PropertyMap", {})
+                                  for g in groups})

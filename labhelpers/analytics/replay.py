@@ -18,24 +18,24 @@ from typing import Any
 
 from ..contracts import REPLAY_CSV_COLUMNS
 from ..errors import AppError, ConfigError
+from ..flinkenv import flink_env, local_runtime
 from ..stream.log import read_all_lines
-from .forest import ForestParams
 from .job import JobSettings, filesystem_sink, filesystem_source
-from .runner import flink_env, local_runtime
+from .params import JobParams
 
 
 def replay(
     input_path: Path | str,
     out_dir: Path | str,
-    forest: ForestParams | dict | None = None,
-    window_seconds: int = 10,
-    lateness_seconds: int = 5,
+    params: JobParams | dict | None = None,
+    *,
     timeout: float = 1800,
     jvm_args: str = "",
+    **changes: Any,
 ) -> dict[str, Any]:
     """Score ``input_path`` (JSON lines) and write ``out_dir/scores.csv``; returns a summary.
-    ``jvm_args`` are added to the job's JVM options (diagnostics,
-    labhelpers.analytics.jvm_cache)."""
+    params / changes: the app's parameters (``JobParams.of(params, **changes)``).
+    ``jvm_args`` are added to the job's JVM options (diagnostics, the start-up cache)."""
     src = Path(input_path).resolve()
     if not src.exists():
         raise ConfigError(f"Replay input {src} does not exist",
@@ -44,15 +44,11 @@ def replay(
     work = out / "_job"
     shutil.rmtree(work, ignore_errors=True)
     (work / "log").mkdir(parents=True)
-    if isinstance(forest, dict):
-        forest = ForestParams.from_dict(forest)
     settings = JobSettings(
         input_connector=filesystem_source(src, continuous=False),
         scores_connector=filesystem_sink(work / "scores"),
         dead_letter_connector=filesystem_sink(work / "dead_letters"),
-        window_seconds=window_seconds,
-        lateness_seconds=lateness_seconds,
-        forest=forest or ForestParams(),
+        params=JobParams.of(params, **changes),
         # a bounded job commits its output at the end of the input: checkpoints only cost
         # here (1 s -> 10 min saved ~8 % CPU on a day of traffic, bench/bench_replay.py)
         runtime=local_runtime(work, checkpoint_interval="10min"),

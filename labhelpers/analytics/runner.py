@@ -21,76 +21,26 @@ from typing import Any
 
 from ..background import alive, spawn, stop_group
 from ..errors import AppError
-from ..flinkenv import java_env
+from ..flinkenv import flink_env, local_runtime
 from ..infra.config import LabConfig, load_config
 from ..stream.log import read_all_lines
-from .forest import ForestParams
 from .job import JobSettings, filesystem_sink, filesystem_source
-from .jvm_cache import startup_env
+from .params import JobParams
 
-CHECKPOINT_INTERVAL = "2s"
 MARKER = "labhelpers.analytics.runner"  # in the background process's command line
-# The JVM's heap: the local mini-cluster's default (1/4 of RAM) is far more than it needs.
-JVM_ARGS = "-Xmx1g -XX:+UseSerialGC"
 
 
 def app_dir(cfg: LabConfig) -> Path:
     return cfg.lab_dir / "app"
 
 
-def local_runtime(work: Path, checkpoint_interval: str = CHECKPOINT_INTERVAL) -> dict[str, str]:
-    """Flink settings for the embedded mini-cluster: loopback only, files under ``work``."""
-    return {
-        "execution.checkpointing.interval": checkpoint_interval,
-        "execution.checkpointing.dir": (work / "checkpoints").as_uri(),
-        # keep the last checkpoints when the app is stopped or killed: start() resumes there
-        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
-        "execution.checkpointing.num-retained": "2",
-        "io.tmp.dirs": str(work / "tmp"),
-        "rest.bind-address": "127.0.0.1",
-        "rest.address": "127.0.0.1",
-        "jobmanager.bind-host": "127.0.0.1",
-        "jobmanager.rpc.address": "127.0.0.1",
-        "taskmanager.bind-host": "127.0.0.1",
-        "taskmanager.host": "127.0.0.1",
-        "parallelism.default": "1",
-        # the forest runs inside the JVM (pemja) instead of a separate Python worker:
-        # measured 106 s instead of 131 s for a day of traffic (bench/bench_replay.py)
-        "python.execution-mode": "thread",
-    }
-
-
-def flink_env(work: Path) -> dict[str, str]:
-    """Environment of a process that runs the job: Java, JVM heap, Flink's log folder, the
-    Python path the JVM's embedded interpreter needs (thread mode reads no .pth files), and
-    the start-up cache when it is built (labhelpers.analytics.jvm_cache)."""
-    import site
-
-    from ..infra.config import REPO_ROOT
-
-    env = java_env()
-    paths = [*site.getsitepackages(), str(REPO_ROOT), env.get("PYTHONPATH", "")]
-    env.update(JVM_ARGS=JVM_ARGS, FLINK_LOG_DIR=str(work / "log"), PYTHONUNBUFFERED="1",
-               PYTHONPATH=os.pathsep.join(p for p in paths if p))
-    return startup_env(env)
-
-
-def local_settings(
-    cfg: LabConfig,
-    forest: ForestParams | dict | None = None,
-    window_seconds: int = 10,
-    lateness_seconds: int = 5,
-) -> JobSettings:
+def local_settings(cfg: LabConfig, params: JobParams) -> JobSettings:
     """Job settings for the live local app: stream logs in, stream logs out."""
-    if isinstance(forest, dict):
-        forest = ForestParams.from_dict(forest)
     return JobSettings(
         input_connector=filesystem_source(cfg.stream_dir(cfg.input_stream), continuous=True),
         scores_connector=filesystem_sink(cfg.stream_dir(cfg.scores_stream)),
         dead_letter_connector=filesystem_sink(cfg.stream_dir(cfg.dead_letter_stream)),
-        window_seconds=window_seconds,
-        lateness_seconds=lateness_seconds,
-        forest=forest or ForestParams(),
+        params=params,
         runtime=local_runtime(app_dir(cfg)),
     )
 
@@ -108,32 +58,29 @@ def _read_state(cfg: LabConfig) -> dict[str, Any] | None:
 
 def start(
     cfg: LabConfig,
-    forest: ForestParams | dict | None = None,
-    window_seconds: int = 10,
-    lateness_seconds: int = 5,
+    params: JobParams | dict | None = None,
+    *,
     alerts: bool = True,
     fresh: bool = False,
     wait_seconds: float = 90,
+    **changes: Any,
 ) -> dict[str, Any]:
     """Start the app in the background (or return the one already running).
 
-    If an earlier run with the same settings left a checkpoint (it was stopped, killed or
-    crashed), the app resumes from it: the input is read on from where that checkpoint was,
-    each forest continues from its saved state, and no window is lost or reported twice.
-    Otherwise (or with ``fresh=True``, or changed settings) it starts fresh: it clears the
-    earlier outputs and reads the input stream from its beginning. ``alerts`` also runs the
-    local alert poller (needs the stack deployed). Waits until the Flink job is running.
+    params / changes: the app's parameters (``JobParams.of(params, **changes)``, e.g.
+    ``window_seconds=5, threshold=2.5``). If an earlier run with the same parameters left a
+    checkpoint (it was stopped, killed or crashed), the app resumes from it: the input is
+    read on from where that checkpoint was, each forest continues from its saved state, and
+    no window is lost or reported twice. Otherwise (or with ``fresh=True``, or changed
+    parameters) it starts fresh: it clears the earlier outputs and reads the input stream
+    from its beginning. ``alerts`` also runs the local alert poller (needs the stack
+    deployed). Waits until the Flink job is running.
     """
-    if cfg.backend != "local":
-        raise AppError(
-            "app.start runs the local mini-cluster only",
-            "on the aws backend use labhelpers.analytics.managed (managed Flink).",
-        )
     current = status(cfg)
     if current["running"]:
         print(f"The analytics app is already running (pid {current['pid']}).")
         return current
-    settings = local_settings(cfg, forest, window_seconds, lateness_seconds)
+    settings = local_settings(cfg, JobParams.of(params, **changes))
     work = app_dir(cfg)
     props = work / "properties.json"
     checkpoint = None if fresh else latest_checkpoint(cfg)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,7 +22,6 @@ from typing import Any
 from ..contracts import parse_event_time
 from ..errors import GeneratorError
 from ..infra.config import LabConfig
-from ..stream.log import tail_lines
 from .sqlfile import SQL_FILE
 
 SAMPLE_SIZE = 100
@@ -215,43 +213,18 @@ def discover(lines: list[str], source: str = "") -> Discovery:
 
 
 # ---------------------------------------------------------------- reading live records
-def _kinesis_sample(cfg: LabConfig, n: int, seconds: float) -> list[str]:
-    """The newest records (at most ``n``, from the last ``seconds``) of the Kinesis stream."""
-    kinesis = cfg.client("kinesis")
-    since = datetime.fromtimestamp(time.time() - seconds)
-    got: list[tuple[float, str]] = []
-    shards = kinesis.list_shards(StreamName=cfg.input_stream)["Shards"]
-    for shard in shards:
-        it = kinesis.get_shard_iterator(
-            StreamName=cfg.input_stream, ShardId=shard["ShardId"],
-            ShardIteratorType="AT_TIMESTAMP", Timestamp=since)["ShardIterator"]
-        for _ in range(20):  # bounded: a few seconds of reading at most
-            resp = kinesis.get_records(ShardIterator=it, Limit=1000)
-            for rec in resp.get("Records", []):
-                stamp = rec.get("ApproximateArrivalTimestamp")
-                when = stamp.timestamp() if isinstance(stamp, datetime) else 0.0
-                got.append((when, rec["Data"].decode("utf-8", errors="replace")))
-            it = resp.get("NextShardIterator")
-            if not it or not resp.get("Records") or resp.get("MillisBehindLatest", 0) == 0:
-                break
-    got.sort(key=lambda pair: pair[0])
-    return [line for _, line in got[-n:]]
-
-
-def sample_records(cfg: LabConfig, n: int = SAMPLE_SIZE, seconds: float = 60) -> list[str]:
+def sample_records(cfg: LabConfig, n: int = SAMPLE_SIZE) -> list[str]:
     """The newest ``n`` records of the input stream, oldest first.
 
-    Local: the last lines of the on-disk stream log. AWS: the records the Kinesis stream
-    received in the last ``seconds`` seconds (the newest ``n``).
+    Local: the last lines of the on-disk stream log. AWS: the newest of the records the
+    Kinesis stream received in the last minute.
     """
     if n < 1:
         raise GeneratorError(f"Sample size {n} is too small", "ask for at least 1 record.")
-    if cfg.backend == "aws":
-        lines = _kinesis_sample(cfg, n, seconds)
-        where = f"the Kinesis stream {cfg.input_stream}"
-    else:
-        lines = tail_lines(cfg.stream_dir(cfg.input_stream), n)
-        where = f"the input stream {cfg.input_stream}"
+    from ..backends import for_config
+
+    lines = for_config(cfg).input_lines(n)
+    where = f"the input stream {cfg.input_stream}"
     if not lines:
         raise GeneratorError(
             f"No records in {where} yet",

@@ -41,6 +41,7 @@ from typing import Any
 import pandas as pd
 
 from ..analytics.forest import FOREST_POINTS, ForestParams, SiteModel
+from ..analytics.params import JobParams
 from ..contracts import parse_event_time
 from ..errors import ConfigError
 from .scenarios import Anomaly, Suite, build_suite, window_counts
@@ -313,42 +314,35 @@ class Evaluation:
 
 
 def run_evaluation(out_dir: Path | str, size: str = "full", seed: int = 0,
-                   forest: ForestParams | Mapping[str, Any] | None = None,
-                   lateness_seconds: int = 5) -> Evaluation:
+                   params: JobParams | Mapping[str, Any] | None = None,
+                   **changes: Any) -> Evaluation:
     """Build the suite, run it through the real job once (``replay``), score each scenario.
 
-    Writes ``out_dir/suite.jsonl`` (the input), ``scores.csv`` (the job's output) and
+    params / changes: the app's parameters (``JobParams.of``; e.g. ``forest=...`` or
+    ``threshold=3.5``); the window length is the suite's own. Writes
+    ``out_dir/suite.jsonl`` (the input), ``scores.csv`` (the job's output) and
     ``evaluation.csv`` (the per-scenario table).
     """
     from ..analytics.replay import replay
 
-    params = _params(forest)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     suite = build_suite(size, seed)
+    job = JobParams.of(JobParams.of(params, **changes), window_seconds=suite.window_s)
     suite.write(out / "suite.jsonl")
     t1 = time.perf_counter()
-    summary = replay(out / "suite.jsonl", out, forest=params,
-                     window_seconds=suite.window_s, lateness_seconds=lateness_seconds)
+    summary = replay(out / "suite.jsonl", out, job)
     t2 = time.perf_counter()
     scores = load_scores(out / "scores.csv")
-    table = evaluate_scores(suite, scores, params.cooldown_seconds)
+    table = evaluate_scores(suite, scores, job.forest.cooldown_seconds)
     table.to_csv(out / "evaluation.csv", index=False)
-    mism = count_mismatches(suite, scores, lateness_seconds)
-    return Evaluation(suite=suite, params=params, scores=scores, table=table,
+    mism = count_mismatches(suite, scores, job.lateness_seconds)
+    return Evaluation(suite=suite, params=job.forest, scores=scores, table=table,
                       totals=totals(table), replay=summary, count_mismatches=mism,
                       seconds={"build": round(t1 - t0, 1), "replay": round(t2 - t1, 1),
                                "evaluate": round(time.perf_counter() - t2, 1)},
                       out_dir=out)
-
-
-def _params(forest: ForestParams | Mapping[str, Any] | None) -> ForestParams:
-    if forest is None:
-        return ForestParams()
-    if isinstance(forest, ForestParams):
-        return forest
-    return ForestParams.from_dict(dict(forest))
 
 
 def format_table(table: pd.DataFrame) -> str:

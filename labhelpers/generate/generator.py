@@ -17,8 +17,9 @@ Both stop after ``duration_s`` and/or ``total`` records, whichever comes first.
 Sinks: ``StreamLogSink`` (the local on-disk stream), ``KinesisSink`` (PutRecords with
 batching within the service limits, partition keys spread over shards, retries with backoff
 and jitter, throttling counted, every failure kept with its reason), ``MemorySink`` (tests);
-``make_sink(cfg)`` picks by backend. A live run checks the plan's rate against what the sink
-can take (Kinesis: 1,000 records/s and 1 MiB/s per shard) before it starts.
+each backend gives its own (``labhelpers.backends``: ``input_sink``). A live run checks the
+plan's rate against what the sink can take (Kinesis: 1,000 records/s and 1 MiB/s per shard)
+before it starts.
 
 Records are dicts; lines are strings (compact JSON, see ``to_line``). ``with_garbage`` mixes
 malformed lines into a stream of good ones for testing the bad-record path.
@@ -1248,14 +1249,6 @@ def _chunks(entries: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
         size += n
     if chunk:
         yield chunk
-
-
-def make_sink(cfg: LabConfig, failure_log: Path | str | None = None
-              ) -> StreamLogSink | KinesisSink:
-    """The input stream of this backend: the stream log (local) or Kinesis (aws)."""
-    if cfg.backend == "local":
-        return StreamLogSink(cfg)
-    return KinesisSink(cfg, failure_log=failure_log)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ written under another name and renamed, applied in the order they were made). It
 counters to ``stats.json`` every half second, and every record the target refused for good,
 with the reason, to ``failures.jsonl``. On the local backend it also copies every batch into
 the raw bucket under ``weblogs/raw/YYYY/MM/DD/HH/`` (the job Firehose does on AWS), when the
-stack exists.
+stack exists (labhelpers.backends.local.RawArchiveSink).
 
 What it sends is a plan spec (JSON, see ``plan_spec``): sites, a rate per template (the
 lab's Click and Impression by default), templates of your own, a time-of-day curve, a total
@@ -16,7 +16,6 @@ or a duration.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import signal
@@ -29,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..backends import for_config
 from ..background import alive, spawn, stop_group
 from ..contracts import CLICK, IMPRESSION
 from ..errors import GeneratorError, LabError
@@ -37,12 +37,10 @@ from .generator import (
     Plan,
     RateCurve,
     Sender,
-    Sink,
     _check_number,
     _check_total,
     curve_from,
     lab_test_plan,
-    make_sink,
     start_background,
     timeline,
     write_jsonl,
@@ -54,40 +52,6 @@ MARKER = "labhelpers.generate.traffic"  # in the background process's command li
 
 def traffic_dir(cfg: LabConfig) -> Path:
     return cfg.lab_dir / "traffic"
-
-
-class RawArchiveSink:
-    """Wraps a sink and copies each batch, gzipped, into the raw bucket (best effort:
-    an archive failure is counted and shown, it never stops the traffic)."""
-
-    def __init__(self, inner: Sink, s3, bucket: str) -> None:
-        self.inner, self.s3, self.bucket = inner, s3, bucket
-        self.archived = 0
-        self.archive_errors = 0
-        self.last_archive_error: str | None = None
-
-    @property
-    def stats(self):
-        return self.inner.stats
-
-    def capacity(self):
-        """What the wrapped sink can take."""
-        fn = getattr(self.inner, "capacity", None)
-        return fn() if callable(fn) else None
-
-    def send(self, lines: Sequence[str], keys: Sequence[str] | None = None) -> None:
-        self.inner.send(lines, keys)
-        if not lines:
-            return
-        now = datetime.now(UTC)
-        key = f"weblogs/raw/{now:%Y/%m/%d/%H}/{now:%H%M%S%f}-{uuid.uuid4().hex[:8]}.jsonl.gz"
-        try:
-            body = gzip.compress("".join(f"{ln}\n" for ln in lines).encode())
-            self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
-            self.archived += 1
-        except Exception as err:  # the stream is the source of truth; the archive is a copy
-            self.archive_errors += 1
-            self.last_archive_error = str(err)
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -338,7 +302,7 @@ def send(cfg: LabConfig, sites: Sequence[str] = ("example.com",), click_rate: fl
             n = write_jsonl(lines, out)
             result: dict[str, Any] = {"records": n, "out": str(out)}
         else:
-            sink = make_sink(cfg)
+            sink = for_config(cfg).input_sink()
             n = send_timeline(plan, sink, start_at, duration_s, seed, total=total)
             result = {"records": n, "sink": asdict(sink.stats)}
         took = time.perf_counter() - t0
@@ -346,7 +310,7 @@ def send(cfg: LabConfig, sites: Sequence[str] = ("example.com",), click_rate: fl
         return result
     from .generator import run_live
 
-    sink = make_sink(cfg, failure_log=traffic_dir(cfg) / "send-failures.jsonl")
+    sink = for_config(cfg).input_sink(failure_log=traffic_dir(cfg) / "send-failures.jsonl")
     stats = run_live(plan, sink, duration_s, progress=progress, seed=seed, total=total,
                      over_limit=over_limit, library=library)
     result = asdict(stats)
@@ -387,16 +351,9 @@ def _run(args: argparse.Namespace) -> int:
     spec = json.loads(args.plan)
     plan, library = build_plan(spec)
     d = traffic_dir(cfg)
-    sink: Any = make_sink(cfg, failure_log=d / "failures.jsonl")
-    archive = None
-    if cfg.backend == "local":
-        try:
-            from ..infra.stack import outputs
-
-            bucket = outputs(cfg)["RawBucketName"]
-            archive = sink = RawArchiveSink(sink, cfg.client("s3"), bucket)
-        except Exception as err:  # no stack yet: the stream works without the archive
-            print(f"raw archive off: {err}", flush=True)
+    lab = for_config(cfg)
+    sink: Any = lab.archive(lab.input_sink(failure_log=d / "failures.jsonl"))
+    archive = sink if hasattr(sink, "archived") else None
     handle = start_background(plan, sink, spec.get("duration_s"), seed=spec.get("seed", 0),
                               total=spec.get("total"), over_limit=spec.get("over_limit", False),
                               library=library)

@@ -8,36 +8,23 @@ from __future__ import annotations
 import shutil
 from typing import Any
 
+from ..backends import for_config
 from ..errors import LabError
 from . import emulator, stack
 from .config import LabConfig
 
 
 def _stop_app(cfg: LabConfig) -> tuple[bool | None, str | None]:
-    if cfg.backend == "aws":
-        # The managed Flink application is billed per KPU-hour while it runs: delete it first.
-        from ..analytics import managed as cloud_app
-
-        try:
-            return cloud_app.delete(cfg), None
-        except LabError as err:
-            return False, f"deleting the managed Flink application failed: {err}"
     try:
-        from ..analytics import runner as app
-    except ImportError:
-        return None, "the analytics app module is not available; nothing to stop"
-    try:
-        return bool(app.stop(cfg)), None
+        return for_config(cfg).delete_app(), None
     except LabError as err:
         return False, f"stopping the analytics app failed: {err}"
 
 
 def _stop_traffic(cfg: LabConfig) -> tuple[bool | None, str | None]:
     # The generator writes into the raw bucket and the lab folder: stop it before both go.
-    try:
-        from ..generate import traffic
-    except ImportError:
-        return None, "the traffic module is not available; nothing to stop"
+    from ..generate import traffic
+
     try:
         was_running = bool(traffic.status(cfg).get("running"))
         traffic.stop(cfg)
@@ -85,13 +72,14 @@ def cleanup(cfg: LabConfig, stop_emulator: bool = True, progress: bool = True) -
         if note:
             report["notes"].append(note)
 
-    emulator_up = cfg.backend == "aws" or emulator.status(cfg)["running"]
+    lab = for_config(cfg)
+    emulator_up = not lab.runs_emulator or emulator.status(cfg)["running"]
     if emulator_up:
         stack.delete(cfg, progress=progress)
         report["stack_deleted"] = True
         report["leftovers"] = stack.leftovers(cfg)
         report["tagged"] = stack.tagged_resources(cfg)
-        if report["tagged"] and cfg.backend == "aws":
+        if report["tagged"] and not cfg.emulated:
             report["notes"].append(
                 "AWS's tag index can list resources for a few minutes after they are deleted; "
                 "run the cleanup again later to check")
@@ -100,7 +88,7 @@ def cleanup(cfg: LabConfig, stop_emulator: bool = True, progress: bool = True) -
             "the local emulator is not running, so no AWS resources exist (it keeps them in "
             "memory only)")
 
-    if cfg.backend == "local" and stop_emulator:
+    if lab.runs_emulator and stop_emulator:
         report["emulator_stopped"] = emulator.stop(cfg)
 
     report["removed_files"] = _remove_local_files(cfg)

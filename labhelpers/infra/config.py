@@ -13,7 +13,9 @@ from pathlib import Path
 
 from ..errors import ConfigError
 
-BACKENDS = ("local", "aws")
+# The backend names; which implementation each selects: labhelpers.backends.
+LOCAL, AWS = "local", "aws"
+BACKENDS = (LOCAL, AWS)
 PREFIX_RE = re.compile(r"^[a-z][a-z0-9-]{2,19}$")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SQL_DIR = REPO_ROOT / "sql"
@@ -41,6 +43,9 @@ class LabConfig:
     profile: AWS profile for the ``aws`` backend (None = default credential chain).
     home: folder for local state (stream logs, emulator and app state); ``LAB_HOME``.
     emulator_port: loopback port of the moto server (local backend); ``LAB_EMULATOR_PORT``.
+    emulated: every AWS call goes to the local emulator (fake credentials, loopback). Always
+      true on the local backend; on the aws backend it is the rehearsal without an account
+      (``run-lab --backend aws --emulator``, ``LAB_EMULATED=1``).
     """
 
     backend: str = "local"
@@ -49,13 +54,19 @@ class LabConfig:
     profile: str | None = None
     home: Path = field(default_factory=_default_home)
     emulator_port: int = DEFAULT_EMULATOR_PORT
+    emulated: bool | None = None
 
     def __post_init__(self) -> None:
+        if self.emulated is None:
+            object.__setattr__(self, "emulated", self.backend == LOCAL)
         if self.backend not in BACKENDS:
             raise ConfigError(
                 f"Unknown backend {self.backend!r}",
                 f"use one of {', '.join(BACKENDS)} (LAB_BACKEND or backend=...).",
             )
+        if self.backend == LOCAL and not self.emulated:
+            raise ConfigError("The local backend always runs on the emulator",
+                              "leave emulated unset, or use backend 'aws'.")
         if not PREFIX_RE.match(self.prefix):
             raise ConfigError(
                 f"Invalid prefix {self.prefix!r}",
@@ -102,7 +113,7 @@ class LabConfig:
 
     @property
     def account_id(self) -> str:
-        if self.backend == "local":
+        if self.emulated:
             return LOCAL_ACCOUNT_ID
         return self.client("sts").get_caller_identity()["Account"]
 
@@ -122,14 +133,14 @@ class LabConfig:
 
     @property
     def endpoint_url(self) -> str | None:
-        return f"http://127.0.0.1:{self.emulator_port}" if self.backend == "local" else None
+        return f"http://127.0.0.1:{self.emulator_port}" if self.emulated else None
 
     # ---- clients ----
     def session(self):
         """A boto3 session: fake credentials for the emulator, the user's profile for AWS."""
         import boto3
 
-        if self.backend == "local":
+        if self.emulated:
             return boto3.Session(region_name=self.region, **LOCAL_CREDENTIALS)
         return boto3.Session(region_name=self.region, profile_name=self.profile)
 
@@ -146,9 +157,9 @@ def load_config(**overrides) -> LabConfig:
     """Build a validated config from ``overrides``, then ``LAB_*`` variables, then defaults.
 
     Recognised variables: LAB_BACKEND, LAB_PREFIX, LAB_REGION, LAB_PROFILE, LAB_HOME,
-    LAB_EMULATOR_PORT. Unknown keyword arguments are an error.
+    LAB_EMULATOR_PORT, LAB_EMULATED. Unknown keyword arguments are an error.
     """
-    known = {"backend", "prefix", "region", "profile", "home", "emulator_port"}
+    known = {"backend", "prefix", "region", "profile", "home", "emulator_port", "emulated"}
     unknown = set(overrides) - known
     if unknown:
         raise ConfigError(
@@ -161,6 +172,7 @@ def load_config(**overrides) -> LabConfig:
         "region": os.environ.get("LAB_REGION"),
         "profile": os.environ.get("LAB_PROFILE"),
         "emulator_port": os.environ.get("LAB_EMULATOR_PORT"),
+        "emulated": os.environ.get("LAB_EMULATED"),
     }
     values = {k: v for k, v in env.items() if v}
     values.update({k: v for k, v in overrides.items() if v is not None})
@@ -172,6 +184,8 @@ def load_config(**overrides) -> LabConfig:
                 f"Emulator port {values['emulator_port']!r} is not a number",
                 "set LAB_EMULATOR_PORT to a port number such as 4599.",
             ) from None
+    if isinstance(values.get("emulated"), str):
+        values["emulated"] = values["emulated"].strip().lower() in ("1", "true", "yes")
     if "home" in values:
         values["home"] = Path(values["home"]).expanduser().resolve()
     return LabConfig(**values)

@@ -101,7 +101,7 @@ def check(cfg: LabConfig) -> dict[str, Any]:
     Raises CredentialsError with the fix for: unknown profile, no credentials, partial or
     invalid keys, expired session or SSO token, unreachable endpoint, unsupported region.
     """
-    if cfg.backend == "local":
+    if cfg.emulated:
         return {"account": cfg.account_id, "region": cfg.region, "profile": None}
     check_region(cfg)
     try:

@@ -172,7 +172,7 @@ def status(cfg: LabConfig) -> dict[str, Any]:
 
     A state file left by a server that died is removed here.
     """
-    if cfg.backend != "local":
+    if not cfg.emulated:
         return _aws_noop()
     state = _read_state(cfg) or {}
     pid = state.get("pid")
@@ -201,7 +201,7 @@ def start(cfg: LabConfig, timeout: float = START_TIMEOUT_S, warm_up: bool = True
     Raises EmulatorError when the port is taken by another program or the server does not
     answer within ``timeout`` seconds.
     """
-    if cfg.backend != "local":
+    if not cfg.emulated:
         return {**_aws_noop(), "reused": False}
     port = cfg.emulator_port
     with _start_lock(cfg):
@@ -293,7 +293,7 @@ def stop(cfg: LabConfig) -> bool:
 
     Everything the emulator held (buckets, streams, the stack) is gone afterwards.
     """
-    if cfg.backend != "local":
+    if not cfg.emulated:
         return False
     with _start_lock(cfg):
         state = _read_state(cfg) or {}
@@ -310,7 +310,7 @@ def stop(cfg: LabConfig) -> bool:
 
 def ensure_running(cfg: LabConfig) -> None:
     """Raise EmulatorError unless the emulator answers (local backend); nothing for ``aws``."""
-    if cfg.backend != "local":
+    if not cfg.emulated:
         return
     if not _is_moto(cfg.emulator_port):
         raise EmulatorError(

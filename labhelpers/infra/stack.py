@@ -95,11 +95,11 @@ class _Clients:
 
 
 def _timeout(cfg: LabConfig) -> float:
-    return 120.0 if cfg.backend == "local" else 1800.0
+    return 120.0 if cfg.emulated else 1800.0
 
 
 def _poll_interval(cfg: LabConfig) -> float:
-    return 0.2 if cfg.backend == "local" else 5.0
+    return 0.2 if cfg.emulated else 5.0
 
 
 def _lab_buckets(cfg: LabConfig) -> list[str]:
@@ -367,7 +367,7 @@ def deploy(cfg: LabConfig, email: str | None = None, phone: str | None = None,
     if shard_count is not None and not 1 <= int(shard_count) <= 4:
         raise StackError(f"shard_count={shard_count} is out of range",
                          "use 1 to 4 shards (1 shard takes 1,000 records/s).")
-    if cfg.backend == "aws":
+    if not cfg.emulated:
         from . import credentials
 
         credentials.check(cfg)
@@ -389,7 +389,7 @@ def deploy(cfg: LabConfig, email: str | None = None, phone: str | None = None,
                 "failed) and cannot be updated",
                 _FIX_CLEANUP,
             )
-        if existing is None and cfg.backend == "aws":
+        if existing is None and not cfg.emulated:
             _check_bucket_names(cfg, s3)
         code = _upload_code(cfg, s3)
         request: dict[str, Any] = {
@@ -406,7 +406,7 @@ def deploy(cfg: LabConfig, email: str | None = None, phone: str | None = None,
         seen = _event_ids(cf, name) if existing else set()
         action = "Updating" if existing else "Creating"
         if progress:
-            where = "the local emulator" if cfg.backend == "local" else f"AWS ({cfg.region})"
+            where = "the local emulator" if cfg.emulated else f"AWS ({cfg.region})"
             print(f"{action} stack {name} on {where} ...")
         try:
             if existing:
@@ -429,7 +429,7 @@ def deploy(cfg: LabConfig, email: str | None = None, phone: str | None = None,
             raise StackError(
                 f"Stack {name} ended in {status}: {_failure_reason(events)}", fix)
         outs = _outputs_of(_describe(cf, name) or {})
-        wanted = EXPECTED_OUTPUTS + (AWS_ONLY_OUTPUTS if cfg.backend == "aws" else ())
+        wanted = EXPECTED_OUTPUTS + (() if cfg.emulated else AWS_ONLY_OUTPUTS)
         missing = [k for k in wanted if k not in outs]
         if missing:
             raise StackError(
@@ -437,7 +437,7 @@ def deploy(cfg: LabConfig, email: str | None = None, phone: str | None = None,
                 "check that cfn/clickstream.yaml defines them and that the resources they "
                 "refer to were created, then " + _FIX_DEPLOY,
             )
-        if cfg.backend == "local":
+        if cfg.emulated:
             _ensure_inbox(cfg, client, outs["AlertTopicArn"])
             if progress:
                 print(f"  The emulator skips SNS subscriptions in templates, so the lab "

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ..backends import for_config
 from . import emulator, stack
 from .config import LabConfig
 
@@ -107,9 +108,9 @@ def sms_sandbox(cfg: LabConfig) -> dict[str, Any]:
     Local backend: there is no SMS, so the answer says so. If the API cannot be read (no
     permission, or the emulator lacks it) ``in_sandbox`` is None and ``note`` says why.
     """
-    if cfg.backend == "local":
+    if cfg.emulated:
         return {"in_sandbox": None, "verified_numbers": [],
-                "note": "local backend: no SMS is sent; alerts go to the inbox queue"}
+                "note": "on the local emulator no SMS is sent; alerts go to the inbox queue"}
     sns = cfg.client("sns")
     try:
         in_sandbox = bool(sns.get_sms_sandbox_account_status()["IsInSandbox"])
@@ -128,53 +129,11 @@ def sms_sandbox(cfg: LabConfig) -> dict[str, Any]:
     return {"in_sandbox": in_sandbox, "verified_numbers": numbers, "note": note}
 
 
-def _app_hops(cfg: LabConfig, outs: dict[str, str]) -> list[dict[str, str]]:
-    from ..stream.log import read_all_lines
-
-    if cfg.backend == "aws":
-        from ..analytics import managed as cloud_app
-
-        try:
-            state = cloud_app.status(cfg).get("status") or "not created"
-        except Exception as err:  # shown in the table, never fatal
-            state = f"unknown ({err})"
-        app_state = f"application {state}"
-        return [
-            {"from": f"input stream {outs.get('InputStreamName', cfg.input_stream)}",
-             "to": "analytics app", "how": "Kinesis source connector (table click_records)",
-             "state": app_state},
-            {"from": "analytics app",
-             "to": f"scores stream {outs.get('ScoresStreamName', cfg.scores_stream)}",
-             "how": "Kinesis sink connector (table scores)", "state": app_state},
-            {"from": "analytics app",
-             "to": f"dead-letter stream {outs.get('DeadLetterStreamName', '')}",
-             "how": "Kinesis sink connector (table dead_letters)", "state": app_state},
-        ]
-    from ..analytics import runner as app
-
-    st = app.status(cfg)
-    app_state = "app running" if st["running"] else "app not running"
-    scores = len(read_all_lines(cfg.stream_dir(cfg.scores_stream)))
-    dead = len(read_all_lines(cfg.stream_dir(cfg.dead_letter_stream)))
-    home = cfg.lab_dir
-    return [
-        {"from": f"input stream {cfg.input_stream}", "to": "analytics app",
-         "how": f"Flink filesystem source, new files every second "
-                f"({cfg.stream_dir(cfg.input_stream).relative_to(home)}/)",
-         "state": app_state},
-        {"from": "analytics app", "to": f"scores stream {cfg.scores_stream}",
-         "how": "Flink filesystem sink (table scores)", "state": f"{app_state}; {scores} rows"},
-        {"from": "analytics app", "to": f"dead-letter stream {cfg.dead_letter_stream}",
-         "how": "Flink filesystem sink (table dead_letters)",
-         "state": f"{app_state}; {dead} rows"},
-    ]
-
-
 def destinations(cfg: LabConfig) -> pd.DataFrame:
     """Every hop from the input stream to the subscribers, with its state, one per row."""
     emulator.ensure_running(cfg)
     outs = stack.outputs(cfg)
-    rows = _app_hops(cfg, outs)
+    rows = for_config(cfg).app_hops(outs)
     function = outs["AlertFunctionName"]
     lam = cfg.client("lambda")
     try:
@@ -191,9 +150,9 @@ def destinations(cfg: LabConfig) -> pd.DataFrame:
                f"{m.get('StartingPosition')}, {m.get('MaximumRetryAttempts')} retries, "
                f"failed batches to {on_failure.rsplit(':', 1)[-1] or 'nowhere'}")
         state = m.get("State", "")
-        if cfg.backend == "local":
-            how += ("; the emulator does not run Lambda code, so the app's local poller "
-                    "calls the same handler")
+        if cfg.emulated:
+            how += ("; the emulator does not run Lambda code, so a local runner calls the "
+                    "same handler")
         rows.append({"from": f"scores stream {m.get('EventSourceArn', '').rsplit('/', 1)[-1]}",
                      "to": f"alert function {function}", "how": how, "state": state})
     try:

@@ -124,6 +124,15 @@ STEPS = {
 _NAMES = {s.name: key for key, s in STEPS.items()}
 
 
+# Per backend (the keys are config.BACKENDS): the bar under the boxes, and where things run.
+BAR_TEXT = {
+    "local": "Local AWS emulator (moto, loopback port): CloudFormation, S3, SNS, SQS, "
+             "Kinesis, Lambda. The same template goes to AWS with backend \"aws\".",
+    "aws": "Your AWS account: CloudFormation stack from cfn/clickstream.yaml "
+           "(streams, Firehose, buckets, Lambda, SNS); Managed Service for Apache Flink",
+}
+WHERE = {"local": "local emulator", "aws": "AWS account"}
+
 def resolve_step(step: str | int) -> Step:
     """A Step from ``"03"``, ``3``, ``"03_analytics_app"`` or ``"analytics"``."""
     if isinstance(step, int) and not isinstance(step, bool):
@@ -171,11 +180,7 @@ def svg(step: str | int, backend: str = "local") -> str:
     ]
     # The bar: where the AWS services run.
     bar_style = on_style if st.bar else NORMAL
-    bar_text = ("Local AWS emulator (moto, loopback port): CloudFormation, S3, SNS, SQS, "
-                "Kinesis, Lambda. The same template goes to AWS with backend \"aws\"."
-                if backend == "local" else
-                "Your AWS account: CloudFormation stack from cfn/clickstream.yaml "
-                "(streams, Firehose, buckets, Lambda, SNS); Managed Service for Apache Flink")
+    bar_text = BAR_TEXT[backend]
     bar_opacity = 0.35 if st.dim_others else 1
     if st.dim_others:
         bar_text = "Not used in this notebook: " + bar_text
@@ -215,7 +220,7 @@ def svg(step: str | int, backend: str = "local") -> str:
         opacity = 0.35 if st.dim_others and not on else 1
         relabelled = box.key in dict(st.relabel)
         title, *lines = dict(st.relabel).get(
-            box.key, (box.title, *(box.local if backend == "local" else box.aws)))
+            box.key, (box.title, *getattr(box, backend)))
         lines = [ln for ln in lines if ln]
         state = ("remove" if st.style == "remove" else "on") if on else "off"
         g = [f'<g id="box-{box.key}" class="{state}" opacity="{opacity}">',
@@ -261,7 +266,7 @@ def describe(step: str | int, backend: str = "local") -> str:
     flow = " -> ".join(name(k) for k in ("generator", "input", "app", "scores", "alert",
                                           "sns", "inbox"))
     side = ", ".join(name(k) for k in ("raw", "dead", "monitor", "processed"))
-    where = "local emulator" if backend == "local" else "AWS account"
+    where = WHERE[backend]
     return (f"Notebook {st.notebook} ({st.name}, {where}): {flow}; also {side}. "
             f"{st.caption}.")
 

