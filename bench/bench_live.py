@@ -38,7 +38,7 @@ def main() -> None:
     os.environ["LAB_HOME"] = tempfile.mkdtemp(prefix="bench-live-")
     os.environ["LAB_EMULATOR_PORT"] = str(port)
     from labhelpers import load_config
-    from labhelpers.alerts import poller as alerts
+    from labhelpers.alerts import inbox as alert_inbox
     from labhelpers.analytics import runner as app
     from labhelpers.generate import traffic
     from labhelpers.infra import emulator, stack
@@ -60,7 +60,7 @@ def main() -> None:
             t_first = time.monotonic()
             wait_until(lambda: forest_ready(scores_frame(cfg)), "warm-up", timeout=300)
             traffic.spike(cfg)
-            inbox = wait_until(lambda: alerts.read_inbox(cfg) or None, "alert", timeout=180,
+            inbox = wait_until(lambda: alert_inbox.read_inbox(cfg) or None, "alert", timeout=180,
                                interval=0.2)
             received = pd.Timestamp(inbox[0]["received_at"]).timestamp()
             df = scores_frame(cfg)
@@ -72,7 +72,7 @@ def main() -> None:
               "   (target <= 15 s)")
         print(f"app peak memory (process tree RSS)  : {peak.peak_mb:6.0f} MB"
               "   (target <= 1536 MB)")
-        print(f"alerts for one spike                : {len(alerts.inbox(cfg))}")
+        print(f"alerts for one spike                : {len(alert_inbox.inbox(cfg))}")
     finally:
         cleanup(cfg)
 

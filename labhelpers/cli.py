@@ -189,7 +189,7 @@ def cmd_app(args) -> int:
 
 
 def cmd_inbox(args) -> int:
-    from .alerts.poller import inbox
+    from .alerts.inbox import inbox
 
     _print(inbox(_cfg(args)))
     return 0

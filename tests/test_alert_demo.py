@@ -9,6 +9,7 @@ import pytest
 
 from labhelpers.alerts import demo as alert_demo
 from labhelpers.alerts import handler as alert_handler
+from labhelpers.alerts import inbox as alert_inbox
 from labhelpers.alerts import poller as alerts
 from labhelpers.contracts import SCORE_COLUMNS
 from labhelpers.errors import AlertError
@@ -105,7 +106,7 @@ def test_demo_sends_once_takes_only_its_message_and_cleans_up(emulator_cfg):
         assert not left.get("Versions") and not left.get("DeleteMarkers"), left
         assert alert_demo.remove_demo_objects(cfg) == 0
 
-        inbox = alerts.inbox(cfg)
+        inbox = alert_inbox.inbox(cfg)
         assert [m["site"] for m in inbox] == ["example.com"], "only the real alert is left"
     finally:
         stack.delete(cfg, progress=False)

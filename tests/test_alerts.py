@@ -8,6 +8,7 @@ import threading
 
 import pytest
 
+from labhelpers.alerts import inbox as alert_inbox
 from labhelpers.alerts import poller as alerts
 from labhelpers.errors import AlertError
 from labhelpers.infra import stack
@@ -69,7 +70,7 @@ def test_episode_alert_reaches_inbox_exactly_once(emulator_cfg):
         assert counts["anomalies"] == 3 and counts["alerts_sent"] == 1, counts
         assert counts["duplicates"] == 2 and counts["failed"] == 0, counts
 
-        got = alerts.read_inbox(cfg, wait_seconds=2)
+        got = alert_inbox.read_inbox(cfg, wait_seconds=2)
         assert len(got) == 1, f"one message per episode, got {len(got)}: {got}"
         msg = got[0]
         assert msg["subject"] == "Clickstream anomaly on example.com", msg
@@ -88,11 +89,11 @@ def test_episode_alert_reaches_inbox_exactly_once(emulator_cfg):
         (cfg.lab_dir / alerts.POSITION_FILE).unlink()
         replay = alerts.LocalPoller(cfg).poll_once()
         assert replay["files"] == 2 and replay["alerts_sent"] == 0, replay
-        assert alerts.read_inbox(cfg, wait_seconds=1) == [], "no second message on replay"
+        assert alert_inbox.read_inbox(cfg, wait_seconds=1) == [], "no second message on replay"
 
-        everything = alerts.inbox(cfg)
+        everything = alert_inbox.inbox(cfg)
         assert [m["episode_id"] for m in everything] == ["example.com-e1"], everything
-        lines = alerts.inbox_file(cfg).read_text().splitlines()
+        lines = alert_inbox.inbox_file(cfg).read_text().splitlines()
         assert len(lines) == 1, "received messages are kept on disk for later notebooks"
     finally:
         stack.delete(cfg, progress=False)
@@ -109,7 +110,7 @@ def test_run_forever_in_a_thread(emulator_cfg):
     try:
         StreamLogWriter(cfg.stream_dir(cfg.scores_stream)).append(
             [json.dumps(score_row(3, True, "shop-e7", site="shop.example"))])
-        got = alerts.read_inbox(cfg, wait_seconds=5)
+        got = alert_inbox.read_inbox(cfg, wait_seconds=5)
         assert [m["site"] for m in got] == ["shop.example"], got
     finally:
         stop.set()
@@ -122,4 +123,4 @@ def test_run_forever_in_a_thread(emulator_cfg):
 @pytest.mark.integration
 def test_read_inbox_before_deploy_says_how(emulator_cfg):
     with pytest.raises(AlertError, match="deploy"):
-        alerts.read_inbox(emulator_cfg.with_(prefix="testnoinbox"))
+        alert_inbox.read_inbox(emulator_cfg.with_(prefix="testnoinbox"))

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from labhelpers.alerts import poller as alerts
+from labhelpers.alerts import inbox as alert_inbox
 from labhelpers.analytics import runner as app
 from labhelpers.generate.generator import lab_test_plan, timeline, to_line
 from labhelpers.infra import stack
@@ -39,9 +39,9 @@ def test_lab_spike_test_through_the_app(flow_cfg):
     app.start(cfg)
     n_windows = (WARMUP_S + 20 + 30) // 10 - 1  # the last window waits for later records
     wait_until(lambda: len(scores_frame(cfg)) >= n_windows, "all windows scored", timeout=180)
-    got = wait_until(lambda: alerts.inbox(cfg), "the alert", timeout=60)
+    got = wait_until(lambda: alert_inbox.inbox(cfg), "the alert", timeout=60)
     time.sleep(5)  # a second (wrong) message would arrive within the poller's next rounds
-    inbox = alerts.inbox(cfg)
+    inbox = alert_inbox.inbox(cfg)
     df = scores_frame(cfg)
     spike_start = START.timestamp() + WARMUP_S
     flagged = df[df["is_anomaly"]]

@@ -5,8 +5,9 @@ score row of a demo site; ``invoke`` calls the function with it: locally the ver
 ``alert_handler.py``, in this process, with the environment Lambda would give it (pointed at
 the emulator); on AWS the deployed Lambda through ``lambda.invoke``. ``take_messages`` then
 takes the demo's SNS message out of the inbox queue *without* adding it to the lab's inbox
-(``alerts.inbox``), and ``remove_demo_objects`` deletes what the demo wrote to the processed
-bucket, so the demo leaves nothing behind that notebook 04's "exactly one alert" could count.
+(``labhelpers.alerts.inbox``), and ``remove_demo_objects`` deletes what the demo wrote to the
+processed bucket, so the demo leaves nothing behind that notebook 04's "exactly one alert"
+could count.
 
 The demo site is ``demo.example``: never a site the generator sends, so the demo's episode
 never collides with a real one.
@@ -27,6 +28,7 @@ from ..errors import AlertError
 from ..infra import emulator, stack
 from ..infra.config import LabConfig
 from . import handler as alert_handler
+from . import inbox as alert_inbox
 from . import poller as alerts
 
 DEMO_SITE = "demo.example"
@@ -102,11 +104,11 @@ def take_messages(cfg: LabConfig, site: str = DEMO_SITE,
                   wait_seconds: float = 5) -> list[dict[str, Any]]:
     """The alert messages for ``site`` waiting in the inbox queue, removed from it.
 
-    Other messages (real alerts) are put back at once, untouched, for ``alerts.inbox``.
+    Other messages (real alerts) are put back at once, untouched, for ``labhelpers.alerts.inbox``.
     """
     emulator.ensure_running(cfg)
     sqs = cfg.client("sqs")
-    url = alerts._queue_url(cfg, sqs)
+    url = alert_inbox.queue_url(cfg, sqs)
     if url is None:
         return []
     taken: list[dict[str, Any]] = []
@@ -117,7 +119,7 @@ def take_messages(cfg: LabConfig, site: str = DEMO_SITE,
                                    MessageAttributeNames=["All"], VisibilityTimeout=30)
         messages = resp.get("Messages", [])
         for msg in messages:
-            parsed = alerts._parse_message(msg)
+            parsed = alert_inbox.parse_message(msg)
             if parsed.get("site") == site:
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=msg["ReceiptHandle"])
                 taken.append(parsed)

@@ -442,7 +442,7 @@ def deploy(cfg: LabConfig, email: str | None = None, phone: str | None = None,
             if progress:
                 print(f"  The emulator skips SNS subscriptions in templates, so the lab "
                       f"subscribed the SQS queue {cfg.inbox_queue} to the alert topic through "
-                      f"the API: alerts arrive there (labhelpers.alerts.poller.inbox).")
+                      f"the API: alerts arrive there (labhelpers.alerts.inbox).")
                 if email or phone:
                     print("  E-mail and SMS are not delivered by the emulator; on AWS they are.")
     except (NoCredentialsError, BotoCoreError) as err:

@@ -205,8 +205,8 @@ def inbox_html(messages: Sequence[dict[str, Any]], rows: int = INBOX_ROWS) -> st
 class LiveMonitor:
     """Watches one lab's outputs and keeps the widgets up to date (see the module's text).
 
-    frames / inbox / spikes: where the data comes from (default: ``monitor.scores_frame``,
-    ``alerts.inbox`` and the generator's status for ``cfg``); tests pass stand-ins.
+    frames / inbox / spikes: where the data comes from (default: the backend's scores and
+    inbox, and the generator's status for ``cfg``); tests pass stand-ins.
     """
 
     def __init__(self, cfg: LabConfig, threshold: float, *, run_dir: str | Path | None = None,
@@ -216,15 +216,16 @@ class LiveMonitor:
                  spikes: Callable[[], int | None] | None = None) -> None:
         import ipywidgets as w
 
-        from ..alerts import poller as alerts
+        from ..backends import for_config
         from ..generate import traffic
         from . import tables as monitor
 
         self.cfg, self.threshold = cfg, float(threshold)
         self.run_dir = Path(run_dir) if run_dir else None
         self.refresh_s = float(refresh_s)
-        self._frames = frames or (lambda: monitor.scores_frame(cfg))
-        self._inbox = inbox or (lambda: alerts.inbox(cfg))
+        lab = for_config(cfg)
+        self._frames = frames or (lambda: monitor.scores_frame(lab))
+        self._inbox = inbox or lab.inbox
         self._spikes = spikes or (lambda: traffic.status(cfg).get("spikes"))
         self._snap = Snapshot()
         self._plotted: tuple | None = None  # what the shown plot was drawn from

@@ -7,19 +7,22 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..backends import Backend, for_config
 from ..contracts import SCORE_COLUMNS
 from ..infra.config import LabConfig
 from ..stream.log import read_all_lines
 
 
-def scores_frame(source: LabConfig | Path | str) -> pd.DataFrame:
+def scores_frame(source: Backend | LabConfig | Path | str) -> pd.DataFrame:
     """All score rows so far, oldest first, from the app's scores stream (or a replay folder).
 
-    ``source`` is a LabConfig (live app), a replay output folder (its scores.jsonl), or a
-    folder of JSON-lines files.
+    ``source`` is the running lab (a Backend, or the LabConfig that selects one), a replay
+    output folder (its scores.jsonl), or a folder of JSON-lines files.
     """
     if isinstance(source, LabConfig):
-        lines = read_all_lines(source.stream_dir(source.scores_stream))
+        source = for_config(source)
+    if isinstance(source, Backend):
+        lines = source.score_lines()
     else:
         path = Path(source)
         lines = (path / "scores.jsonl").read_text().splitlines() if (
@@ -91,8 +94,6 @@ def in_app_streams(cfg: LabConfig, rows: int = 5) -> dict[str, pd.DataFrame]:
     """The app's "in-application streams", as the original lab's console showed them, read
     from the app's outputs: the input records, clicks and impressions per window, CTR, the
     forest's scores, the anomalies, and the records set aside."""
-    from ..stream.log import tail_lines
-
     def parse(line: str) -> dict:
         try:
             rec = json.loads(line)
@@ -100,11 +101,11 @@ def in_app_streams(cfg: LabConfig, rows: int = 5) -> dict[str, pd.DataFrame]:
         except ValueError:
             return {"line": line}
 
-    source = pd.DataFrame([parse(s) for s in tail_lines(cfg.stream_dir(cfg.input_stream), rows)])
-    scores = scores_frame(cfg)
+    lab = for_config(cfg)
+    source = pd.DataFrame([parse(s) for s in lab.input_lines(rows)])
+    scores = scores_frame(lab)
     window = ["window_start", "window_end", "site"]
-    dead = pd.DataFrame([json.loads(s) for s in
-                         tail_lines(cfg.stream_dir(cfg.dead_letter_stream), rows)],
+    dead = pd.DataFrame([json.loads(s) for s in lab.dead_letter_lines()[-rows:]],
                         columns=["reason", "line"])
     return {
         "source records (input stream)": source,

@@ -1,0 +1,86 @@
+"""The package's shape (issue 11): stages as subpackages, small modules, no import cycles,
+one place that maps a backend's name to its implementation, a Flink set-up that imports no
+other lab module. These keep the tree readable as it grows."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "labhelpers"
+MAX_LINES = 600
+STAGES = {"generate", "stream", "analytics", "alerts", "monitor", "infra", "evaluate",
+          "backends", "run"}
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        out[name] = path
+    return out
+
+
+def _imports() -> dict[str, set[str]]:
+    """Every lab module each module imports, at module or function level."""
+    mods = _modules()
+    graph: dict[str, set[str]] = {m: set() for m in mods}
+    for name, path in mods.items():
+        package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if node.level:
+                base = package[:len(package) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            for alias in node.names:
+                full = f"{target}.{alias.name}"
+                graph[name].add(full if full in mods else target)
+    return {m: {t for t in ts if t in mods and t not in (m, "labhelpers")}
+            for m, ts in graph.items()}
+
+
+def test_the_tree_has_one_subpackage_per_stage():
+    found = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
+    assert STAGES <= found, f"missing stage packages: {STAGES - found}"
+
+
+def test_no_module_is_longer_than_600_lines():
+    long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"split these modules along their sections: {long}"
+
+
+def test_there_is_no_import_cycle():
+    graph = _imports()
+    seen: dict[str, int] = {}  # 1 = on the path, 2 = done
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        seen[node] = 1
+        for nxt in sorted(graph[node]):
+            if seen.get(nxt) == 1:
+                return [*path, node, nxt]
+            if nxt not in seen and (cycle := visit(nxt, [*path, node])):
+                return cycle
+        seen[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in seen:
+            cycle = visit(start, [])
+            assert cycle is None, f"import cycle: {' -> '.join(cycle)}"
+
+
+def test_the_flink_setup_imports_no_other_lab_module():
+    assert _imports()["labhelpers.flinkenv"] <= {"labhelpers.errors"}
+
+
+def test_only_the_seam_and_the_config_name_a_backend():
+    compare = re.compile(r"""backend\s*[!=]=\s*["']|["']\s*[!=]=\s*\S*backend\b""")
+    files = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+                   if compare.search(p.read_text()))
+    assert files == [], f"compare cfg.backend with a literal only in the seam: {files}"
