@@ -174,17 +174,18 @@ def cmd_generate(args) -> int:
 
 
 def cmd_app(args) -> int:
-    from .analytics import runner as app
+    from .backends import for_config
 
-    cfg = _cfg(args)
+    lab = for_config(_cfg(args))
     if args.action == "start":
-        _print(app.start(cfg, _job_params(args), alerts=not args.no_alerts, fresh=args.fresh))
+        extra = {"alerts": False} if args.no_alerts else {}
+        _print(lab.start_app(_job_params(args), fresh=args.fresh, **extra))
     elif args.action == "stop":
-        _print({"was_running": app.stop(cfg)})
+        _print({"was_running": lab.stop_app()})
     elif args.action == "status":
-        _print(app.status(cfg))
+        _print(lab.app_status())
     elif args.action == "logs":
-        print(app.logs(cfg, args.lines))
+        print(lab.app_logs(args.lines))
     return 0
 
 

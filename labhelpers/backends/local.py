@@ -37,8 +37,11 @@ class LocalBackend(Backend):
             return sink
         return RawArchiveSink(sink, self.cfg.client("s3"), bucket)
 
-    def start_app(self, params=None, *, fresh: bool = False, **changes: Any) -> dict[str, Any]:
-        return runner.start(self.cfg, params, fresh=fresh, **changes)
+    def start_app(self, params=None, *, fresh: bool = False, alerts: bool = True,
+                  **changes: Any) -> dict[str, Any]:
+        """Start the app in a background process (``alerts``: with the local poller that
+        stands in for the alert Lambda's trigger)."""
+        return runner.start(self.cfg, params, fresh=fresh, alerts=alerts, **changes)
 
     def stop_app(self) -> bool:
         return runner.stop(self.cfg)

@@ -175,7 +175,8 @@ def load_config(**overrides) -> LabConfig:
         "emulated": os.environ.get("LAB_EMULATED"),
     }
     values = {k: v for k, v in env.items() if v}
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    # "" (a notebook's parameters cell left empty) means "not set here": LAB_* or the default
+    values.update({k: v for k, v in overrides.items() if v is not None and v != ""})
     if "emulator_port" in values:
         try:
             values["emulator_port"] = int(values["emulator_port"])

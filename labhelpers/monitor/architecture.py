@@ -292,7 +292,12 @@ class Diagram:
         return path
 
 
-def show(step: str | int, backend: str = "local") -> Diagram:
+def show(step: str | int, backend: str | None = None) -> Diagram:
     """The architecture with ``step`` highlighted (``"00"``-``"06"`` or a step name), for the
-    notebook's first cells: ``architecture.show(step="03", backend=BACKEND)``."""
+    notebook's first cells: ``architecture.show(step="03", backend=BACKEND)``.
+    ``backend`` None or "" means the configured one (LAB_BACKEND, else local)."""
+    if not backend:
+        from ..infra.config import load_config
+
+        backend = load_config().backend
     return Diagram(step, backend)
