@@ -1,7 +1,11 @@
 """Data contracts: click records, window rows, score rows. One place, tested.
 
-The Flink SQL (``sql/anomaly_detection.sql``) applies the same record rules in the job;
-``tests/test_contracts.py`` checks that this module and the job agree.
+The record rules are defined here once and executed twice: by ``check_record`` (Python:
+the generator's checks, the tests, the evaluation) and by the job's SQL
+(``sql/anomaly_detection.sql``), whose limits and reason words are filled in from this module
+(``sql_values``). ``tests/test_record_rules_property.py`` runs many lines (long, multi-byte,
+exactly at the limit) through the real job and checks that both give every line the same
+reason.
 """
 
 from __future__ import annotations
@@ -17,8 +21,12 @@ IMPRESSION = "Impression"
 DISCOVERY = "DiscoveryKinesisTest"
 ACTIONS = (CLICK, IMPRESSION, DISCOVERY)
 
-# A record longer than this (bytes of its JSON line) is set aside as oversized.
-MAX_RECORD_BYTES = 4096
+# A record longer than this is set aside as oversized, a site name longer than this as
+# missing_site. Both count CHARACTERS (Unicode code points), not bytes: that is what the SQL
+# (CHAR_LENGTH) and Python (len of a str) both count, natively and alike, so the two
+# executions of the rule cannot drift. In bytes a 4,096-character line is at most 16 KiB of
+# UTF-8, far below a Kinesis record's 1 MiB, so no stream limit is at stake here.
+MAX_RECORD_CHARS = 4096
 MAX_SITE_CHARS = 128
 
 # Event time on the wire: ISO-8601, UTC, millisecond precision, e.g. 2026-11-27T10:00:00.123Z
@@ -37,7 +45,8 @@ SCORE_COLUMNS = WINDOW_COLUMNS + (
 REPLAY_CSV_COLUMNS = WINDOW_COLUMNS + ("anomaly_score", "is_anomaly")
 # The inputs of the forest, in the order of a point; attribution is reported per input.
 FOREST_INPUTS = ("clicks", "impressions", "ctr")
-# Reasons a record is set aside (dead-letter output), same words as the SQL.
+# Reasons a record is set aside (dead-letter output), in the order the rules are checked.
+# The SQL gets these words from here (``sql_values``: placeholders ``{{reason_<word>}}``).
 BAD_REASONS = (
     "oversized",
     "not_json",
@@ -65,17 +74,12 @@ def parse_event_time(text: str) -> datetime:
     return datetime.strptime(text, EVENT_TIME_FORMAT).replace(tzinfo=UTC)
 
 
-def click_record(action: str, site: str, ts: datetime | float, **extra: Any) -> dict[str, Any]:
-    """A click-stream record as the generator sends it."""
-    return {"browseraction": action, "site": site, "event_time": format_event_time(ts), **extra}
-
-
 def check_record(line: str) -> tuple[dict[str, Any] | None, str | None]:
     """Validate one JSON line. Returns ``(record, None)`` or ``(None, reason)``.
 
     ``reason`` is one of BAD_REASONS: the same rules, in the same order, as the job's SQL.
     """
-    if len(line.encode("utf-8")) > MAX_RECORD_BYTES:
+    if len(line) > MAX_RECORD_CHARS:  # characters, as the SQL's CHAR_LENGTH
         return None, "oversized"
     try:
         rec = json.loads(line)
@@ -96,6 +100,13 @@ def check_record(line: str) -> tuple[dict[str, Any] | None, str | None]:
     except (TypeError, ValueError):
         return None, "bad_event_time"
     return rec, None
+
+
+def sql_values() -> dict[str, object]:
+    """The record rules' values for the job's SQL: the limits and one placeholder per
+    reason word (``{{reason_oversized}}`` -> ``oversized``)."""
+    return {"max_record_chars": MAX_RECORD_CHARS, "max_site_chars": MAX_SITE_CHARS,
+            **{f"reason_{word}": word for word in BAD_REASONS}}
 
 
 def ctr_percent(clicks: int, impressions: int) -> float | None:

@@ -45,7 +45,8 @@ CREATE TABLE click_records (
   {{input_connector}}
 );
 
--- 2. Why a line is not usable, or NULL when it is (same rules as labhelpers/contracts.py).
+-- 2. Why a line is not usable, or NULL when it is. The rules, their limits (in characters)
+--    and the reason words are defined once, in labhelpers/contracts.py, and filled in here.
 --    A non-empty string is [" and one more character that is not the closing quote.
 CREATE TEMPORARY VIEW checked_records AS
 SELECT
@@ -58,15 +59,15 @@ SELECT
   END AS browseraction,
   JSON_VALUE(site_json, '$[0]') AS site,
   CASE
-    WHEN CHAR_LENGTH(line) > {{max_record_chars}} THEN 'oversized'
-    WHEN NOT is_object THEN 'not_json'
+    WHEN CHAR_LENGTH(line) > {{max_record_chars}} THEN '{{reason_oversized}}'
+    WHEN NOT is_object THEN '{{reason_not_json}}'
     WHEN COALESCE(action_json, '')
          NOT IN ('["Click"]', '["Impression"]', '["DiscoveryKinesisTest"]')
-      THEN CASE WHEN REGEXP(COALESCE(action_json, ''), '^\["[^"]') THEN 'unknown_browseraction'
-                ELSE 'missing_browseraction' END
+      THEN CASE WHEN REGEXP(COALESCE(action_json, ''), '^\["[^"]') THEN '{{reason_unknown_browseraction}}'
+                ELSE '{{reason_missing_browseraction}}' END
     WHEN NOT REGEXP(COALESCE(site_json, ''), '^\["[^"]')
-      OR CHAR_LENGTH(JSON_VALUE(site_json, '$[0]')) > {{max_site_chars}} THEN 'missing_site'
-    WHEN event_time = TIMESTAMP '1970-01-01 00:00:00.000' THEN 'bad_event_time'
+      OR CHAR_LENGTH(JSON_VALUE(site_json, '$[0]')) > {{max_site_chars}} THEN '{{reason_missing_site}}'
+    WHEN event_time = TIMESTAMP '1970-01-01 00:00:00.000' THEN '{{reason_bad_event_time}}'
     ELSE CAST(NULL AS STRING)
   END AS reason
 FROM click_records;

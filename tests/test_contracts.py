@@ -7,13 +7,13 @@ from hypothesis import strategies as st
 
 from labhelpers.contracts import (
     BAD_REASONS,
-    MAX_RECORD_BYTES,
+    MAX_RECORD_CHARS,
     check_record,
-    click_record,
     ctr_percent,
     format_event_time,
     parse_event_time,
 )
+from tests.records import click_record
 
 
 def test_event_time_round_trip():
@@ -27,7 +27,7 @@ def test_event_time_round_trip():
 @pytest.mark.parametrize(
     "line,reason",
     [
-        ("x" * (MAX_RECORD_BYTES + 1), "oversized"),
+        ("x" * (MAX_RECORD_CHARS + 1), "oversized"),
         ("not json", "not_json"),
         ("[1, 2]", "not_json"),
         ('{"site": "a", "event_time": "2026-11-27T10:00:00.000Z"}', "missing_browseraction"),

@@ -7,11 +7,11 @@ import json
 import pytest
 
 from labhelpers.analytics import schema_discovery as sd
-from labhelpers.contracts import click_record
 from labhelpers.errors import GeneratorError
 from labhelpers.infra.config import LabConfig
 from labhelpers.stream.log import StreamLogWriter
 from tests.aws_env import aws_cfg_on_emulator
+from tests.records import click_record
 
 T0 = 1_795_773_600.0  # 2026-11-27T10:00:00Z
 

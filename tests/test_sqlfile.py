@@ -1,14 +1,17 @@
 import pytest
 
 from labhelpers.analytics.job import JobSettings, filesystem_sink, filesystem_source
-from labhelpers.analytics.sqlfile import connector_options, render_sql, split_statements
+from labhelpers.analytics.params import JobParams
+from labhelpers.analytics.sqlfile import SQL_FILE, connector_options, render_sql, split_statements
+from labhelpers.contracts import BAD_REASONS, MAX_RECORD_CHARS
 from labhelpers.errors import ConfigError
 
 
-def _settings(tmp_path, **kw):
+def _settings(tmp_path, **params):
     return JobSettings(input_connector=filesystem_source(tmp_path / "in", True),
                        scores_connector=filesystem_sink(tmp_path / "s"),
-                       dead_letter_connector=filesystem_sink(tmp_path / "d"), **kw)
+                       dead_letter_connector=filesystem_sink(tmp_path / "d"),
+                       params=JobParams.of(**params))
 
 
 def test_sql_renders_with_no_placeholder_left(tmp_path):
@@ -52,3 +55,29 @@ def test_bad_properties(tmp_path):
         JobSettings.from_properties(props)
     with pytest.raises(ConfigError, match="window_seconds"):
         _settings(tmp_path, window_seconds=0)
+
+
+def test_the_sql_takes_the_record_rules_from_the_contract(tmp_path):
+    """Every reason word and limit in the running SQL comes from labhelpers.contracts."""
+    sql = _settings(tmp_path).sql()
+    for word in BAD_REASONS:
+        assert f"'{word}'" in sql, word
+    assert f"CHAR_LENGTH(line) > {MAX_RECORD_CHARS}" in sql
+    raw = SQL_FILE.read_text()
+    for word in BAD_REASONS:
+        assert f"'{word}'" not in raw, f"the SQL spells out {word!r}, not its placeholder"
+
+
+def test_job_params_one_conversion():
+    """A notebook's names, a nested forest and the command line's pairs meet in one object."""
+    flat = JobParams.of({"window_seconds": 5, "threshold": 2.5})
+    assert flat.window_seconds == 5 and flat.forest.threshold == 2.5
+    assert flat.lateness_seconds == JobParams().lateness_seconds  # the one default
+    assert JobParams.of(flat, num_trees=50).changes_from(flat) == ["num_trees 100 -> 50"]
+    assert JobParams.from_pairs(["threshold=2.5", "window_seconds=5"]) == flat
+    groups = {g["PropertyGroupId"]: g["PropertyMap"] for g in flat.groups()}
+    assert JobParams.from_groups(groups) == flat
+    with pytest.raises(ConfigError, match="num_tres"):
+        JobParams.of(num_tres=3)
+    with pytest.raises(ConfigError, match="not a number"):
+        JobParams.from_pairs(["threshold=high"])

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from labhelpers.contracts import MAX_RECORD_BYTES, check_record, parse_event_time
+from labhelpers.contracts import MAX_RECORD_CHARS, check_record, parse_event_time
 from labhelpers.errors import GeneratorError
 from labhelpers.generate.templates import (
     BUILTIN_TEMPLATES,
@@ -126,7 +126,7 @@ def test_constant_template_is_fast_path_and_builtins_exist():
     ('{"browseraction": "Click", "x": "{{weighted({"a": -1})}}"}', ["weights"]),
     ('{"browseraction": "Click", "x": "{{timestamp("%Q")}}"}', []),
     ('{"browseraction": "Click", "x": "{{pystr(min_chars=5000, max_chars=5000)}}"}',
-     ["bytes", str(MAX_RECORD_BYTES), "oversized"]),
+     ["characters", str(MAX_RECORD_CHARS), "oversized"]),
 ])
 def test_invalid_templates_point_at_the_problem(text, words):
     if '"%Q"' in text:  # an unknown strftime directive is passed through, not an error

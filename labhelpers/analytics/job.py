@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..contracts import MAX_RECORD_BYTES, MAX_SITE_CHARS, SCORE_COLUMNS
+from ..contracts import SCORE_COLUMNS, sql_values
 from ..errors import ConfigError
 from .forest import ForestParams, SiteModel
 from .params import JobParams
@@ -99,8 +99,7 @@ class JobSettings:
                 "dead_letter_connector": connector_options(self.dead_letter_connector),
                 "window_seconds": int(self.window_seconds),
                 "lateness_seconds": int(self.lateness_seconds),
-                "max_record_chars": MAX_RECORD_BYTES,
-                "max_site_chars": MAX_SITE_CHARS,
+                **sql_values(),
             }
         )
 

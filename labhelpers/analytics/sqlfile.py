@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..contracts import sql_values
 from ..errors import ConfigError
 from ..infra.config import SQL_DIR
 
@@ -16,8 +17,7 @@ PLACEHOLDERS = (
     "dead_letter_connector",
     "window_seconds",
     "lateness_seconds",
-    "max_record_chars",
-    "max_site_chars",
+    *sql_values(),  # the record rules' limits and reason words (labhelpers.contracts)
 )
 _PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 

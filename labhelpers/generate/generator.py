@@ -40,7 +40,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..contracts import CLICK, DISCOVERY, IMPRESSION, MAX_RECORD_BYTES, MAX_SITE_CHARS
+from ..contracts import CLICK, DISCOVERY, IMPRESSION, MAX_RECORD_CHARS, MAX_SITE_CHARS
 from ..errors import GeneratorError
 from ..infra.config import LabConfig
 from ..stream.log import StreamLogWriter
@@ -69,7 +69,7 @@ _MS_SUFFIX = tuple(f"{m:03d}Z" for m in range(1000))
 # Kinesis PutRecords limits (per request and per record, data plus partition key).
 KINESIS_MAX_RECORDS = 500
 KINESIS_MAX_BYTES = 5 * 1024 * 1024
-KINESIS_MAX_RECORD_BYTES = 1024 * 1024
+KINESIS_MAX_RECORD_CHARS = 1024 * 1024
 # Write limits of one provisioned shard, and of a new on-demand stream (which then scales).
 SHARD_RECORDS_PER_S = 1000
 SHARD_BYTES_PER_S = 1024 * 1024
@@ -867,7 +867,7 @@ def garbage_line(kind: str, near: Mapping[str, Any] | None = None) -> str:
     elif kind == "bad_event_time":
         rec["event_time"] = "yesterday at noon"
     elif kind == "oversized":
-        rec["padding"] = "x" * MAX_RECORD_BYTES
+        rec["padding"] = "x" * MAX_RECORD_CHARS
     else:
         raise GeneratorError(f"Unknown garbage kind {kind!r} (parameter kind)",
                              f"use one of {', '.join(GARBAGE_KINDS)}.")
@@ -1179,7 +1179,7 @@ class KinesisSink:
             key = key or "unknown"
             self.stats.sent += 1
             entry = {"Data": data, "PartitionKey": key}
-            if len(data) + len(key.encode("utf-8")) > KINESIS_MAX_RECORD_BYTES:
+            if len(data) + len(key.encode("utf-8")) > KINESIS_MAX_RECORD_CHARS:
                 too_large.append(entry)
                 continue
             if n_shards:

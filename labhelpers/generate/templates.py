@@ -70,7 +70,14 @@ from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import Any
 
-from ..contracts import ACTIONS, CLICK, DISCOVERY, IMPRESSION, MAX_RECORD_BYTES, format_event_time
+from ..contracts import (
+    ACTIONS,
+    CLICK,
+    DISCOVERY,
+    IMPRESSION,
+    MAX_RECORD_CHARS,
+    format_event_time,
+)
 from ..errors import GeneratorError
 
 RESERVED_FIELDS = ("site", "event_time")
@@ -605,10 +612,10 @@ class Template:
         if self.is_constant:
             return
         render = self.bind("x" * 16, sample_context())
-        sizes = [len(render(0, "1970-01-01T00:00:00.000Z").encode()) for _ in range(20)]
-        if max(sizes) > MAX_RECORD_BYTES:
-            raise self._fail(0, f"renders records of up to {max(sizes)} bytes",
-                             f"keep records under {MAX_RECORD_BYTES} bytes: the analytics "
+        sizes = [len(render(0, "1970-01-01T00:00:00.000Z")) for _ in range(20)]
+        if max(sizes) > MAX_RECORD_CHARS:
+            raise self._fail(0, f"renders records of up to {max(sizes)} characters",
+                             f"keep records under {MAX_RECORD_CHARS} characters: the analytics "
                              "job sets larger ones aside as oversized.")
 
     # ---- use ----
