@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from labhelpers.analytics.replay import replay
-from labhelpers.contracts import check_record, format_event_time
+from labhelpers.contracts import MAX_RECORD_CHARS, MAX_SITE_CHARS, check_record, format_event_time
 
 pytestmark = pytest.mark.integration
 
@@ -28,21 +28,45 @@ odd_time = st.one_of(
 odd_action = st.one_of(st.sampled_from(["Click", "Impression", "DiscoveryKinesisTest"]),
                        st.sampled_from(["click", "", "Buy", " Click"]), st.integers(), st.none())
 odd_site = st.one_of(st.text(min_size=1, max_size=20), st.just(""), st.integers(),
+                     st.text(st.characters(min_codepoint=0x80), min_size=127, max_size=130),
                      st.none(), st.text(min_size=129, max_size=130),
                      st.lists(st.text(max_size=3), max_size=2))
 record = st.fixed_dictionaries({}, optional={"browseraction": odd_action, "site": odd_site,
                                              "event_time": odd_time})
 line = st.one_of(record.map(json.dumps), record.map(lambda r: json.dumps(r)[:-1]),
+                 record.map(lambda r: json.dumps(r, ensure_ascii=False)),
                  st.text(max_size=40))
+
+
+def _padded(length: int, fill: str) -> str:
+    """A valid record of exactly ``length`` characters, padded with ``fill`` (multi-byte
+    fills make the line's bytes far longer than its characters)."""
+    base = {"browseraction": "Click", "site": "a", "event_time": "2026-11-27T10:00:00.000Z"}
+    empty = json.dumps({**base, "pad": ""}, ensure_ascii=False)
+    line = json.dumps({**base, "pad": fill * (length - len(empty))}, ensure_ascii=False)
+    assert len(line) == length, (len(line), length)
+    return line
+
+
+# Lines at, just under and just over the limits, in one- to four-byte characters: the limit
+# counts characters in both executions of the rule (contracts.MAX_RECORD_CHARS).
+EDGE_LINES = [
+    *(_padded(MAX_RECORD_CHARS + d, fill) for d in (-1, 0, 1) for fill in "xé中😀"),
+    _padded(3093, "é" * 1),  # 3,093 characters, 6,000+ bytes: valid
+    *(json.dumps({"browseraction": "Impression", "site": fill * (MAX_SITE_CHARS + d),
+                  "event_time": "2026-11-27T10:00:01.000Z"}, ensure_ascii=False)
+      for d in (0, 1) for fill in "é😀"),
+]
 
 
 @settings(max_examples=1, deadline=None, derandomize=True,
           suppress_health_check=list(HealthCheck))
-@given(st.lists(line.filter(lambda s: "\n" not in s and "\r" not in s and s.strip()),
+@given(st.lists(line.filter(lambda s: len(s.splitlines()) == 1 and "\r" not in s
+                            and "\n" not in s and s.strip()),
                 min_size=400, max_size=400))
 def test_sql_and_contracts_agree_on_every_line(tmp_path_factory, lines):
     lines = lines + [json.dumps({"browseraction": "Click", "site": "a", "event_time": t})
-                     for t in TRICKY_TIMES]
+                     for t in TRICKY_TIMES] + EDGE_LINES
     d = tmp_path_factory.mktemp("prop")
     (d / "in.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     replay(d / "in.jsonl", d / "out", forest={"warmup_windows": 1})
