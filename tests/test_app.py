@@ -1,8 +1,10 @@
-"""The local app runner: background Flink job, idempotent start, status, logs, stop."""
+"""The local app through the seam: background Flink job, idempotent start, status, logs,
+stop (labhelpers.backends.local, labhelpers.analytics.runner)."""
 
 import pytest
 
-from labhelpers.analytics import runner as app
+from labhelpers.analytics.params import JobParams
+from labhelpers.backends import for_config
 from labhelpers.errors import AppError
 from labhelpers.generate.generator import steady_plan, timeline, to_line
 from labhelpers.infra.config import LabConfig
@@ -13,23 +15,27 @@ pytestmark = pytest.mark.integration
 
 def test_app_lifecycle_without_alerts(tmp_path):
     cfg = LabConfig(home=tmp_path, prefix="applab")
+    lab = for_config(cfg)
     with pytest.raises(AppError, match="has not been started"):
-        app.settings(cfg)
+        lab.app_params()
     lines = [to_line(r) for r in timeline(steady_plan(), 1_795_770_000, 120)]
     StreamLogWriter(cfg.stream_dir(cfg.input_stream)).append(lines + ["garbage"])
-    first = app.start(cfg, alerts=False, forest={"warmup_windows": 3})
+    params = JobParams.of(warmup_windows=3)
+    first = lab.start_app(params, alerts=False)
     try:
         assert first["running"]
-        assert app.start(cfg)["pid"] == first["pid"], "a second start reuses the running app"
-        rows = app.wait_for_scores(cfg, count=10, timeout=120)
+        again = lab.start_app(params, alerts=False)
+        assert again["pid"] == first["pid"], "a second start with the same settings reuses it"
+        rows = lab.wait_for_scores(count=10, timeout=120)
         assert {r["clicks"] for r in rows} == {10} and rows[5]["forest_ready"]
-        st = app.status(cfg)
+        st = lab.app_status()
         assert st["bad_records"] == 1, f"the garbage line must be set aside: {st}"
-        assert app.settings(cfg).forest.warmup_windows == 3
-        assert "job submitted" in app.logs(cfg)
+        assert st["bad_reasons"] == {"not_json": 1}, st
+        assert lab.app_params() == params
+        assert "job submitted" in lab.app_logs()
     finally:
-        assert app.stop(cfg) is True
-    assert app.stop(cfg) is False, "stopping twice is harmless"
-    assert not app.status(cfg)["running"]
+        assert lab.stop_app() is True
+    assert lab.stop_app() is False, "stopping twice is harmless"
+    assert not lab.app_status()["running"]
     with pytest.raises(AppError, match="not running"):
-        app.wait_for_scores(cfg, count=10_000, timeout=5)
+        lab.wait_for_scores(count=10_000, timeout=5)

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..background import alive, spawn, stop_group
+from ..background import BackgroundProcess
 from ..errors import AppError
 from ..flinkenv import flink_env, local_runtime
 from ..infra.config import LabConfig, load_config
@@ -45,15 +45,9 @@ def local_settings(cfg: LabConfig, params: JobParams) -> JobSettings:
     )
 
 
-def _state_file(cfg: LabConfig) -> Path:
-    return app_dir(cfg) / "app.json"
-
-
-def _read_state(cfg: LabConfig) -> dict[str, Any] | None:
-    path = _state_file(cfg)
-    if not path.exists():
-        return None
-    return json.loads(path.read_text())
+def process(cfg: LabConfig) -> BackgroundProcess:
+    """The app's background process (state in ``<lab_dir>/app/app.json``)."""
+    return BackgroundProcess(app_dir(cfg) / "app.json", MARKER, app_dir(cfg) / "app.log")
 
 
 def start(
@@ -76,10 +70,9 @@ def start(
     from its beginning. ``alerts`` also runs the local alert poller (needs the stack
     deployed). Waits until the Flink job is running.
     """
-    current = status(cfg)
-    if current["running"]:
-        print(f"The analytics app is already running (pid {current['pid']}).")
-        return current
+    if process(cfg).running:
+        print(f"The analytics app is already running (pid {process(cfg).pid}).")
+        return status(cfg)
     settings = local_settings(cfg, JobParams.of(params, **changes))
     work = app_dir(cfg)
     props = work / "properties.json"
@@ -106,29 +99,16 @@ def start(
         cmd.append("--no-alerts")
     if checkpoint is not None:
         cmd += ["--restore", str(checkpoint)]
-    proc = spawn(cmd, work / "app.log", env=env, cwd=work)
-    state = {"pid": proc.pid, "started": time.time(), "properties": str(props),
-             "log": str(work / "app.log"), "alerts": alerts,
-             "resumed_from": str(checkpoint) if checkpoint else None}
-    _state_file(cfg).write_text(json.dumps(state))
-    deadline = time.time() + wait_seconds
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise AppError(
-                f"The analytics app exited at start (code {proc.returncode}); last log lines:\n"
-                + logs(cfg, 15),
-                "read the log above (labhelpers.analytics.runner.logs), fix the cause and start "
-                "again.",
-            )
-        if (work / "running").exists():
-            print(f"Analytics app started (pid {proc.pid}); log: {work / 'app.log'}")
-            return status(cfg)
-        time.sleep(0.5)
-    stop(cfg)
-    raise AppError(
-        f"The analytics app did not start within {wait_seconds:.0f} s",
-        "check `python -m labhelpers app logs` and that Java works (python -m labhelpers doctor).",
-    )
+    app = process(cfg)
+    pid = app.start(cmd, env=env, cwd=work, properties=str(props), alerts=alerts,
+                    resumed_from=str(checkpoint) if checkpoint else None)
+    app.wait_ready(lambda: (work / "running").exists(), "the Flink job to run", wait_seconds,
+                   lambda why: AppError(f"The analytics app did not start: {why}",
+                                        "read the log above (python -m labhelpers app logs), "
+                                        "fix the cause and start again; `python -m labhelpers "
+                                        "doctor` checks Java."))
+    print(f"Analytics app started (pid {pid}); log: {app.log}")
+    return status(cfg)
 
 
 def latest_checkpoint(cfg: LabConfig) -> Path | None:
@@ -148,9 +128,9 @@ def settings(cfg: LabConfig) -> JobSettings:
 
 def status(cfg: LabConfig) -> dict[str, Any]:
     """Is the app running, since when, and how much it has produced."""
-    state = _read_state(cfg) or {}
+    app = process(cfg)
+    state, running = app.state(), app.running
     pid = state.get("pid")
-    running = alive(pid, MARKER)
     scores = read_all_lines(cfg.stream_dir(cfg.scores_stream))
     dead = read_all_lines(cfg.stream_dir(cfg.dead_letter_stream))
     last = json.loads(scores[-1]) if scores else None
@@ -169,12 +149,9 @@ def status(cfg: LabConfig) -> dict[str, Any]:
 
 def stop(cfg: LabConfig, timeout: float = 20) -> bool:
     """Stop the app and its JVM (the whole process group). True if it was running."""
-    state = _read_state(cfg)
-    if not state:
-        return False
-    pid = state["pid"]
-    was_running = stop_group(pid, timeout, MARKER)
-    _state_file(cfg).unlink(missing_ok=True)
+    app = process(cfg)
+    pid = app.state().get("pid")
+    was_running = app.stop(timeout)
     (app_dir(cfg) / "running").unlink(missing_ok=True)
     shutil.rmtree(app_dir(cfg) / "tmp", ignore_errors=True)
     if was_running:
@@ -184,26 +161,9 @@ def stop(cfg: LabConfig, timeout: float = 20) -> bool:
 
 def logs(cfg: LabConfig, lines: int = 40) -> str:
     """The last ``lines`` lines of the app's log (its own output plus Flink's errors)."""
-    path = app_dir(cfg) / "app.log"
-    if not path.exists():
+    if not process(cfg).log.exists():
         return "(no log yet: the app has not been started)"
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
-def wait_for_scores(cfg: LabConfig, count: int = 1, timeout: float = 180) -> list[dict]:
-    """Block until at least ``count`` score rows exist; AppError if the app dies or times out."""
-    deadline = time.time() + timeout
-    while True:
-        rows = [json.loads(s) for s in read_all_lines(cfg.stream_dir(cfg.scores_stream))]
-        if len(rows) >= count:
-            return rows
-        if not status(cfg)["running"]:
-            raise AppError("The analytics app is not running; last log lines:\n" + logs(cfg, 15),
-                           "start it with notebook 03 or `python -m labhelpers app start`.")
-        if time.time() > deadline:
-            raise AppError(f"No {count} score rows after {timeout:.0f} s",
-                           "check that the generator is sending (notebook 02) and the app log.")
-        time.sleep(1)
+    return process(cfg).log_tail(lines)
 
 
 def _run(args: argparse.Namespace) -> int:
