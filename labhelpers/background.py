@@ -117,7 +117,12 @@ class BackgroundProcess:
         if was_running:
             for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5)):
                 try:
-                    os.killpg(pid, sig)
+                    # the whole group when it leads one (ours do: its JVM and workers too);
+                    # a process adopted from elsewhere alone
+                    if os.getpgid(pid) == pid:
+                        os.killpg(pid, sig)
+                    else:
+                        os.kill(pid, sig)
                 except ProcessLookupError:
                     break
                 end = time.monotonic() + wait

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends import for_config
-from ..background import alive, spawn, stop_group
+from ..background import BackgroundProcess
 from ..contracts import CLICK, IMPRESSION
 from ..errors import GeneratorError, LabError
 from ..infra.config import LabConfig, load_config
@@ -54,6 +54,12 @@ def traffic_dir(cfg: LabConfig) -> Path:
     return cfg.lab_dir / "traffic"
 
 
+def process(cfg: LabConfig) -> BackgroundProcess:
+    """The generator's background process (state in ``<lab_dir>/traffic/process.json``)."""
+    d = traffic_dir(cfg)
+    return BackgroundProcess(d / "process.json", MARKER, d / "traffic.log")
+
+
 def _read(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
@@ -66,9 +72,8 @@ def status(cfg: LabConfig) -> dict[str, Any]:
     records, rates per template, warning, history ``[elapsed_s, records, acknowledged]``,
     and ``sink`` (sent, acknowledged, retried, throttled, failed, failure reasons)."""
     d = traffic_dir(cfg)
-    state = _read(d / "process.json")
-    stats = _read(d / "stats.json")
-    running = alive(state.get("pid"), MARKER)
+    gen = process(cfg)
+    state, stats, running = gen.state(), _read(d / "stats.json"), gen.running
     # the process's liveness wins over the "running" of the last counters it wrote
     return {**stats, "running": running, "pid": state.get("pid") if running else None,
             "plan": state.get("plan"), "failure_log": str(d / "failures.jsonl")}
@@ -174,25 +179,18 @@ def start(
     cmd = [sys.executable, "-m", "labhelpers.generate.traffic", "--prefix", cfg.prefix,
            "--home", str(cfg.home), "--port", str(cfg.emulator_port),
            "--backend", cfg.backend, "--region", cfg.region, "--plan", json.dumps(plan)]
-    proc = spawn(cmd, d / "traffic.log")
-    (d / "process.json").write_text(json.dumps({"pid": proc.pid, "plan": plan}))
-    deadline = time.time() + wait_seconds
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            tail = (d / "traffic.log").read_text(errors="replace").splitlines()[-10:]
-            raise GeneratorError("The traffic generator exited at start:\n" + "\n".join(tail),
-                                 "fix the cause shown above and start it again.")
-        if (d / "stats.json").exists():
-            st = status(cfg)
-            shown = ", ".join(f"{k} {v:g}/s" for k, v in (st.get("rates") or {}).items())
-            print(f"Sending traffic to {', '.join(plan['sites'])}: {shown} per site "
-                  f"(pid {proc.pid}).")
-            if st.get("warning"):
-                print(f"Warning: {st['warning']}")
-            return st
-        time.sleep(0.2)
-    raise GeneratorError(f"The traffic generator did not report within {wait_seconds:.0f} s",
-                         f"read {d / 'traffic.log'}.")
+    gen = process(cfg)
+    pid = gen.start(cmd, plan=plan)
+    gen.wait_ready(lambda: (d / "stats.json").exists(), "the generator's first counters",
+                   wait_seconds,
+                   lambda why: GeneratorError(f"The traffic generator did not start: {why}",
+                                              "fix the cause shown above and start it again."))
+    st = status(cfg)
+    shown = ", ".join(f"{k} {v:g}/s" for k, v in (st.get("rates") or {}).items())
+    print(f"Sending traffic to {', '.join(plan['sites'])}: {shown} per site (pid {pid}).")
+    if st.get("warning"):
+        print(f"Warning: {st['warning']}")
+    return st
 
 
 def _running_library(cfg: LabConfig, what: str) -> dict[str, Template]:
@@ -241,9 +239,9 @@ def set_rate(cfg: LabConfig, payload: str, rate: float) -> dict[str, Any]:
 
 def stop(cfg: LabConfig, timeout: float = 15) -> dict[str, Any]:
     """Stop the traffic (idempotent); returns the final counters."""
-    state = _read(traffic_dir(cfg) / "process.json")
-    pid = state.get("pid")
-    if stop_group(pid, timeout, MARKER):
+    gen = process(cfg)
+    pid = gen.state().get("pid")
+    if gen.stop(timeout):
         print(f"Traffic stopped (pid {pid}).")
     return status(cfg)
 

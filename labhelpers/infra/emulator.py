@@ -12,58 +12,32 @@ For the ``aws`` backend these functions do nothing and say so.
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
+from ..background import BackgroundProcess
 from ..errors import EmulatorError
 from .config import LabConfig
 
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
-# Popen objects of servers started by this process: kept so they can be reaped (no zombies,
-# no "subprocess still running" warnings while the kernel lives).
-_CHILDREN: dict[int, subprocess.Popen] = {}
+MARKER = "moto"  # in the server's command line
 
 _AWS_NOTE = "backend 'aws' uses real AWS endpoints: there is no local emulator to manage"
 _FIX_START = "run `python -m labhelpers emulator start` or notebook 00 (setup)."
 
 
-def _state_file(cfg: LabConfig) -> Path:
-    # One state file per port, so two configurations with different ports never collide.
-    return cfg.emulator_dir / f"moto-{cfg.emulator_port}.json"
-
-
-def _log_file(cfg: LabConfig) -> Path:
-    return cfg.emulator_dir / f"moto-{cfg.emulator_port}.log"
-
-
-def _read_state(cfg: LabConfig) -> dict[str, Any] | None:
-    try:
-        return json.loads(_state_file(cfg).read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-
-
-def _write_state(cfg: LabConfig, state: dict[str, Any]) -> None:
-    path = _state_file(cfg)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2))
-    os.replace(tmp, path)
-
-
-def _remove_state(cfg: LabConfig) -> None:
-    _state_file(cfg).unlink(missing_ok=True)
+def process(cfg: LabConfig) -> BackgroundProcess:
+    """The moto server's background process; one state file and log per port, so two
+    configurations with different ports never collide."""
+    return BackgroundProcess(cfg.emulator_dir / f"moto-{cfg.emulator_port}.json", MARKER,
+                             cfg.emulator_dir / f"moto-{cfg.emulator_port}.log")
 
 
 def _port_open(port: int, timeout: float = 0.5) -> bool:
@@ -84,26 +58,6 @@ def _is_moto(port: int, timeout: float = 2.0) -> bool:
             body = json.loads(resp.read(65536).decode("utf-8"))
         return isinstance(body, dict) and "lambda" in body
     except (OSError, ValueError, urllib.error.URLError):
-        return False
-
-
-def _pid_alive(pid: int | None) -> bool:
-    """Whether ``pid`` is a live (not zombie) moto server process."""
-    if not pid:
-        return False
-    child = _CHILDREN.get(pid)
-    if child is not None and child.poll() is not None:
-        _CHILDREN.pop(pid, None)  # reaped: it exited
-        return False
-    import psutil
-
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        # Guard against pid reuse: the process must be a moto server.
-        return "moto" in " ".join(proc.cmdline())
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
 
 
@@ -148,14 +102,6 @@ def _busy_port_error(port: int) -> EmulatorError:
     )
 
 
-def _log_tail(cfg: LabConfig, lines: int = 15) -> str:
-    try:
-        text = _log_file(cfg).read_text(errors="replace")
-    except FileNotFoundError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
-
-
 def _warm_up(cfg: LabConfig) -> None:
     # moto's CloudFormation imports every service backend on its first call (~5 s); pay that
     # here, once, so the first deploy is quick.
@@ -174,21 +120,21 @@ def status(cfg: LabConfig) -> dict[str, Any]:
     """
     if not cfg.emulated:
         return _aws_noop()
-    state = _read_state(cfg) or {}
-    pid = state.get("pid")
-    if state and pid and not _pid_alive(pid):
-        _remove_state(cfg)  # stale: the process is gone
-        state, pid = {}, None
+    server = process(cfg)
+    state = server.state()
+    if state and not server.running:
+        server.state_file.unlink(missing_ok=True)  # stale: the process is gone
+        state = {}
     running = _is_moto(cfg.emulator_port) if (state or _port_open(cfg.emulator_port)) else False
     return {
-        "backend": "local",
+        "backend": cfg.backend,
         "running": running,
-        "pid": pid if running else None,
+        "pid": state.get("pid") if running else None,
         "port": cfg.emulator_port,
         "endpoint": cfg.endpoint_url,
         "started_at": state.get("started_at") if running else None,
-        "log": str(_log_file(cfg)),
-        "state_file": str(_state_file(cfg)),
+        "log": str(server.log),
+        "state_file": str(server.state_file),
     }
 
 
@@ -204,88 +150,39 @@ def start(cfg: LabConfig, timeout: float = START_TIMEOUT_S, warm_up: bool = True
     if not cfg.emulated:
         return {**_aws_noop(), "reused": False}
     port = cfg.emulator_port
+    server = process(cfg)
     with _start_lock(cfg):
         current = status(cfg)  # also removes a stale state file
         if current["running"]:
             if current["pid"] is None:
                 # A moto server we did not record (state file deleted, or started by hand):
                 # adopt it so that stop() can end it later.
-                pid = _listener_pid(port)
-                _write_state(cfg, {"pid": pid, "port": port, "adopted": True,
-                                   "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                                   "log": None})
+                server.write_state(pid=_listener_pid(port), port=port, adopted=True,
+                                   started_at=_now())
             return {**status(cfg), "reused": True}
-        recorded = (_read_state(cfg) or {}).get("pid")
-        if recorded and _pid_alive(recorded):
-            # Our recorded server is alive but does not answer (hung): replace it.
-            _stop_pid(recorded)
-            _remove_state(cfg)
+        if server.running:  # our recorded server is alive but does not answer (hung)
+            server.stop(STOP_TIMEOUT_S)
         if _port_open(port):
             raise _busy_port_error(port)
-
         cfg.emulator_dir.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)]
-        kwargs: dict[str, Any] = {}
-        if os.name == "nt":
-            kwargs["creationflags"] = (
-                subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP
-            )
-        else:
-            kwargs["start_new_session"] = True  # not killed with the kernel or by Ctrl-C
-        with open(_log_file(cfg), "wb") as log:  # a fresh log per start
-            proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=cfg.emulator_dir, close_fds=True, **kwargs,
-            )
-        _CHILDREN[proc.pid] = proc
-        started = datetime.now(UTC).isoformat(timespec="seconds")
-        _write_state(cfg, {"pid": proc.pid, "port": port, "started_at": started,
-                           "log": str(_log_file(cfg)), "command": cmd})
+        server.start(cmd, cwd=cfg.emulator_dir, fresh_log=True, port=port,
+                     started_at=_now(), command=cmd)
 
-        deadline = time.monotonic() + timeout
-        while not _is_moto(port, timeout=1.0):
-            if proc.poll() is not None:
-                _CHILDREN.pop(proc.pid, None)
-                _remove_state(cfg)
-                tail = _log_tail(cfg)
-                if "address already in use" in tail.lower():
-                    raise _busy_port_error(port)
-                raise EmulatorError(
-                    f"The emulator (moto server) exited with code {proc.returncode} right after "
-                    f"starting on {HOST}:{port}; last lines of {_log_file(cfg)}:\n{tail}",
-                    "check that moto[server] is installed in this environment "
-                    "(pip install 'moto[all,server]') and start it again.",
-                )
-            if time.monotonic() > deadline:
-                _stop_pid(proc.pid)
-                _remove_state(cfg)
-                raise EmulatorError(
-                    f"The emulator did not answer on {HOST}:{port} within {timeout:.0f} s",
-                    f"look at {_log_file(cfg)}, then start it again (a slow first start can "
-                    "take longer: start(cfg, timeout=120)).",
-                )
-            time.sleep(0.1)
+        def failed(why: str) -> EmulatorError:
+            if "address already in use" in why.lower():
+                return _busy_port_error(port)
+            return EmulatorError(
+                f"The emulator (moto server) on {HOST}:{port} did not start: {why}",
+                "check that moto[server] is installed in this environment "
+                "(pip install 'moto[all,server]') and start it again; a slow first start can "
+                "take longer: start(cfg, timeout=120).")
+
+        server.wait_ready(lambda: _is_moto(port, timeout=1.0), "the emulator to answer",
+                          timeout, failed, interval=0.1)
         if warm_up:
             _warm_up(cfg)
     return {**status(cfg), "reused": False}
-
-
-def _stop_pid(pid: int, timeout: float = STOP_TIMEOUT_S) -> None:
-    import psutil
-
-    try:
-        proc = psutil.Process(pid)
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except psutil.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout)
-    except psutil.NoSuchProcess:
-        pass
-    child = _CHILDREN.pop(pid, None)
-    if child is not None:
-        child.wait(timeout)  # reap our own child
 
 
 def stop(cfg: LabConfig) -> bool:
@@ -295,17 +192,21 @@ def stop(cfg: LabConfig) -> bool:
     """
     if not cfg.emulated:
         return False
+    server = process(cfg)
     with _start_lock(cfg):
-        state = _read_state(cfg) or {}
-        pid = state.get("pid")
-        if not _pid_alive(pid):
-            # No live recorded process; a moto server may still answer (started by hand).
-            pid = _listener_pid(cfg.emulator_port) if _is_moto(cfg.emulator_port) else None
-        _remove_state(cfg)
+        if server.running:
+            return server.stop(STOP_TIMEOUT_S)
+        # No live recorded process; a moto server may still answer (started by hand).
+        pid = _listener_pid(cfg.emulator_port) if _is_moto(cfg.emulator_port) else None
+        server.state_file.unlink(missing_ok=True)
         if not pid:
             return False
-        _stop_pid(pid)
-        return True
+        server.write_state(pid=pid)
+        return server.stop(STOP_TIMEOUT_S)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def ensure_running(cfg: LabConfig) -> None:
