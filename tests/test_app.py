@@ -4,7 +4,8 @@ import pytest
 
 from labhelpers.analytics import runner as app
 from labhelpers.errors import AppError
-from labhelpers.generate.generator import steady_plan, timeline, to_line
+from labhelpers.generate.plan import steady_plan
+from labhelpers.generate.timeline import timeline, to_line
 from labhelpers.infra.config import LabConfig
 from labhelpers.stream.log import StreamLogWriter
 

@@ -98,7 +98,8 @@ def _gateway_classpath(env: dict[str, str]) -> str:
 
 def _training_input(path: Path) -> None:
     """Two minutes of two sites' traffic and a few bad lines: every code path of the job."""
-    from ..generate.generator import Plan, Sender, timeline, write_jsonl
+    from ..generate.plan import Plan, Sender
+    from ..generate.timeline import timeline, write_jsonl
 
     plan = Plan((Sender("Impression", 2.0), Sender("Click", 1.0)),
                 sites=("site0.example", "site1.example"))
