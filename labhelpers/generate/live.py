@@ -17,6 +17,7 @@ from typing import Any
 
 from ..contracts import CLICK
 from ..errors import GeneratorError
+from .placeholders import sample_context
 from .plan import (
     MAX_RATE,
     MIN_RATE,
@@ -27,7 +28,7 @@ from .plan import (
     spike_sender,
 )
 from .sinks import Sink, SinkStats
-from .templates import Template, resolve, sample_context
+from .templates import Template, resolve
 from .timeline import _check_total, _Schedule, event_time_ms, to_line
 
 _MIB = 1024 * 1024

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GeneratorError
+from .placeholders import RenderContext
 from .plan import MAX_STREAMS, Plan, RateCurve, Sender, _check_duration, _check_number
-from .templates import RenderContext, Renderer, Template, resolve
+from .templates import Renderer, Template, resolve
 
 # Schedule keys pack (ms offset in the chunk, stream index) into one int: sorting plain ints
 # is several times faster than sorting tuples, and this sort is the generator's hot spot.
