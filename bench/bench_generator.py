@@ -28,18 +28,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from labhelpers.generate.generator import (  # noqa: E402
-    KinesisSink,
-    Plan,
-    Sender,
-    StreamLogSink,
-    run_live,
-    send_timeline,
-    steady_plan,
-    timeline,
-    timeline_batches,
-)
-from labhelpers.generate.templates import RenderContext, Template, resolve  # noqa: E402
+from labhelpers.generate.live import run_live  # noqa: E402
+from labhelpers.generate.placeholders import RenderContext  # noqa: E402
+from labhelpers.generate.plan import Plan, Sender, steady_plan  # noqa: E402
+from labhelpers.generate.sinks import KinesisSink, StreamLogSink, send_timeline  # noqa: E402
+from labhelpers.generate.templates import Template, resolve  # noqa: E402
+from labhelpers.generate.timeline import timeline, timeline_batches  # noqa: E402
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 

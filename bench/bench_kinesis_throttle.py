@@ -118,7 +118,9 @@ class ShardLimitedKinesis:
 
 
 def main() -> None:
-    from labhelpers.generate.generator import KinesisSink, Plan, Sender, run_live
+    from labhelpers.generate.live import run_live
+    from labhelpers.generate.plan import Plan, Sender
+    from labhelpers.generate.sinks import KinesisSink
     from labhelpers.generate.templates import Template
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -28,7 +28,8 @@ def main(n: int) -> None:
     import psutil
 
     from labhelpers.analytics.replay import replay
-    from labhelpers.generate.generator import Plan, Sender, timeline, write_jsonl
+    from labhelpers.generate.plan import Plan, Sender
+    from labhelpers.generate.timeline import timeline, write_jsonl
 
     work = Path(tempfile.mkdtemp(prefix="bench-replay-"))
     # ~n records over one day: 10 sites, Impression and Click senders at equal rates

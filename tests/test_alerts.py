@@ -44,7 +44,7 @@ def test_kinesis_event_shape():
 
 
 def test_poller_refuses_aws_backend(tmp_path):
-    with pytest.raises(AlertError, match="local backend"):
+    with pytest.raises(AlertError, match="local emulator"):
         alerts.LocalPoller(LabConfig(backend="aws", home=tmp_path))
 
 

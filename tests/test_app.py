@@ -6,7 +6,8 @@ import pytest
 from labhelpers.analytics.params import JobParams
 from labhelpers.backends import for_config
 from labhelpers.errors import AppError
-from labhelpers.generate.generator import steady_plan, timeline, to_line
+from labhelpers.generate.plan import steady_plan
+from labhelpers.generate.timeline import timeline, to_line
 from labhelpers.infra.config import LabConfig
 from labhelpers.stream.log import StreamLogWriter
 

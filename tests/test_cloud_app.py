@@ -21,7 +21,7 @@ from labhelpers.analytics import managed as cloud_app
 from labhelpers.analytics import packaging
 from labhelpers.analytics.job import JobSettings
 from labhelpers.errors import AppError
-from labhelpers.infra import stack
+from labhelpers.infra import inventory, stack
 from labhelpers.infra.config import LabConfig
 from tests.aws_env import aws_cfg_on_emulator
 
@@ -281,7 +281,7 @@ def test_create_on_the_emulator_then_update_with_stubber(emulator_cfg, monkeypat
         assert {"Key": "lab-prefix", "Value": cfg.prefix} in tags
         # AWS says READY after creation; moto 5.2.5 says STARTING.
         assert cloud_app.status(cfg)["status"] in ("READY", "STARTING")
-        assert any("Managed Flink application" in x for x in stack.leftovers(cfg)), (
+        assert any("Managed Flink application" in x for x in inventory.leftovers(cfg)), (
             "leftovers must list the app")
 
         # Updating a deployed app: the emulator has no update_application, the Stubber does.

@@ -27,7 +27,7 @@ from labhelpers.evaluate.evaluation import (
     totals,
 )
 from labhelpers.evaluate.scenarios import Anomaly, Scenario, Suite
-from labhelpers.generate.generator import event_time_ms
+from labhelpers.generate.timeline import event_time_ms
 
 A1 = Anomaly("s/a", "spike", 100_000, 120_000)  # windows 100 000 and 110 000
 A2 = Anomaly("s/b", "ctr_collapse", 200_000, 230_000)  # windows 200 000 .. 220 000

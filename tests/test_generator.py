@@ -1,4 +1,4 @@
-"""Tests of labhelpers.generate.generator: schedule, timelines, sinks, live mode, errors."""
+"""Tests of generate.plan/timeline/sinks/live: schedule, timelines, sinks, live mode, errors."""
 
 from __future__ import annotations
 
@@ -26,35 +26,36 @@ from labhelpers.contracts import (
     parse_event_time,
 )
 from labhelpers.errors import GeneratorError
-from labhelpers.generate.generator import (
+from labhelpers.generate.live import run_live, start_background
+from labhelpers.generate.plan import (
     CURVES,
-    GARBAGE_KINDS,
+    Plan,
+    RateCurve,
+    Sender,
+    curve_from,
+    lab_test_plan,
+    spike,
+    steady_plan,
+)
+from labhelpers.generate.sinks import (
     KINESIS_MAX_BYTES,
     KINESIS_MAX_RECORDS,
     KinesisSink,
     MemorySink,
-    Plan,
-    RateCurve,
-    Sender,
     StreamLogSink,
-    curve_from,
-    event_time_ms,
-    garbage_line,
-    lab_test_plan,
-    run_live,
     send_timeline,
-    spike,
-    start_background,
-    steady_plan,
+)
+from labhelpers.generate.templates import Template
+from labhelpers.generate.timeline import (
+    event_time_ms,
     timeline,
     timeline_batches,
     to_line,
-    with_garbage,
     write_jsonl,
 )
-from labhelpers.generate.templates import Template
 from labhelpers.infra.config import LabConfig
 from labhelpers.stream.log import read_all_lines
+from tests.records import GARBAGE_KINDS, garbage_line, with_garbage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from bench_kinesis_throttle import ShardLimitedKinesis  # noqa: E402
@@ -175,7 +176,6 @@ def test_event_time_matches_contract_format():
     (lambda: lab_test_plan(warmup_s=60, after_s=-5), ["after_s", ">= 0"]),
     (lambda: list(timeline(steady_plan().with_spike(50, 20), START, 60)),
      ["past the end", "start_s", "duration_s >= 70"]),
-    (lambda: list(with_garbage([], 1.5)), ["fraction", "between 0 and 1"]),
     (lambda: list(timeline(steady_plan(), START, total=0)), ["total", ">= 1"]),
     (lambda: RateCurve(((25, 1),)), ["points", "[0, 24)"]),
     (lambda: RateCurve(((0, 0), (12, 0))), ["not all 0"]),

@@ -10,7 +10,8 @@ import pytest
 
 from labhelpers.alerts import inbox as alert_inbox
 from labhelpers.analytics import runner as app
-from labhelpers.generate.generator import lab_test_plan, timeline, to_line
+from labhelpers.generate.plan import lab_test_plan
+from labhelpers.generate.timeline import timeline, to_line
 from labhelpers.infra import stack
 from labhelpers.monitor.tables import scores_frame
 from labhelpers.stream.log import StreamLogWriter

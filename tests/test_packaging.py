@@ -191,10 +191,10 @@ def test_upload_puts_the_zip_under_flink_app(emulator_cfg, built_zip):
         tags = cfg.client("s3").get_bucket_tagging(Bucket=bucket)["TagSet"]
         assert {"Key": "lab-prefix", "Value": cfg.prefix} in tags, tags
     finally:
-        from labhelpers.infra import stack
+        from labhelpers.infra import inventory, stack
 
         stack.delete(cfg, progress=False)
-    assert json.dumps(stack.leftovers(cfg)) == "[]"
+    assert json.dumps(inventory.leftovers(cfg)) == "[]"
 
 
 def test_build_jar_reuses_a_fresh_jar_and_says_when_maven_is_missing(tmp_path, monkeypatch):

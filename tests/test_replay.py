@@ -12,13 +12,9 @@ import pytest
 
 from labhelpers.analytics.replay import replay
 from labhelpers.contracts import check_record, parse_event_time
-from labhelpers.generate.generator import (
-    GARBAGE_KINDS,
-    lab_test_plan,
-    timeline,
-    to_line,
-    with_garbage,
-)
+from labhelpers.generate.plan import lab_test_plan
+from labhelpers.generate.timeline import timeline, to_line
+from tests.records import GARBAGE_KINDS, with_garbage
 
 pytestmark = pytest.mark.integration
 START = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)

@@ -12,7 +12,8 @@ import pytest
 
 from labhelpers.analytics import runner as app
 from labhelpers.analytics.replay import replay
-from labhelpers.generate.generator import lab_test_plan, timeline, to_line
+from labhelpers.generate.plan import lab_test_plan
+from labhelpers.generate.timeline import timeline, to_line
 from labhelpers.infra.config import LabConfig
 from labhelpers.monitor.tables import scores_frame
 from labhelpers.stream.log import StreamLogWriter

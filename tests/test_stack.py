@@ -8,7 +8,7 @@ import zipfile
 import pytest
 
 from labhelpers.errors import StackError
-from labhelpers.infra import stack
+from labhelpers.infra import inventory, stack
 from labhelpers.infra.config import PREFIX_RE, LabConfig
 
 
@@ -213,14 +213,14 @@ def test_deploy_twice_then_delete_twice(emulator_cfg, capsys):
     other = emulator_cfg.with_(prefix="testother")
     s3.create_bucket(Bucket=f"{other.prefix}-keep")
 
-    left = stack.leftovers(cfg)
+    left = inventory.leftovers(cfg)
     assert any(cfg.stack_name in x for x in left) and any(cfg.inbox_queue in x for x in left)
     assert not any("testother" in x for x in left), "leftovers lists only our prefix"
 
     stack.delete(cfg)
-    assert stack.leftovers(cfg) == [], "nothing with the prefix may be left"
+    assert inventory.leftovers(cfg) == [], "nothing with the prefix may be left"
     stack.delete(cfg)  # twice: harmless
-    assert stack.leftovers(cfg) == []
+    assert inventory.leftovers(cfg) == []
     assert s3.head_bucket(Bucket="testother-keep"), "other prefixes are never touched"
     s3.delete_bucket(Bucket="testother-keep")
     with pytest.raises(StackError, match="not deployed"):
@@ -263,7 +263,7 @@ def test_on_demand_input_and_new_outputs(emulator_cfg):
             "AlertFailureQueueArn"], esm
     finally:
         stack.delete(cfg, progress=False)
-    assert stack.leftovers(cfg) == []
+    assert inventory.leftovers(cfg) == []
 
 
 @pytest.mark.integration
@@ -284,7 +284,7 @@ def test_aws_backend_deploy_and_delete_against_the_emulator(emulator_cfg, monkey
     assert not any(q.endswith(cfg.inbox_queue) for q in cfg.client("sqs").list_queues(
         QueueNamePrefix=cfg.prefix).get("QueueUrls", [])), "no local inbox on aws"
     stack.delete(cfg, progress=False)
-    assert stack.leftovers(cfg) == []
+    assert inventory.leftovers(cfg) == []
     # A bucket left behind without its stack is named, with the fix.
     cfg.client("s3").create_bucket(Bucket=f"{cfg.prefix}-raw-{cfg.account_id}-{cfg.region}")
     with pytest.raises(StackError, match="left over from an earlier run"):

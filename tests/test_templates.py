@@ -1,5 +1,5 @@
-"""Tests of labhelpers.generate.templates: syntax, placeholders, errors with positions, files,
-preview."""
+"""Tests of labhelpers.generate.templates and .placeholders: syntax, placeholders, errors with
+positions, files, preview."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 
 from labhelpers.contracts import MAX_RECORD_CHARS, check_record, parse_event_time
 from labhelpers.errors import GeneratorError
+from labhelpers.generate.placeholders import RenderContext
 from labhelpers.generate.templates import (
     BUILTIN_TEMPLATES,
-    RenderContext,
     Template,
     load_templates,
     parse_templates,

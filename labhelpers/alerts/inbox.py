@@ -55,7 +55,7 @@ def parse_message(msg: dict[str, Any]) -> dict[str, Any]:
 
 def queue_url(cfg: LabConfig, sqs) -> str | None:
     try:
-        return sqs.getqueue_url(QueueName=cfg.inbox_queue)["QueueUrl"]
+        return sqs.get_queue_url(QueueName=cfg.inbox_queue)["QueueUrl"]
     except ClientError as err:
         if not cfg.emulated:
             return None  # a stack from before the inbox queue: alerts go to e-mail/SMS only

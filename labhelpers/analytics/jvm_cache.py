@@ -27,7 +27,8 @@ from typing import Any
 
 from ..errors import AppError
 from ..flinkenv import CACHE, cache_ready, cache_stamp, flink_env, java_env, pyflink_home
-from ..generate.generator import Plan, Sender, timeline, write_jsonl
+from ..generate.plan import Plan, Sender
+from ..generate.timeline import timeline, write_jsonl
 from .replay import replay
 
 PLANNER_LOADER = "flink-table-planner-loader"

@@ -23,7 +23,7 @@ class AwsBackend(Backend):
         return bool(self.cfg.emulated)
 
     def input_sink(self, failure_log=None):
-        from ..generate.generator import KinesisSink
+        from ..generate.sinks import KinesisSink
 
         return KinesisSink(self.cfg, failure_log=failure_log)
 

@@ -21,7 +21,7 @@ class LocalBackend(Backend):
     runs_emulator = True
 
     def input_sink(self, failure_log=None):
-        from ..generate.generator import StreamLogSink
+        from ..generate.sinks import StreamLogSink
 
         return StreamLogSink(self.cfg)
 

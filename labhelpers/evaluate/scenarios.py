@@ -1,7 +1,7 @@
 """A labelled scenario suite: click traffic with known anomalies, and quiet traffic that must
 stay quiet, to measure the detector (see labhelpers/evaluate.py and notebook 06).
 
-Every scenario is built from ``generator.timeline`` (the steady parts) plus simple
+Every scenario is built from ``generate.timeline`` (the steady parts) plus simple
 record-level edits (extra senders for a spike, records removed for an outage, arrival delays
 for late records), and is deterministic for a seed. Real traffic does not tick exactly, so
 most scenarios add Poisson-like noise: the generator renders ``OVERSAMPLE`` times the rate
@@ -33,7 +33,8 @@ from typing import Any
 
 from ..contracts import CLICK, IMPRESSION
 from ..errors import ConfigError
-from ..generate.generator import Plan, Sender, timeline, write_jsonl
+from ..generate.plan import Plan, Sender
+from ..generate.timeline import timeline, write_jsonl
 
 # One event-time axis for the whole suite, aligned to a minute so window-aligned anomalies
 # fill whole 10-s windows.

@@ -33,19 +33,10 @@ from ..background import BackgroundProcess
 from ..contracts import CLICK, IMPRESSION
 from ..errors import GeneratorError, LabError
 from ..infra.config import LabConfig, load_config
-from .generator import (
-    Plan,
-    RateCurve,
-    Sender,
-    _check_number,
-    _check_total,
-    curve_from,
-    lab_test_plan,
-    start_background,
-    timeline,
-    write_jsonl,
-)
+from .live import start_background
+from .plan import Plan, RateCurve, Sender, _check_number, curve_from, lab_test_plan
 from .templates import Template, load_templates, resolve
+from .timeline import _check_total, timeline, write_jsonl
 
 MARKER = "labhelpers.generate.traffic"  # in the background process's command line
 
@@ -158,7 +149,7 @@ def start(
     known but paused, e.g. for the panel's sliders).
 
     templates: your own templates (a dict from ``load_templates``, or the file's path).
-    curve: a time-of-day RateCurve for every template (or a name in ``generator.CURVES``).
+    curve: a time-of-day RateCurve for every template (or a name in ``plan.CURVES``).
     duration_s / total: stop after that many seconds / records (None: run until ``stop``).
     over_limit: send even above what the target stream takes (Kinesis: shards x 1,000
     records/s and 1 MiB/s); otherwise that is an error at start.
@@ -285,7 +276,8 @@ def send(cfg: LabConfig, sites: Sequence[str] = ("example.com",), click_rate: fl
     stream. ``simulated``: render the timeline from ``start_time`` (default now) as fast as
     possible, into ``out`` (a JSON-lines file) or the stream. Returns the counters.
     """
-    from .generator import send_timeline, timeline_batches
+    from .sinks import send_timeline
+    from .timeline import timeline_batches
 
     spec = plan_spec(sites, click_rate, impression_rate, duration_s, rates=rates,
                      templates=templates, curve=curve, total=total, seed=seed,
@@ -306,7 +298,7 @@ def send(cfg: LabConfig, sites: Sequence[str] = ("example.com",), click_rate: fl
         took = time.perf_counter() - t0
         result.update(seconds=round(took, 3), records_per_s=round(n / took) if took else None)
         return result
-    from .generator import run_live
+    from .live import run_live
 
     sink = for_config(cfg).input_sink(failure_log=traffic_dir(cfg) / "send-failures.jsonl")
     stats = run_live(plan, sink, duration_s, progress=progress, seed=seed, total=total,

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..backends import for_config
 from ..errors import LabError
-from . import emulator, stack
+from . import emulator, inventory, stack
 from .config import LabConfig
 
 
@@ -77,8 +77,8 @@ def cleanup(cfg: LabConfig, stop_emulator: bool = True, progress: bool = True) -
     if emulator_up:
         stack.delete(cfg, progress=progress)
         report["stack_deleted"] = True
-        report["leftovers"] = stack.leftovers(cfg)
-        report["tagged"] = stack.tagged_resources(cfg)
+        report["leftovers"] = inventory.leftovers(cfg)
+        report["tagged"] = inventory.tagged_resources(cfg)
         if report["tagged"] and not cfg.emulated:
             report["notes"].append(
                 "AWS's tag index can list resources for a few minutes after they are deleted; "
