@@ -32,8 +32,10 @@ test-fast: install
 test-browser: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m browser
 
+# the environment's bin first on the PATH of JupyterLab, its terminals and its kernels, so
+# the notebooks' own `python -m labhelpers ...` commands work in a JupyterLab terminal
 lab: install
-	$(BIN)/jupyter lab notebooks/
+	PATH="$(abspath $(BIN)):$$PATH" VIRTUAL_ENV="$(abspath $(VENV))" $(BIN)/jupyter lab notebooks/
 
 lint: install
 	$(BIN)/python -m ruff check labhelpers tests bench
@@ -45,6 +47,6 @@ bench: install
 	$(BIN)/python bench/bench_kinesis_throttle.py
 	$(BIN)/python bench/bench_live.py
 
+# stops and deletes what the lab made; run records (LAB_HOME/runs) are kept
 clean:
 	-$(BIN)/python -m labhelpers cleanup
-	rm -rf .lab

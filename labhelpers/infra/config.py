@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -29,8 +30,58 @@ LOCAL_ACCOUNT_ID = "123456789012"
 LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
+# Per user and outside the repository checkout: on a shared server (JupyterHub) every
+# student has a home of their own, and one checkout serves the whole class.
+DEFAULT_HOME = Path("~/.clicklab")
+PORT_FILE = "emulator-port"  # the port this lab home's emulator uses, once chosen
+
+
 def _default_home() -> Path:
-    return Path(os.environ.get("LAB_HOME", REPO_ROOT / ".lab")).expanduser().resolve()
+    return Path(os.environ.get("LAB_HOME") or DEFAULT_HOME).expanduser().resolve()
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _ours(home: Path, port: int) -> bool:
+    """Does this lab home's own emulator hold ``port``? (Its state file names the port.)"""
+    return (home / "emulator" / f"moto-{port}.json").exists()
+
+
+def emulator_port(home: Path, wanted: int | None = None) -> int:
+    """The loopback port of this lab home's emulator: ``wanted`` (LAB_EMULATOR_PORT), else
+    the one remembered in the home, else 4599; when that port is taken by someone else (another
+    student's lab, another program), a free port, remembered in the home from then on."""
+    remembered = home / PORT_FILE
+    try:
+        known = int(remembered.read_text().strip())
+    except (OSError, ValueError):
+        known = None
+    port = wanted or known or DEFAULT_EMULATOR_PORT
+    if _port_free(port) or _ours(home, port):
+        if not wanted and port != known:
+            _remember(remembered, port)
+        return port
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    _remember(remembered, port)
+    return port
+
+
+def _remember(path: Path, port: int) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{port}\n")
+    except OSError:  # a read-only home still works, it only forgets the choice
+        pass
 
 
 @dataclass(frozen=True)
@@ -41,8 +92,10 @@ class LabConfig:
     prefix: 3-20 characters, lowercase letters, digits and ``-``; starts every resource name.
     region: AWS region (the emulator accepts any).
     profile: AWS profile for the ``aws`` backend (None = default credential chain).
-    home: folder for local state (stream logs, emulator and app state); ``LAB_HOME``.
-    emulator_port: loopback port of the moto server (local backend); ``LAB_EMULATOR_PORT``.
+    home: folder for local state (stream logs, emulator and app state, run records);
+      ``LAB_HOME``, default ``~/.clicklab`` (per user, outside the checkout).
+    emulator_port: loopback port of the moto server; ``LAB_EMULATOR_PORT``, else the one
+      remembered in the home (``load_config`` picks a free one when 4599 is taken).
     emulated: every AWS call goes to the local emulator (fake credentials, loopback). Always
       true on the local backend; on the aws backend it is the rehearsal without an account
       (``run-lab --backend aws --emulator``, ``LAB_EMULATED=1``).
@@ -187,6 +240,8 @@ def load_config(**overrides) -> LabConfig:
             ) from None
     if isinstance(values.get("emulated"), str):
         values["emulated"] = values["emulated"].strip().lower() in ("1", "true", "yes")
-    if "home" in values:
-        values["home"] = Path(values["home"]).expanduser().resolve()
+    values["home"] = Path(values["home"]).expanduser().resolve() if "home" in values else (
+        _default_home())
+    # a free port when the wanted one is taken: a class shares one server
+    values["emulator_port"] = emulator_port(values["home"], values.get("emulator_port"))
     return LabConfig(**values)

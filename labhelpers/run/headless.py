@@ -1,8 +1,10 @@
-"""Headless runs of the whole lab (``make run``): every notebook through papermill, in order.
+"""A record of every run of the lab: headless (``make run``) or by hand.
 
-Writes the executed notebooks, the values each notebook records, ``summary.json`` and the
-saved plots into a run folder under ``runs/``, then a one-page ``report.html``, and prints
-where they are.
+Headless: every notebook through papermill, in order, into a run folder under ``runs/``.
+By hand: notebook 00 opens a run folder of the student's own in the lab home
+(``<LAB_HOME>/runs/<prefix>-<time>``, see ``run_folder``); every notebook records its values
+there and notebook 05 finishes it. Either way the folder holds ``values.json``,
+``summary.json``, the saved plots and a one-page ``report.html``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..infra.config import REPO_ROOT
+from ..infra.config import REPO_ROOT, LabConfig
 from .report import write_report
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
@@ -25,6 +27,28 @@ SUMMARY_KEYS = ("records_sent", "windows_scored", "anomalies", "alerts_received"
 def lab_notebooks() -> list[Path]:
     """The numbered notebooks of the lab, in order."""
     return sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+
+
+CURRENT_RUN = "current-run"  # in the lab folder: the by-hand run the notebooks add to
+
+
+def run_folder(cfg: LabConfig, run_dir: str | Path | None = None, new: bool = False) -> Path:
+    """Where this run's record goes: ``run_dir`` when given (headless runs set it), else the
+    student's own folder ``<home>/runs/<prefix>-<time>``: a new one with ``new`` (notebook
+    00), else the one the earlier notebooks used (a new one if there is none yet)."""
+    if run_dir:
+        return Path(run_dir)
+    pointer = cfg.lab_dir / CURRENT_RUN
+    if not new and pointer.exists() and Path(pointer.read_text().strip()).is_dir():
+        return Path(pointer.read_text().strip())
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    run = cfg.home / "runs" / f"{cfg.prefix}-{stamp}"
+    run.mkdir(parents=True, exist_ok=True)
+    record_values(run, started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                  prefix=cfg.prefix, backend=cfg.backend)
+    pointer.parent.mkdir(parents=True, exist_ok=True)
+    pointer.write_text(str(run))
+    return run
 
 
 def record_values(run_dir: str | Path | None, **values: Any) -> dict[str, Any]:
@@ -81,19 +105,42 @@ def run_lab(
                                     cwd=str(NOTEBOOKS_DIR), progress_bar=False)
             except Exception as err:
                 print(f"!! cleanup also failed: {err}", flush=True)
-    values_path = run / VALUES_FILE
-    values = json.loads(values_path.read_text()) if values_path.exists() else {}
-    summary = {k: values.get(k) for k in SUMMARY_KEYS}
-    summary.update(
-        ok=failed is None,
-        failed=failed,
-        seconds=round(time.perf_counter() - started, 1),
-        notebook_seconds=timings,
-        values=values,
-    )
-    (run / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    report = write_report(run)
+    summary = write_summary(run, failed=failed, seconds=time.perf_counter() - started,
+                            timings=timings)
+    report = run / "report.html"
     print(json.dumps({k: summary[k] for k in (*SUMMARY_KEYS, "ok", "seconds")}, indent=2))
     print(f"Results: {run.resolve()} (executed notebooks, summary.json, plots)")
     print(f"Report for instructors: {report.resolve()}")
     return run
+
+
+def write_summary(run: Path | str, failed: str | None = None, seconds: float | None = None,
+                  timings: dict[str, float] | None = None) -> dict[str, Any]:
+    """``summary.json`` and ``report.html`` of a run folder, from the values its notebooks
+    recorded; returns the summary."""
+    run = Path(run)
+    values_path = run / VALUES_FILE
+    values = json.loads(values_path.read_text()) if values_path.exists() else {}
+    summary = {k: values.get(k) for k in SUMMARY_KEYS}
+    summary.update(ok=failed is None, failed=failed,
+                   seconds=round(seconds, 1) if seconds is not None else None,
+                   notebook_seconds=timings or {}, values=values)
+    (run / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    write_report(run)
+    return summary
+
+
+def finish_run(run_dir: str | Path) -> Path:
+    """End of a by-hand walk-through (notebook 05): write the summary and the report, say
+    where they are; returns the report's path."""
+    values = json.loads((Path(run_dir) / VALUES_FILE).read_text())
+    started = values.get("started_at")
+    seconds = (datetime.now(UTC) - datetime.fromisoformat(started)).total_seconds() if (
+        started) else None
+    summary = write_summary(run_dir, seconds=seconds)
+    report = Path(run_dir) / "report.html"
+    verdict = "every check passed" if summary["ok"] else "see the failed checks"
+    print(f"Your run record ({verdict}): {Path(run_dir).resolve()}\n"
+          f"  report.html  the one-page report (open it in the browser, hand it in)\n"
+          f"  values.json  what each notebook measured")
+    return report

@@ -114,7 +114,7 @@ def render(run: Path, summary: dict[str, Any]) -> str:
 <h2>Checks</h2><table>{check_rows}</table>
 <h2>Figures</h2><table>{_row('value', 'recorded', head=True)}
 {''.join(_row(k, val) for k, val in figures)}</table>
-<h2>Time</h2><table>{timing_rows}{_row('whole run', f"{summary.get('seconds', 0):.0f} s")}
+<h2>Time</h2><table>{timing_rows}{_row('whole run', f"{summary.get('seconds') or 0:.0f} s")}
 </table>
 <p>Executed notebooks (open in JupyterLab): {notebooks or 'none'}</p>
 <h2>Plots</h2>{plots or '<p>No plots were saved.</p>'}
