@@ -1,0 +1,49 @@
+"""A by-hand walk-through leaves the same record as `make run` (issue 12): values.json,
+summary.json and report.html in the student's own run folder; and a class on one server gets
+one emulator port per lab home."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+from labhelpers.infra.config import PORT_FILE, load_config
+from labhelpers.run.headless import finish_run, record_values, run_folder
+
+
+def test_a_by_hand_run_keeps_its_record_in_the_students_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LAB_HOME", str(tmp_path))
+    cfg = load_config(prefix="student-7")
+    first = run_folder(cfg, "", new=True)  # notebook 00
+    assert first.parent == tmp_path / "runs" and first.name.startswith("student-7-")
+    assert run_folder(cfg, "") == first, "later notebooks add to the same folder"
+    record_values(first, records_sent=120, windows_scored=30, anomalies=2, alerts_received=1,
+                  alert_latency_s=9.5, leftovers=[])
+    report = finish_run(first)
+    summary = json.loads((first / "summary.json").read_text())
+    assert summary["records_sent"] == 120 and summary["alerts_received"] == 1
+    assert summary["seconds"] is not None and summary["seconds"] >= 0
+    assert report.exists() and "exactly one alert arrived" in report.read_text()
+    assert str(first) in capsys.readouterr().out, "the last notebook says where it is"
+
+
+def test_headless_runs_keep_their_own_folder(tmp_path):
+    cfg = load_config(home=tmp_path)
+    assert run_folder(cfg, tmp_path / "runs" / "x") == tmp_path / "runs" / "x"
+
+
+def test_two_lab_homes_get_two_emulator_ports(tmp_path, monkeypatch):
+    monkeypatch.delenv("LAB_EMULATOR_PORT", raising=False)
+    with socket.socket() as taken:  # another program (or another student) holds a port
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setenv("LAB_EMULATOR_PORT", str(port))
+        a = load_config(home=tmp_path / "a")
+        assert a.emulator_port != port, "a taken port is not used"
+        monkeypatch.delenv("LAB_EMULATOR_PORT")
+        assert load_config(home=tmp_path / "a").emulator_port == a.emulator_port, (
+            "the chosen port is remembered in the lab home")
+        assert (tmp_path / "a" / PORT_FILE).read_text().strip() == str(a.emulator_port)
+        b = load_config(home=tmp_path / "b")
+        assert b.emulator_port != port
