@@ -21,13 +21,14 @@ def wait_until(
     timeout: float = 300,
     interval: float = 1.0,
     fix: str = "check the app log (python -m labhelpers app logs) and the traffic status.",
+    progress: bool = True,
 ) -> T:
     """Call ``check`` until it returns something truthy and return that; WaitTimeout after
-    ``timeout`` seconds. Shows elapsed seconds as a progress bar."""
+    ``timeout`` seconds. Shows elapsed seconds as a progress bar (``progress``)."""
     from tqdm.auto import tqdm
 
     start = time.monotonic()
-    with tqdm(total=round(timeout), desc=f"waiting for {what}", unit="s",
+    with tqdm(total=round(timeout), desc=f"waiting for {what}", unit="s", disable=not progress,
               bar_format="{desc}: {n_fmt}/{total_fmt} s") as bar:
         while True:
             result = check()

@@ -25,6 +25,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from ..errors import StackError
+from ..wait import wait_until
 from . import emulator
 from .config import CFN_DIR, LabConfig
 
@@ -213,9 +214,9 @@ def _print_event(event: dict[str, Any]) -> None:
 
 def _wait(cfg: LabConfig, cf, name: str, seen: set[str], progress: bool) -> tuple[str, list]:
     """Poll until the stack leaves *_IN_PROGRESS; returns (status or 'GONE', new events)."""
-    deadline = time.monotonic() + _timeout(cfg)
     events: list[dict[str, Any]] = []
-    while True:
+
+    def settled() -> str | None:
         fresh = _new_events(cf, name, seen)
         events.extend(fresh)
         if progress:
@@ -223,15 +224,15 @@ def _wait(cfg: LabConfig, cf, name: str, seen: set[str], progress: bool) -> tupl
                 _print_event(event)
         stack = _describe(cf, name)
         status = stack["StackStatus"] if stack else "GONE"
-        if not status.endswith("_IN_PROGRESS"):
-            return status, events
-        if time.monotonic() > deadline:
-            raise StackError(
-                f"Stack {name} is still {status} after {_timeout(cfg):.0f} s",
-                "look at the stack's events (CloudFormation console or describe_stack_events) "
-                "and run the same command again when it has finished.",
-            )
-        time.sleep(_poll_interval(cfg))
+        return None if status.endswith("_IN_PROGRESS") else status
+
+    # the events are the progress shown; a bar would interleave with them
+    status = wait_until(settled, f"stack {name}", timeout=_timeout(cfg),
+                        interval=_poll_interval(cfg), progress=False,
+                        fix="look at the stack's events (CloudFormation console or "
+                            "describe_stack_events) and run the same command again when it "
+                            "has finished.")
+    return status, events
 
 
 def _failure_reason(events: Iterable[dict[str, Any]]) -> str:
