@@ -47,3 +47,15 @@ def test_two_lab_homes_get_two_emulator_ports(tmp_path, monkeypatch):
         assert (tmp_path / "a" / PORT_FILE).read_text().strip() == str(a.emulator_port)
         b = load_config(home=tmp_path / "b")
         assert b.emulator_port != port
+
+
+def test_a_class_starting_at_once_gets_one_port_each(tmp_path, monkeypatch):
+    """Thirty students run notebook 00 at the same moment: no two lab homes share a port."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.delenv("LAB_EMULATOR_PORT", raising=False)
+    homes = [tmp_path / f"student{i}" for i in range(30)]
+    with ThreadPoolExecutor(30) as pool:
+        ports = list(pool.map(lambda h: load_config(home=h).emulator_port, homes))
+    assert len(set(ports)) == 30, f"shared ports: {sorted(ports)}"
+    assert [load_config(home=h).emulator_port for h in homes] == ports, "each keeps its port"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -57,23 +58,47 @@ def _ours(home: Path, port: int) -> bool:
 
 def emulator_port(home: Path, wanted: int | None = None) -> int:
     """The loopback port of this lab home's emulator: ``wanted`` (LAB_EMULATOR_PORT), else
-    the one remembered in the home, else 4599; when that port is taken by someone else (another
-    student's lab, another program), a free port, remembered in the home from then on."""
+    the one remembered in the home, else the first of 4599, 4600, ... that no other lab home
+    on this machine has claimed; a port taken by someone else (another student's lab,
+    another program) is never used. The choice is remembered in the home."""
     remembered = home / PORT_FILE
     try:
         known = int(remembered.read_text().strip())
     except (OSError, ValueError):
         known = None
-    port = wanted or known or DEFAULT_EMULATOR_PORT
-    if _port_free(port) or _ours(home, port):
+    port = wanted or known
+    if port and (_ours(home, port) or (_port_free(port) and _claim(port, home))):
         if not wanted and port != known:
             _remember(remembered, port)
         return port
-    with socket.socket() as sock:
+    # A class starts notebook 00 at once: a claim file per port (created exclusively in the
+    # machine's temp folder) makes two homes that look at the same free port pick two ports.
+    for candidate in range(DEFAULT_EMULATOR_PORT, DEFAULT_EMULATOR_PORT + 200):
+        if _port_free(candidate) and _claim(candidate, home):
+            _remember(remembered, candidate)
+            return candidate
+    with socket.socket() as sock:  # 200 claimed ports: let the system pick one
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     _remember(remembered, port)
     return port
+
+
+def _claim(port: int, home: Path) -> bool:
+    """Claim ``port`` for ``home`` on this machine; True if it is (now or already) ours."""
+    path = Path(tempfile.gettempdir()) / f"clicklab-port-{port}"
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        try:
+            return path.read_text().strip() == str(home)
+        except OSError:
+            return False
+    except OSError:  # no writable temp folder: rely on the port check alone
+        return True
+    with os.fdopen(fd, "w") as fh:
+        fh.write(str(home))
+    return True
 
 
 def _remember(path: Path, port: int) -> None:
