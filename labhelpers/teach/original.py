@@ -126,10 +126,10 @@ class Excerpt:
         """Both excerpts as plain text with where they come from."""
         return (f"# {self.path.name}, build() (line {self.wiring_line}): each window row of "
                 "the SQL goes to its site's forest\n"
-                f"{textwrap.dedent(self.wiring)}\n\n"
+                f"{self.wiring}\n\n"
                 f"# {self.path.name}, ForestScorer.process_element (line {self.scorer_line}): "
                 "one window of one site\n"
-                f"{textwrap.dedent(self.scorer)}\n")
+                f"{self.scorer}\n")
 
     def __str__(self) -> str:
         return self.text()
@@ -146,6 +146,7 @@ def forest_excerpt() -> Excerpt:
     build_src, build_line = _source_segment(path, ("build",))
     wiring = _lines_between(build_src, "to_data_stream", '.name("random_cut_forest")')
     offset = build_src.splitlines().index(wiring.splitlines()[0])
+    wiring = textwrap.dedent(wiring)
     scorer, scorer_line = _source_segment(path, ("_make_scorer", "ForestScorer",
                                                  "process_element"))
     return Excerpt(path, wiring, build_line + offset, scorer, scorer_line)

@@ -222,10 +222,10 @@ def check_hop_ctr(result: QueryResult, records: Sequence[Mapping[str, Any]] | No
         lost = sorted(set(want) - set(got))
         extra = sorted(set(got) - set(want))
         if lost:
-            return Check(False, f"{len(lost)} window(s) are missing, e.g. {_hhmmss(lost[0][0])} "
+            return Check(False, f"{len(lost)} window(s) are missing, such as {_hhmmss(lost[0][0])} "
                                 f"of {lost[0][1]}: keep every site and every window (no "
                                 "WHERE or HAVING that drops them).", result)
-        return Check(False, f"{len(extra)} window(s) should not be there, e.g. "
+        return Check(False, f"{len(extra)} window(s) should not be there, such as "
                             f"{_hhmmss(extra[0][0])} of {extra[0][1]}: read FROM clicks, "
                             "the valid records only.", result)
     for key in sorted(want):
