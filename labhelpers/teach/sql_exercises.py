@@ -26,6 +26,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -370,21 +371,23 @@ WHERE rn <= 2
 EXERCISES: dict[str, Exercise] = {
     "hop_ctr": Exercise(
         name="hop_ctr",
-        task=("Sliding windows. The lab reports the CTR per 10-second tumbling window. Change "
+        task=textwrap.fill(
+              "Sliding windows. The lab reports the CTR per 10-second tumbling window. Change "
               "the query below so that it reports the CTR over the last 30 seconds, every 10 "
               "seconds: a HOP (sliding) window of 30 s that slides by 10 s. Keep the columns "
-              "window_start, window_end, site, clicks, impressions, ctr."),
+              "window_start, window_end, site, clicks, impressions, ctr.", 90),
         starter=_TUMBLE_CTR,
         solution=_HOP_SOLUTION,
         checker=check_hop_ctr,
     ),
     "top_sites": Exercise(
         name="top_sites",
-        task=("Top sites per minute. For every one-minute tumbling window, return the two "
+        task=textwrap.fill(
+              "Top sites per minute. For every one-minute tumbling window, return the two "
               "sites with the most clicks, best first, with the columns window_start, site, "
               "clicks and rn (1 for the top site, 2 for the next). Hint: ROW_NUMBER() OVER "
               "(PARTITION BY window_start, window_end ORDER BY ...) in a subquery, then keep "
-              "rn <= 2 outside it."),
+              "rn <= 2 outside it.", 90),
         starter=_TOP_STARTER,
         solution=_TOP_SOLUTION,
         checker=check_top_sites,
