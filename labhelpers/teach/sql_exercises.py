@@ -420,16 +420,43 @@ def run_queries(queries: Mapping[str, str], work_dir: Path | str | None = None,
     out.unlink(missing_ok=True)
     spec.write_text(json.dumps({"input": str(data), "work": str(work), "out": str(out),
                                 "queries": dict(queries)}, indent=2))
-    proc = subprocess.run(
+    log = work / "log" / "sql-exercise.out"
+    code = _run_with_progress(
         [sys.executable, "-m", "labhelpers.teach.sql_exercises", "--spec", str(spec)],
-        capture_output=True, text=True, env=flink_env(work), timeout=timeout, cwd=str(work),
-    )
-    if proc.returncode != 0 or not out.exists():
-        tail = "\n".join((proc.stderr or proc.stdout).splitlines()[-20:])
-        raise AppError(f"The SQL exercise job failed (exit {proc.returncode}):\n{tail}",
+        flink_env(work), work, log, timeout,
+        f"Flink: starting and running {len(queries)} quer{'y' if len(queries) == 1 else 'ies'}")
+    if code != 0 or not out.exists():
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+        raise AppError(f"The SQL exercise job failed (exit {code}):\n{tail}",
                        f"read the log in {work / 'log'}; check Java with "
                        "`python -m labhelpers doctor`.")
     return {name: QueryResult(**r) for name, r in json.loads(out.read_text()).items()}
+
+
+def _run_with_progress(cmd: list[str], env: dict[str, str], cwd: Path, log: Path,
+                       timeout: float, what: str) -> int:
+    """Run ``cmd`` with its output in ``log``, showing the seconds elapsed (a Flink start
+    takes 15-30 s and the student must see that something is happening); returns the exit
+    code. A run longer than ``timeout`` is killed."""
+    from tqdm.auto import tqdm
+
+    started = time.monotonic()
+    with open(log, "w", encoding="utf-8") as fh, tqdm(
+            desc=what, unit="s", bar_format="{desc}: {n_fmt} s") as bar:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env,
+                                cwd=str(cwd))
+        while True:
+            try:
+                return proc.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                bar.n = round(time.monotonic() - started)
+                bar.refresh()
+                if time.monotonic() - started > timeout:
+                    proc.kill()
+                    proc.wait()
+                    raise AppError(f"The SQL exercise job ran longer than {timeout:.0f} s",
+                                   f"read the log {log}; free memory or CPU and run it "
+                                   "again.") from None
 
 
 def run(exercise: Exercise | str, query: str, work_dir: Path | str | None = None) -> Check:
