@@ -86,3 +86,14 @@ def test_render_all_reports_seconds(tmp_path):
     times = concepts.render_all(tmp_path)
     assert set(times) == set(concepts.FIGURES)
     assert all((tmp_path / f"{n}.png").exists() for n in times)
+
+
+@pytest.mark.parametrize("lateness, window", [(0, 10), (5, 5), (60, 60), (1, 1)])
+def test_watermark_figure_follows_the_notebook_parameters(lateness, window):
+    """Notebook 03 draws it with its own WINDOW_SECONDS and LATENESS_SECONDS."""
+    fig = concepts.watermark_lateness(lateness_s=lateness, window_s=window)
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    plt.close(fig)
+    assert any(f"− {lateness} s" in label for label in labels), labels
+    assert any(label.startswith("late:") for label in labels)
+    assert any(label.startswith("out of order") for label in labels) == (lateness >= 1)

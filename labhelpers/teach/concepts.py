@@ -114,42 +114,49 @@ def tumbling_windows(seconds: int = 30, window_s: int = 10):
 
 def watermark_lateness(lateness_s: int = 5, window_s: int = 10):
     """Records by arrival (x) and event time (y), the watermark, the window firing, and one
-    record that arrives too late to be counted."""
+    record that arrives too late to be counted (and, with some lateness allowed, one out of
+    order but in time)."""
     plt = _pyplot()
     rng = random.Random(1)
-    # (arrival s, event s): mostly in order, a little jitter; two stragglers
-    recs = [(t + 0.3 + rng.uniform(0, 0.6), t + rng.uniform(0, 0.3)) for t in range(0, 24)]
-    in_time = (11.5, 8.2)     # 3.3 s out of order: within the lateness, counted
-    too_late = (17.5, 7.0)    # arrives after the watermark passed 10 s: not counted
-    fig, ax = plt.subplots(figsize=(9, 4.2))
-    arrivals = sorted(recs + [in_time, too_late])
+    span = max(25, window_s + lateness_s + 10)
+    # (arrival s, event s): in order, with a little jitter
+    recs = [(t + 0.3 + rng.uniform(0, 0.6), t + rng.uniform(0, 0.3)) for t in range(span - 1)]
     wm_x, wm_y, seen = [], [], -math.inf
-    for arr, ev in arrivals:
+    for arr, ev in sorted(recs):
         seen = max(seen, ev)
         wm_x.append(arr)
         wm_y.append(seen - lateness_s)
+    fire = next(x for x, y in zip(wm_x, wm_y, strict=True) if y >= window_s)
+    too_late = (round(fire + 2, 1), round(window_s * 0.7, 1))
+    in_time = None
+    if lateness_s >= 1:  # out of order, but the watermark has not passed its window yet
+        arrival = fire - min(1.5, lateness_s / 2)
+        in_time = (round(arrival, 1), round(min(window_s - 0.5, arrival - lateness_s / 2), 1))
+    fig, ax = plt.subplots(figsize=(9, 4.2))
     ax.step(wm_x, wm_y, where="post", color=ACCENT_C, lw=2,
             label=f"watermark = latest event time seen − {lateness_s} s")
     ax.scatter([a for a, _ in recs], [e for _, e in recs], s=18, color=NEUTRAL_C,
                label="records", zorder=3)
-    ax.scatter(*in_time, s=60, color="#f39c12", zorder=4, edgecolor="black",
-               label=f"out of order by {in_time[0] - in_time[1]:.1f} s: still counted")
+    if in_time:
+        ax.scatter(*in_time, s=60, color="#f39c12", zorder=4, edgecolor="black",
+                   label=f"out of order by {in_time[0] - in_time[1]:.1f} s: still counted")
     ax.scatter(*too_late, s=70, color=LATE_C, marker="X", zorder=4,
                label="late: its window was already reported, not counted")
     ax.axhspan(0, window_s, color=CLICK_C, alpha=0.08)
     ax.axhline(window_s, color=CLICK_C, lw=1, ls="--")
-    fire = next(x for x, y in zip(wm_x, wm_y, strict=True) if y >= window_s)
     ax.axvline(fire, color=CLICK_C, lw=1, ls=":")
-    ax.annotate(f"watermark passes {window_s} s:\nwindow [0, {window_s}) s is reported",
-                xy=(fire, window_s), xytext=(19.2, -3.8), fontsize=9,
-                arrowprops={"arrowstyle": "->", "color": CLICK_C})
-    ax.text(0.3, window_s - 1.2, f"window [0, {window_s}) s", color=CLICK_C, fontsize=9)
+    ax.text(fire - 0.3, -lateness_s - 0.7, f"here the watermark passes {window_s} s:\n"
+            f"window [0, {window_s}) s is reported", fontsize=9, color=CLICK_C, va="bottom",
+            ha="right")
+    ax.text(0.3, window_s * 0.9, f"window [0, {window_s}) s", color=CLICK_C, fontsize=9,
+            va="top")
     ax.annotate(f"arrives at {too_late[0]:g} s,\nevent time {too_late[1]:g} s", xy=too_late,
-                xytext=(too_late[0] + 1.2, too_late[1] - 0.3), fontsize=8.5, color=LATE_C)
+                xytext=(too_late[0] + 0.05 * span, too_late[1] - 0.03 * span), fontsize=8.5,
+                color=LATE_C)
     ax.set_xlabel("arrival time (s): when the app reads the record")
     ax.set_ylabel("event time (s)")
-    ax.set_xlim(0, 25)
-    ax.set_ylim(-lateness_s - 1, 25)
+    ax.set_xlim(0, span)
+    ax.set_ylim(-lateness_s - 1, span)
     ax.set_title("Event time, the watermark and lateness", loc="left", fontsize=11)
     ax.legend(loc="upper left", fontsize=8.5, framealpha=0.95)
     ax.grid(alpha=0.25)
