@@ -42,8 +42,8 @@ DIFFERENCES: tuple[tuple[str, str, str], ...] = (
      "none: all sites are counted together, one forest for the whole stream",
      "GROUP BY site, and one forest per site in Flink keyed state"),
     ("bad records",
-     "the schema is guessed from live records; a record that does not fit goes to an "
-     "error stream or stops nothing visibly",
+     "the schema was discovered in the console from a few live records; nothing in the "
+     "lab's SQL deals with a record that does not fit it",
      "each line is read as text; a bad line goes to the dead letters with its reason and "
      "never stops the job"),
     ("the model",
@@ -53,7 +53,7 @@ DIFFERENCES: tuple[tuple[str, str, str], ...] = (
      "subsample 64, 12 warm-up windows); its point is the noise-stabilised counts (notebook "
      "06 shows why)"),
     ("state across restarts",
-     "managed by KDA, invisible",
+     "kept by the service; the lab never shows or explains it",
      "the forests are in Flink state: checkpoints every 2 s, a restart resumes each forest "
      "where it was"),
     ("anomaly and alert",
