@@ -1,0 +1,66 @@
+"""The notebooks' teaching text (issue 15): a story paragraph, an honest time, self-checks
+with folded answers, the concept figures next to their concepts, and code cells that call
+labhelpers.teach with names that exist."""
+
+import ast
+import json
+import re
+
+import pytest
+
+from labhelpers.infra.config import REPO_ROOT
+from labhelpers.teach import concepts, original, sql_exercises
+
+BOOKS = sorted((REPO_ROOT / "notebooks").glob("0[0-6]_*.ipynb"))
+
+
+def _cells(book):
+    return json.loads(book.read_text())["cells"]
+
+
+def _text(cell):
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+@pytest.mark.parametrize("book", BOOKS, ids=lambda b: b.name[:2])
+def test_story_time_and_self_check(book):
+    md = "\n".join(_text(c) for c in _cells(book) if c["cell_type"] == "markdown")
+    assert "Where we are in the story" in md, f"{book.name}: no story paragraph"
+    assert re.search(r"\*\*Time:\*\* \d+-\d+ minutes", md), f"{book.name}: no time range"
+    assert "estimate from one walk-through" in md, f"{book.name}: say the times are estimates"
+    check = next(_text(c) for c in _cells(book) if "## Self-check" in _text(c))
+    questions = re.findall(r"^\*\*\d+\. ", check, flags=re.M)
+    assert 3 <= len(questions) <= 5, f"{book.name}: {len(questions)} self-check questions"
+    assert check.count("<details>") == len(questions), f"{book.name}: every answer folded"
+
+
+def test_notebook_04_says_few_cuts_and_06_is_optional():
+    nb04 = "\n".join(_text(c) for c in _cells(REPO_ROOT / "notebooks/04_monitor_alerts.ipynb"))
+    assert "many cuts to isolate" not in nb04
+    assert "**few** cuts" in nb04
+    nb06 = _text(_cells(REPO_ROOT / "notebooks/06_evaluate.ipynb")[0])
+    assert "Optional" in nb06 and "not a step after cleanup" in nb06
+    defs = "\n".join(_text(c) for c in _cells(REPO_ROOT / "notebooks/06_evaluate.ipynb"))
+    for column in ("**anom**", "**found**", "**quiet**", "**window recall**", "anomaly recall"):
+        assert column in defs, f"06 does not define {column}"
+
+
+def test_teach_calls_in_the_notebooks_exist():
+    """Every labhelpers.teach attribute a code cell uses exists (a rename breaks this test,
+    not a student's notebook)."""
+    modules = {"concepts": concepts, "original": original, "sx": sql_exercises}
+    used = 0
+    for book in BOOKS:
+        for cell in _cells(book):
+            if cell["cell_type"] != "code":
+                continue
+            for node in ast.walk(ast.parse(_text(cell))):
+                if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                        and node.value.id in modules):
+                    assert hasattr(modules[node.value.id], node.attr), (
+                        f"{book.name}: {node.value.id}.{node.attr} does not exist")
+                    used += 1
+    assert used >= 10, f"only {used} calls into labhelpers.teach found"
+    names = {k for book in BOOKS for cell in _cells(book)
+             for k in re.findall(r'EXERCISES\["(\w+)"\]', _text(cell))}
+    assert names == set(sql_exercises.EXERCISES), names
