@@ -64,6 +64,19 @@ def record_values(run_dir: str | Path | None, **values: Any) -> dict[str, Any]:
     return values
 
 
+def _ipc_kernel_manager():
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPC(AsyncKernelManager):
+        """A kernel that talks over local IPC sockets instead of TCP."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.transport = "ipc"
+
+    return IPC
+
+
 def run_lab(
     run_dir: Path | str | None = None,
     parameters: dict[str, Any] | None = None,
@@ -74,6 +87,8 @@ def run_lab(
     after running the cleanup notebook so nothing is left running."""
     import papermill as pm
 
+    IPCKernelManager = _ipc_kernel_manager()  # noqa: N806 (a class)
+
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     run = Path(run_dir) if run_dir else RUNS_DIR / stamp
     run.mkdir(parents=True, exist_ok=True)
@@ -82,13 +97,16 @@ def run_lab(
     timings: dict[str, float] = {}
     started = time.perf_counter()
     failed: str | None = None
-    for nb in books:
+    for i, nb in enumerate(books, 1):
         t0 = time.perf_counter()
-        print(f"== {nb.name}", flush=True)
+        print(f"== {nb.name} ({i}/{len(books)}) started {datetime.now():%H:%M:%S}", flush=True)
         try:
+            # the bar counts the cells done; IPC sockets: no "kernel is running over TCP
+            # without encryption" warning per notebook (the kernel is on this machine)
             pm.execute_notebook(
                 str(nb), str(run / nb.name), parameters=params, kernel_name=kernel_name,
-                cwd=str(NOTEBOOKS_DIR), progress_bar=False, log_output=False,
+                cwd=str(NOTEBOOKS_DIR), progress_bar=True, log_output=False,
+                kernel_manager_class=IPCKernelManager,
             )
         except Exception as err:  # papermill raises PapermillExecutionError with the cell
             failed = f"{nb.name}: {err}"
@@ -96,13 +114,15 @@ def run_lab(
             break
         finally:
             timings[nb.name] = round(time.perf_counter() - t0, 1)
+        print(f"   {nb.name} done in {timings[nb.name]:.0f} s", flush=True)
     if failed:
         cleanup_nb = next((b for b in lab_notebooks() if "cleanup" in b.name), None)
         if cleanup_nb and cleanup_nb.name not in timings:
             try:
                 pm.execute_notebook(str(cleanup_nb), str(run / cleanup_nb.name),
                                     parameters=params, kernel_name=kernel_name,
-                                    cwd=str(NOTEBOOKS_DIR), progress_bar=False)
+                                    cwd=str(NOTEBOOKS_DIR), progress_bar=False,
+                                    kernel_manager_class=IPCKernelManager)
             except Exception as err:
                 print(f"!! cleanup also failed: {err}", flush=True)
     summary = write_summary(run, failed=failed, seconds=time.perf_counter() - started,
