@@ -11,7 +11,8 @@ $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed: set PY=python3.11 (or newer) and run make again.")'
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	@# PYTHONWARNINGS: setuptools prints an "Editable installation" banner otherwise
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install -q -e '.[dev]'
 	@# the JVM start-up cache only saves time: a failure is reported, not fatal
 	$(BIN)/python -m labhelpers jvm-cache || echo "WARNING: no JVM start-up cache; jobs start ~5 s slower"
 	touch $(STAMP)
