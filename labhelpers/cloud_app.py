@@ -9,9 +9,9 @@ Two parts:
   whole ``JobSettings`` from the stack outputs, so the same job file reads the on-disk stream
   locally and Kinesis in the cloud.
 - **Lifecycle**: ``deploy`` (upload the zip, create or update the application with its property
-  groups on the newest Flink runtime botocore lists), ``start`` (and watch until RUNNING; when
-  it falls back to READY the error lines of its log are shown), ``status``, ``stop``,
-  ``delete``, ``failure_logs``.
+  groups on the runtime that matches the installed apache-flink, ``flink_runtime``), ``start``
+  (and watch until RUNNING; when it falls back to READY the error lines of its log are shown),
+  ``status``, ``stop``, ``delete``, ``failure_logs``.
 
 Only names starting with ``cfg.prefix + "-"`` are touched.
 """
@@ -46,6 +46,51 @@ _FLINK_RE = re.compile(r"^FLINK-(\d+)_(\d+)$")
 _ERROR_PATTERN = '?ERROR ?Exception ?Traceback ?"Caused by" ?FAILED ?failed'
 # The same test applied here too: the pattern's OR syntax is not honoured everywhere (moto).
 _ERROR_RE = re.compile(r"ERROR|Exception|Traceback|Caused by|FAILED|failed")
+# Flink configuration keys an application may change in its own code on the managed service:
+# from Flink 2.2 the service throws on any other key ("Programmatic Flink configuration
+# properties" in the Managed Service for Apache Flink developer guide). Everything else
+# (parallelism, checkpointing, state backend) is set through the application's configuration
+# (FlinkApplicationConfiguration), never in the job. tests/test_cloud_app.py checks job.build().
+# Copied from that page (November 2026) without the ML, vector-search, Iceberg, delta-join and
+# adaptive-join keys the lab has no use for: a stricter list is safe; check the page before
+# adding a key.
+PROGRAMMATIC_CONFIG_ALLOWED = frozenset("""
+execution.runtime-mode pipeline.auto-generate-uids pipeline.auto-watermark-interval
+pipeline.cached-files pipeline.classpaths pipeline.closure-cleaner-level pipeline.force-avro
+pipeline.force-kryo pipeline.generic-types pipeline.global-job-parameters pipeline.jars
+pipeline.jobvertex-parallelism-overrides pipeline.max-parallelism pipeline.name
+pipeline.object-reuse pipeline.operator-chaining.chain-operators-with-different-max-parallelism
+pipeline.operator-chaining.enabled pipeline.serialization-config pipeline.vertex-description-mode
+pipeline.vertex-name-include-index-prefix pipeline.watermark-alignment.allow-unaligned-source-splits
+execution.checkpointing.interval-during-backlog execution.checkpointing.unaligned
+taskmanager.network.adaptive-partitioner.enabled
+taskmanager.network.adaptive-partitioner.max-traverse-size
+python.execution-mode python.operator-chaining.enabled python.job-options
+python.internal.archives-key-map python.internal.files-key-map
+python.internal.requirements-file-key
+table.exec.async-lookup.buffer-capacity table.exec.async-lookup.key-ordered-enabled
+table.exec.async-lookup.output-mode table.exec.async-lookup.timeout
+table.exec.async-scalar.max-concurrent-operations table.exec.async-scalar.max-attempts
+table.exec.async-scalar.retry-delay table.exec.async-scalar.retry-strategy
+table.exec.async-scalar.timeout table.exec.async-state.enabled
+table.exec.deduplicate.insert-update-after-sensitive-enabled
+table.exec.deduplicate.mini-batch.compact-changes-enabled table.exec.disabled-operators
+table.exec.interval-join.min-cleanup-interval table.exec.legacy-cast-behaviour
+table.exec.mini-batch.allow-latency table.exec.mini-batch.enabled table.exec.mini-batch.size
+table.exec.operator-fusion-codegen.enabled table.exec.simplify-operator-name-enabled
+table.exec.sink.keyed-shuffle table.exec.sink.not-null-enforcer table.exec.sink.upsert-materialize
+table.exec.sink.type-length-enforcer table.exec.sort.default-limit
+table.exec.source.cdc-events-duplicate table.exec.source.idle-timeout table.exec.state.ttl
+table.exec.uid.format table.exec.uid.generation table.exec.window-agg.buffer-size-limit
+table.optimizer.agg-phase-strategy table.optimizer.distinct-agg.split.bucket-num
+table.optimizer.distinct-agg.split.enabled table.optimizer.join-reorder-enabled
+table.optimizer.multiple-input-enabled table.optimizer.non-deterministic-update.strategy
+table.optimizer.reuse-source-enabled table.optimizer.reuse-sub-plan-enabled
+table.builtin-catalog-name table.builtin-database-name table.dml-sync
+table.dynamic-table-options.enabled table.generated-code.max-length table.local-time-zone
+table.plan.compile.catalog-objects table.plan.force-recompile table.plan.restore.catalog-objects
+table.rtas-ctas.atomicity-enabled table.sql-dialect
+""".split())
 _LOOPBACK_RE = re.compile(r"^https?://(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?/?$")
 
 
@@ -55,12 +100,46 @@ def app_name(cfg: LabConfig) -> str:
     return f"{cfg.prefix}-analytics"
 
 
-def newest_runtime() -> str:
-    """The newest ``FLINK-x_y`` runtime that this botocore's service model lists."""
+def _listed_runtimes() -> list[str]:
     import botocore.session
 
     model = botocore.session.get_session().get_service_model("kinesisanalyticsv2")
-    found = [v for v in model.shape_for("RuntimeEnvironment").enum if _FLINK_RE.match(v)]
+    return [v for v in model.shape_for("RuntimeEnvironment").enum if _FLINK_RE.match(v)]
+
+
+def flink_runtime(flink_version: str | None = None) -> str:
+    """The managed runtime for the installed apache-flink: ``FLINK-2_3`` for 2.3.x.
+
+    The job is written and tested against that PyFlink, so the service must run the same
+    minor version, whatever newer runtimes botocore lists. AppError when this botocore does not
+    know it (the floor in pyproject.toml is the first release that does).
+    """
+    if flink_version is None:
+        import importlib.metadata
+
+        flink_version = importlib.metadata.version("apache-flink")
+    m = re.match(r"^(\d+)\.(\d+)", flink_version)
+    if not m:
+        raise AppError(f"Cannot read the Flink version {flink_version!r}",
+                       "reinstall the lab (pip install -e .), which pins apache-flink.")
+    runtime = f"FLINK-{m.group(1)}_{m.group(2)}"
+    listed = _listed_runtimes()
+    if runtime not in listed:
+        import botocore
+
+        raise AppError(
+            f"botocore {botocore.__version__} does not know the managed runtime {runtime} "
+            f"(apache-flink {flink_version}); it lists {', '.join(listed) or 'none'}",
+            "upgrade boto3 and botocore (pip install -U boto3 botocore, or reinstall the lab: "
+            "pyproject.toml sets the floor).",
+        )
+    return runtime
+
+
+def newest_runtime() -> str:
+    """The newest ``FLINK-x_y`` runtime that this botocore's service model lists (informative;
+    applications use ``flink_runtime``)."""
+    found = _listed_runtimes()
     if not found:
         raise AppError("botocore lists no Flink runtime for Managed Service for Apache Flink",
                        "upgrade boto3 (pip install -U boto3).")
@@ -166,23 +245,27 @@ def cloud_settings(
 
 def emulator_settings(cfg: LabConfig, outputs: dict[str, str], jar, work,
                       forest: ForestParams | dict | None = None, window_seconds: int = 10,
-                      lateness_seconds: int = 5) -> JobSettings:
+                      lateness_seconds: int = 5, *, endpoint: str | None = None) -> JobSettings:
     """The cloud configuration pointed at the local emulator, for the local mini-cluster.
 
     Same connectors and options as on AWS, plus the emulator's endpoint, its fake keys and
     ``pipeline.jars`` = the connector jar (the service loads it from the zip instead).
+    endpoint: the emulator's URL; default ``cfg.endpoint_url`` (local backend). An aws-backend
+    config rehearsed against the emulator passes its loopback endpoint here.
     """
     from pathlib import Path
 
     from .app import local_runtime
     from .config import LOCAL_CREDENTIALS
 
-    if cfg.backend != "local" or not cfg.endpoint_url:
-        raise AppError("emulator_settings is for the local backend",
-                       "use cloud_settings on the aws backend.")
+    endpoint = endpoint or cfg.endpoint_url
+    if not endpoint or not _LOOPBACK_RE.match(endpoint):
+        raise AppError(f"emulator_settings needs a loopback emulator endpoint, not {endpoint!r}",
+                       "use cloud_settings on AWS; for the emulator pass its URL "
+                       "(http://127.0.0.1:PORT).")
     runtime = {**local_runtime(Path(work)), "pipeline.jars": Path(jar).resolve().as_uri()}
     return cloud_settings(cfg, outputs, forest, window_seconds, lateness_seconds,
-                          endpoint=cfg.endpoint_url, credentials=dict(LOCAL_CREDENTIALS),
+                          endpoint=endpoint, credentials=dict(LOCAL_CREDENTIALS),
                           runtime=runtime)
 
 
@@ -360,7 +443,7 @@ def create_or_update(cfg: LabConfig, code: CodeLocation, settings: JobSettings,
     """
     kda = kda or _client(cfg)
     name = app_name(cfg)
-    runtime = runtime or newest_runtime()
+    runtime = runtime or flink_runtime()
     props = application_properties(settings)
     stream_arn = ensure_log_stream(cfg, log_group, logs=logs)
     partition = _partition(cfg)
