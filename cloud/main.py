@@ -20,6 +20,38 @@ DEP = HERE / "dep"
 if DEP.is_dir() and str(DEP) not in sys.path:
     sys.path.insert(0, str(DEP))
 
+KRCF_WHEEL_TAG = "cp310-abi3-manylinux_2_28_x86_64"
+
+
+def check_krcf() -> str | None:
+    """None if krcf (the Random Cut Forest library) imports here, else the ONE line to log.
+
+    Its only wheel is built for manylinux 2.28, so it needs glibc 2.28 or newer; the managed
+    service does not document its glibc, so the application checks at start and says so in one
+    line instead of failing later inside a Python worker with a long traceback.
+    """
+    try:
+        import krcf  # noqa: F401
+    except ImportError as err:  # includes a library that fails to load (GLIBC_2.xx not found)
+        import os
+
+        try:
+            libc = os.confstr("CS_GNU_LIBC_VERSION") or "an unknown C library"
+        except (AttributeError, ValueError, OSError):
+            libc = "an unknown C library"
+        detail = " ".join(str(err).split())[:300]
+        return (f"ERROR lab application: krcf cannot be imported ({detail}); its wheel "
+                f"({KRCF_WHEEL_TAG}) needs glibc 2.28 or newer and this runtime has {libc}. "
+                "Fix: run the application on a runtime with glibc 2.28+ (Flink 2.2 or newer) or "
+                "rebuild the package with a krcf wheel for this platform.")
+    return None
+
+
+_KRCF_PROBLEM = check_krcf()
+if _KRCF_PROBLEM is not None:
+    print(_KRCF_PROBLEM, file=sys.stderr, flush=True)
+    sys.exit(1)
+
 from labhelpers import job  # noqa: E402  (needs dep/ on the path first)
 
 
