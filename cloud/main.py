@@ -64,10 +64,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     groups = json.loads(args.properties.read_text(encoding="utf-8"))
     settings = job.JobSettings.from_properties(groups)
-    result = job.run(settings, wait=args.wait)
-    client = None if args.wait else result.get_job_client()
+    # Submit, say so (the local stand-in of the service waits for this line), then return as
+    # the service needs, or with --wait keep the local mini-cluster's process alive.
+    result = job.run(settings, wait=False)
+    client = result.get_job_client()
     if client is not None:
         print(f"job submitted: {client.get_job_id()}", flush=True)
+    if args.wait:
+        result.wait()
     return 0
 
 
