@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -38,9 +39,14 @@ from .forest import ForestParams
 from .procs import alive, spawn, stop_group
 
 STANDIN_DIRNAME = "managed-standin"
+# A log4j line below ERROR ("2026-12-01 10:00:00,000 INFO ...") is not an error line, even if
+# it names an exception (Flink logs "Hadoop FS is not available: NoClassDefFoundError" at INFO),
+# unless a Python module is missing: thread mode's worker reports that only there.
+_LOG4J_QUIET = re.compile(r"^\d{4}-\d\d-\d\d [\d:,.]+\s+(TRACE|DEBUG|INFO|WARN)\b")
+_ALWAYS = ("ModuleNotFoundError", "ImportError", "No module named")
 JVM_EXTRA = "-Daws.cborEnabled=false"
 PROPERTIES_FILE = "application_properties.json"
-_ERROR_WORDS = ("Exception", "Error", "Traceback", "FAILED")
+_ERROR_WORDS = ("Exception", "Error", "ERROR", "Traceback", "FAILED")
 
 
 def standin_dir(cfg: LabConfig) -> Path:
@@ -210,8 +216,11 @@ def error_lines(cfg: LabConfig, limit: int = 12) -> list[str]:
             continue
         for line in path.read_text(errors="replace").splitlines():
             text = line.strip()
-            if any(w in text for w in _ERROR_WORDS) and not text.startswith("at "):
-                seen.setdefault(text[:400], None)
+            if text.startswith("at ") or not any(w in text for w in _ERROR_WORDS):
+                continue
+            if _LOG4J_QUIET.match(text) and not any(w in text for w in _ALWAYS):
+                continue
+            seen.setdefault(text[:400], None)
     return list(seen)[:limit]
 
 
