@@ -170,3 +170,26 @@ def test_real_handler_sends_one_alert_to_the_inbox(deployed, tmp_path):
     got = alerts.read_inbox(cfg, wait_seconds=5)
     assert [g["site"] for g in got] == ["alerts.example"], got
     assert got[0]["episode_id"] == "alerts.example-ep-2"
+
+
+def test_background_process_keeps_its_position(deployed):
+    """start / status / stop as a process; the position file outlives it."""
+    import time
+
+    cfg, outs = deployed
+    seqs = _put(cfg, outs, [_row(7)])
+    info = esm_runner.start(cfg)
+    try:
+        assert info["running"] and esm_runner.status(cfg)["pid"] == info["pid"]
+        position = cfg.lab_dir / esm_runner.POSITION_FILE
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            saved = json.loads(position.read_text()) if position.exists() else {}
+            if saved.get(outs["ScoresStreamArn"], {}).get("shardId-000000000000") == seqs[0]:
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError(f"no position after 60 s; log:\n{esm_runner.status(cfg)}")
+    finally:
+        assert esm_runner.stop(cfg) is True
+    assert esm_runner.status(cfg)["running"] is False and position.exists()
