@@ -17,9 +17,10 @@ events, applying the deployed mapping's and function's own settings as read from
   runner moves past it;
 - the function's environment variables (TOPIC_ARN, PROCESSED_BUCKET) and timeout.
 
-The position (last checkpointed sequence number per shard) is kept in
-``cfg.lab_dir / esm-runner.position.json``, so a runner in a new kernel or process continues
-where the last one stopped. Every client uses the emulator's endpoint and fake keys: nothing
+The position (last checkpointed sequence number per shard, per stream and its creation time)
+is kept in ``cfg.lab_dir / esm-runner.position.json``, so a runner in a new kernel or process
+continues where the last one stopped, and a stack deployed again starts from its new stream's
+StartingPosition. Every client uses the emulator's endpoint and fake keys: nothing
 here can reach AWS.
 """
 
@@ -159,9 +160,23 @@ class EsmRunner:
             return json.loads(self.position_file.read_text())
         return {}
 
+    def _stream_key(self) -> str:
+        """The stream's ARN, plus its creation time when the stream exists: a stack deployed
+        again has a new stream under the same ARN, whose sequence numbers start afresh."""
+        if "stream_key" not in self.settings:
+            arn = self.settings["stream_arn"]
+            try:
+                created = self.client("kinesis").describe_stream_summary(
+                    StreamName=arn.split("/", 1)[1])["StreamDescriptionSummary"][
+                    "StreamCreationTimestamp"]
+                self.settings["stream_key"] = f"{arn}@{_epoch(created):.0f}"
+            except (ClientError, KeyError):
+                self.settings["stream_key"] = arn
+        return self.settings["stream_key"]
+
     def _commit(self, shard_id: str, sequence: str) -> None:
         positions = self._positions()
-        positions.setdefault(self.settings["stream_arn"], {})[shard_id] = sequence
+        positions.setdefault(self._stream_key(), {})[shard_id] = sequence
         self.position_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.position_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(positions))
@@ -169,7 +184,7 @@ class EsmRunner:
 
     def _iterator(self, kinesis, shard_id: str) -> str:
         arn = self.settings["stream_arn"]
-        last = self._positions().get(arn, {}).get(shard_id)
+        last = self._positions().get(self._stream_key(), {}).get(shard_id)
         name = arn.split("/", 1)[1]
         if last:
             return kinesis.get_shard_iterator(

@@ -185,7 +185,9 @@ def test_background_process_keeps_its_position(deployed):
         deadline = time.time() + 60
         while time.time() < deadline:
             saved = json.loads(position.read_text()) if position.exists() else {}
-            if saved.get(outs["ScoresStreamArn"], {}).get("shardId-000000000000") == seqs[0]:
+            (key,) = saved or [None]
+            if key and key.startswith(outs["ScoresStreamArn"] + "@") and (
+                    saved[key].get("shardId-000000000000") == seqs[0]):
                 break
             time.sleep(0.5)
         else:
