@@ -430,6 +430,7 @@ def test_job_reads_and_writes_kinesis_on_the_emulator(tmp_path):
     proc = subprocess.run([sys.executable, str(script), "--zip", str(zip_path), "--seconds",
                            "300"], capture_output=True, text=True, timeout=1100)
     summary = json.loads(proc.stdout[proc.stdout.index("{"):])
+    print("kinesis proof:", json.dumps(summary))  # the timings, with pytest -s
     assert proc.returncode == 0 and summary["score_rows"] > 0, summary
     assert summary["anomalies"] >= 1, summary
     assert summary["seconds_to_first_score"] is not None, summary
