@@ -91,33 +91,85 @@ def _policy_source(arn: str) -> str | None:
     return arn
 
 
+def lab_resource_arns(cfg: LabConfig, account: str) -> dict[str, str]:
+    """For each of REQUIRED_ACTIONS, the ARN of a resource the lab creates or calls it on.
+
+    Simulating on these, not on "*", keeps a least-privilege policy scoped to the lab's names
+    (``clicklab-*``) from being reported as missing. Roles get CloudFormation's generated
+    names (``<stack>-<logical id>-<suffix>``); the suffix here is a sample.
+    """
+    import boto3
+
+    partition = boto3.Session().get_partition_for_region(cfg.region)
+    r, p, stack = cfg.region, cfg.prefix, cfg.stack_name
+    arn = f"arn:{partition}"
+    role = f"{arn}:iam::{account}:role/{stack}-AppRole-EXAMPLE0001"
+    return {
+        "cloudformation:CreateStack": f"{arn}:cloudformation:{r}:{account}:stack/{stack}/x",
+        "cloudformation:DeleteStack": f"{arn}:cloudformation:{r}:{account}:stack/{stack}/x",
+        "s3:CreateBucket": f"{arn}:s3:::{p}-artifacts-{account}-{r}",
+        "s3:PutObject": f"{arn}:s3:::{p}-artifacts-{account}-{r}/flink-app/x.zip",
+        "kinesis:CreateStream": f"{arn}:kinesis:{r}:{account}:stream/{p}-clicks",
+        "kinesis:PutRecords": f"{arn}:kinesis:{r}:{account}:stream/{p}-clicks",
+        "kinesis:GetRecords": f"{arn}:kinesis:{r}:{account}:stream/{p}-scores",
+        "firehose:CreateDeliveryStream": f"{arn}:firehose:{r}:{account}:deliverystream/"
+                                         f"{p}-raw-archive",
+        "sns:CreateTopic": f"{arn}:sns:{r}:{account}:{p}-alerts",
+        "sns:Subscribe": f"{arn}:sns:{r}:{account}:{p}-alerts",
+        "sqs:CreateQueue": f"{arn}:sqs:{r}:{account}:{p}-inbox",
+        "sqs:ReceiveMessage": f"{arn}:sqs:{r}:{account}:{p}-inbox",
+        "lambda:CreateFunction": f"{arn}:lambda:{r}:{account}:function:{p}-alert",
+        "lambda:CreateEventSourceMapping": "*",  # no resource-level permission
+        "iam:CreateRole": role,
+        "iam:PassRole": role,
+        "logs:CreateLogGroup": f"{arn}:logs:{r}:{account}:log-group:/aws/lambda/{p}-alert",
+        "logs:FilterLogEvents": f"{arn}:logs:{r}:{account}:log-group:"
+                                f"/aws/kinesis-analytics/{p}-analytics",
+        "kinesisanalytics:CreateApplication": f"{arn}:kinesisanalytics:{r}:{account}:"
+                                              f"application/{p}-analytics",
+        "kinesisanalytics:StartApplication": f"{arn}:kinesisanalytics:{r}:{account}:"
+                                             f"application/{p}-analytics",
+    }
+
+
 def check_permissions(cfg: LabConfig, session, caller_arn: str,
                       actions: tuple[str, ...] = REQUIRED_ACTIONS) -> list[str] | None:
-    """The ``actions`` the caller may not perform, by IAM's policy simulator; None when that
-    cannot be told (the simulator is not allowed or not offered): then the calls themselves
-    say so, through ``permission_error``."""
+    """The ``actions`` the caller may not perform on the lab's resources, by IAM's policy
+    simulator; None when that cannot be told (the simulator is not allowed or not offered):
+    then the calls themselves say so, through ``permission_error``.
+
+    An action whose result depends on request context the simulator lacks (MFA, source IP)
+    is not reported: only a clear "not allowed" stops the lab before it starts.
+    """
     from botocore.config import Config
 
     source = _policy_source(caller_arn)
     if source is None:
         return []
+    account = caller_arn.split(":")[4]
+    resources = lab_resource_arns(cfg, account)
     iam = session.client("iam", endpoint_url=cfg.endpoint_url,
                          config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+    by_resource: dict[str, list[str]] = {}
+    for action in actions:
+        by_resource.setdefault(resources.get(action, "*"), []).append(action)
     denied: list[str] = []
     try:
         if ":role/" in source:
             # A role's ARN may carry a path that the assumed-role ARN leaves out.
             source = iam.get_role(RoleName=source.rsplit("/", 1)[1])["Role"]["Arn"]
-        pages = iam.get_paginator("simulate_principal_policy").paginate(
-            PolicySourceArn=source, ActionNames=list(actions))
-        for page in pages:
-            denied += [r["EvalActionName"] for r in page.get("EvaluationResults", [])
-                       if r.get("EvalDecision") != "allowed"]
+        for resource, names in by_resource.items():
+            pages = iam.get_paginator("simulate_principal_policy").paginate(
+                PolicySourceArn=source, ActionNames=names, ResourceArns=[resource])
+            for page in pages:
+                denied += [r["EvalActionName"] for r in page.get("EvaluationResults", [])
+                           if r.get("EvalDecision") != "allowed"
+                           and not r.get("MissingContextValues")]
     except (ClientError, BotoCoreError, ResponseParserError):
         # No iam:SimulatePrincipalPolicy / iam:GetRole, or no simulator (the emulator answers
         # HTTP 500 with an HTML page, which botocore cannot parse).
         return None
-    return denied
+    return [a for a in actions if a in denied]
 
 
 def _who(cfg: LabConfig) -> str:

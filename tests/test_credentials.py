@@ -20,7 +20,9 @@ class _StubbedSession:
     """Stands in for cfg.session(): hands out clients wired to one Stubber each."""
 
     def __init__(self, errors: dict[str, tuple[str, str]], denied: tuple[str, ...] = (),
-                 arn: str = "arn:aws:iam::123456789012:user/student"):
+                 arn: str = "arn:aws:iam::123456789012:user/student",
+                 needs_mfa: tuple[str, ...] = ()):
+        self.needs_mfa = needs_mfa
         self.stubs = []
         self.errors = errors
         self.denied = denied
@@ -51,31 +53,47 @@ class _StubbedSession:
             else:
                 stub.add_response(op, body)
         elif service == "iam":
-            if "iam" in self.errors:
-                code, msg = self.errors["iam"]
-                stub.add_client_error("simulate_principal_policy", service_error_code=code,
-                                      service_message=msg, http_status_code=403)
-            else:
-                if ":role/" in self.arn or "assumed-role" in self.arn:
-                    stub.add_response("get_role", {"Role": {
-                        "Path": "/lab/", "RoleName": "Student", "RoleId": "AROAEXAMPLE1234567",
-                        "Arn": "arn:aws:iam::123456789012:role/lab/Student",
-                        "CreateDate": "2026-01-01T00:00:00Z"}}, {"RoleName": "Student"})
-                results = [{"EvalActionName": a, "EvalResourceName": "*",
-                            "EvalDecision": "implicitDeny" if a in self.denied else "allowed"}
-                           for a in credentials.REQUIRED_ACTIONS]
-                original = client.simulate_principal_policy
-
-                def record(**params):
-                    self.simulated.append(params)
-                    return original(**params)
-
-                stub.add_response("simulate_principal_policy",
-                                  {"EvaluationResults": results, "IsTruncated": False})
-                client.simulate_principal_policy = record
+            return _FakeIam(self)
         stub.activate()
         self.stubs.append(stub)
         return client
+
+
+class _FakeIam:
+    """IAM's policy simulator as it answers: per action, for the resources asked about. The
+    caller may do everything except the session's ``denied`` actions, and only on the lab's
+    own names (a least-privilege policy scoped to ``<prefix>-*``)."""
+
+    def __init__(self, session: _StubbedSession) -> None:
+        self.session = session
+
+    def get_role(self, RoleName):  # noqa: N803  (boto3's argument names)
+        return {"Role": {"Arn": f"arn:aws:iam::123456789012:role/lab/{RoleName}"}}
+
+    def get_paginator(self, name):
+        assert name == "simulate_principal_policy"
+        return self
+
+    def paginate(self, **params):
+        from botocore.exceptions import ClientError
+
+        if "iam" in self.session.errors:
+            code, msg = self.session.errors["iam"]
+            raise ClientError({"Error": {"Code": code, "Message": msg}},
+                              "SimulatePrincipalPolicy")
+        self.session.simulated.append(params)
+        (resource,) = params["ResourceArns"]
+        scoped = resource == "*" or "stublab" in resource
+        results = []
+        for action in params["ActionNames"]:
+            ok = scoped and action not in self.session.denied
+            result = {"EvalActionName": action, "EvalResourceName": resource,
+                      "EvalDecision": "allowed" if ok else "implicitDeny"}
+            if action in self.session.needs_mfa:
+                result.update(EvalDecision="implicitDeny",
+                              MissingContextValues=["aws:MultiFactorAuthPresent"])
+            results.append(result)
+        return [{"EvaluationResults": results, "IsTruncated": False}]
 
 
 def _aws_cfg(monkeypatch, tmp_path, **kw) -> LabConfig:
@@ -158,7 +176,7 @@ def test_good_credentials_on_the_emulator(emulator_cfg, monkeypatch, tmp_path, c
 
 @pytest.mark.parametrize("code", ["AccessDenied", "AccessDeniedException"])
 def test_missing_permission_is_named_before_anything_is_created(monkeypatch, tmp_path, code):
-    cfg = _aws_cfg(monkeypatch, tmp_path)
+    cfg = _aws_cfg(monkeypatch, tmp_path, prefix="stublab")
     session = _StubbedSession({}, denied=("kinesis:CreateStream", "iam:PassRole"))
     monkeypatch.setattr(LabConfig, "session", lambda self: session)
     with pytest.raises(CredentialsError) as err:
@@ -177,12 +195,30 @@ def test_missing_permission_is_named_before_anything_is_created(monkeypatch, tmp
 
 
 def test_assumed_role_is_simulated_as_its_role(monkeypatch, tmp_path):
-    cfg = _aws_cfg(monkeypatch, tmp_path)
+    cfg = _aws_cfg(monkeypatch, tmp_path, prefix="stublab")
     session = _StubbedSession(
         {}, arn="arn:aws:sts::123456789012:assumed-role/Student/alice@example.com")
     monkeypatch.setattr(LabConfig, "session", lambda self: session)
     assert credentials.check(cfg)["account"] == "123456789012"
     assert session.simulated[0]["PolicySourceArn"] == "arn:aws:iam::123456789012:role/lab/Student"
+
+
+def test_simulated_on_the_labs_own_resources(monkeypatch, tmp_path):
+    """A policy scoped to the lab's names passes; one scoped elsewhere is reported; a result
+    that needs MFA context the simulator lacks is no false alarm."""
+    session = _StubbedSession({}, needs_mfa=("iam:CreateRole",))
+    monkeypatch.setattr(LabConfig, "session", lambda self: session)
+    assert credentials.check(_aws_cfg(monkeypatch, tmp_path, prefix="stublab"))["account"]
+    asked = {a: p["ResourceArns"][0] for p in session.simulated for a in p["ActionNames"]}
+    assert asked["kinesis:CreateStream"] == (
+        "arn:aws:kinesis:us-east-1:123456789012:stream/stublab-clicks")
+    assert asked["iam:PassRole"].startswith("arn:aws:iam::123456789012:role/stublab-stack-")
+    assert asked["lambda:CreateEventSourceMapping"] == "*"
+    assert set(asked) == set(credentials.REQUIRED_ACTIONS)
+    other = _StubbedSession({})
+    monkeypatch.setattr(LabConfig, "session", lambda self: other)
+    with pytest.raises(CredentialsError, match="may not perform cloudformation:CreateStack"):
+        credentials.check(_aws_cfg(monkeypatch, tmp_path, prefix="otherlab"))
 
 
 def test_no_simulator_permission_is_not_an_error(monkeypatch, tmp_path):
