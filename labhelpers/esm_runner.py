@@ -17,6 +17,9 @@ events, applying the deployed mapping's and function's own settings as read from
   runner moves past it;
 - the function's environment variables (TOPIC_ARN, PROCESSED_BUCKET) and timeout.
 
+Not applied: MaximumBatchingWindowInSeconds (a poll hands over what the stream holds, up to
+BatchSize), ParallelizationFactor and tumbling windows (the lab's mapping uses neither).
+
 The position (last checkpointed sequence number per shard, per stream and its creation time)
 is kept in ``cfg.lab_dir / esm-runner.position.json``, so a runner in a new kernel or process
 continues where the last one stopped, and a stack deployed again starts from its new stream's
