@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-fast test-browser lab lint bench clean
+.PHONY: install run test test-fast test-browser lab lint bench clean connector-jar
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed: set PY=python3.11 (or newer) and run make again.")'
@@ -32,6 +32,13 @@ test-fast: install
 # JupyterLab in headless Chromium (Debian's: apt-get install chromium); skipped without it
 test-browser: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m browser
+
+# The Kinesis connector jar (cloud/target/pyflink-dependencies.jar), then the managed Flink
+# application's zip (cloud/dist/). A prebuilt connector in ../shared/jars (the project's build
+# machines) is installed into the local Maven repository first; elsewhere Maven Central serves it.
+connector-jar: install
+	cloud/install-connector-jar $(SHARED_JARS)
+	$(BIN)/python -m labhelpers package
 
 # the environment's bin first on the PATH of JupyterLab, its terminals and its kernels, so
 # the notebooks' own `python -m labhelpers ...` commands work in a JupyterLab terminal

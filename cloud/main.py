@@ -20,6 +20,38 @@ DEP = HERE / "dep"
 if DEP.is_dir() and str(DEP) not in sys.path:
     sys.path.insert(0, str(DEP))
 
+KRCF_WHEEL_TAG = "cp310-abi3-manylinux_2_28_x86_64"
+
+
+def check_krcf() -> str | None:
+    """None if krcf (the Random Cut Forest library) imports here, else the ONE line to log.
+
+    Its only wheel is built for manylinux 2.28, so it needs glibc 2.28 or newer; the managed
+    service does not document its glibc, so the application checks at start and says so in one
+    line instead of failing later inside a Python worker with a long traceback.
+    """
+    try:
+        import krcf  # noqa: F401
+    except ImportError as err:  # includes a library that fails to load (GLIBC_2.xx not found)
+        import os
+
+        try:
+            libc = os.confstr("CS_GNU_LIBC_VERSION") or "an unknown C library"
+        except (AttributeError, ValueError, OSError):
+            libc = "an unknown C library"
+        detail = " ".join(str(err).split())[:300]
+        return (f"ERROR lab application: krcf cannot be imported ({detail}); its wheel "
+                f"({KRCF_WHEEL_TAG}) needs glibc 2.28 or newer and this runtime has {libc}. "
+                "Fix: run the application on a runtime with glibc 2.28+ (Flink 2.2 or newer) or "
+                "rebuild the package with a krcf wheel for this platform.")
+    return None
+
+
+_KRCF_PROBLEM = check_krcf()
+if _KRCF_PROBLEM is not None:
+    print(_KRCF_PROBLEM, file=sys.stderr, flush=True)
+    sys.exit(1)
+
 from labhelpers.analytics import job  # noqa: E402  (needs dep/ on the path first)
 
 
@@ -32,10 +64,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     groups = json.loads(args.properties.read_text(encoding="utf-8"))
     settings = job.JobSettings.from_properties(groups)
-    result = job.run(settings, wait=args.wait)
-    client = None if args.wait else result.get_job_client()
+    # Submit, say so (the local stand-in of the service waits for this line), then return as
+    # the service needs, or with --wait keep the local mini-cluster's process alive.
+    result = job.run(settings, wait=False)
+    client = result.get_job_client()
     if client is not None:
         print(f"job submitted: {client.get_job_id()}", flush=True)
+    if args.wait:
+        result.wait()
     return 0
 
 

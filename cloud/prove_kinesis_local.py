@@ -1,22 +1,23 @@
-"""Run the analytics job with its cloud configuration (Kinesis in, Kinesis out) on the local
-mini-cluster against the local emulator, and read the scores back from the scores stream.
+"""Run the PACKAGED analytics application with its cloud configuration (Kinesis in, Kinesis
+out) on the local mini-cluster against the local emulator, through the managed-service
+stand-in (labhelpers.analytics.managed_standin), and read the scores back from the scores stream.
 
-    .venv/bin/python cloud/prove_kinesis_local.py [--jar cloud/target/pyflink-dependencies.jar]
+    .venv/bin/python cloud/prove_kinesis_local.py [--zip cloud/dist/clickstream-app.zip]
 
 Steps: start a moto server on a free loopback port, deploy the lab's stack to it, put the
-lab's test traffic (event time, a spike) into the input Kinesis stream, run cloud/main.py with
-the property groups that cloud_app.emulator_settings builds (the connector options used on AWS
-plus the emulator endpoint and fake keys), then read the scores stream. Prints a JSON summary;
-exit code 0 only when score rows came out of the scores stream.
+lab's test traffic (event time, a spike) into the input Kinesis stream, start the stand-in with
+the zip (its main.py, its dep/ code, its connector jar; the property groups
+cloud_app.application_properties builds, pointed at the emulator), then read the scores stream.
+Prints a JSON summary (with the error lines of the app's output and of Flink's own log, and
+the seconds from the stand-in's start to its first score row); exit code 0 only when score
+rows came out of the scores stream.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,9 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from labhelpers.analytics import managed as cloud_app  # noqa: E402
-from labhelpers.analytics import packaging  # noqa: E402
-from labhelpers.flinkenv import java_env  # noqa: E402
+from labhelpers.analytics import managed_standin, packaging  # noqa: E402
 from labhelpers.infra import emulator, stack  # noqa: E402
 from labhelpers.infra.config import LabConfig  # noqa: E402
 
@@ -62,12 +61,16 @@ def _read_stream(kinesis, name: str) -> list[dict]:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--jar", type=Path, default=packaging.BUILT_JAR)
+    parser.add_argument("--zip", type=Path, default=None,
+                        help="the application package (default: cloud/dist's, else built)")
     parser.add_argument("--seconds", type=float, default=240, help="how long to let the job run")
     args = parser.parse_args()
+    zip_path = args.zip or packaging.DIST_DIR / packaging.ZIP_NAME
+    if not zip_path.exists():
+        zip_path = packaging.package()
     home = Path(tempfile.mkdtemp(prefix="kinesis-proof-"))
     cfg = LabConfig(home=home, emulator_port=_free_port(), prefix="kproof")
-    summary: dict = {"jar": str(args.jar), "jar_exists": args.jar.exists()}
+    summary: dict = {"zip": str(zip_path), "zip_bytes": zip_path.stat().st_size}
     emulator.start(cfg)
     try:
         outs = stack.deploy(cfg, progress=False)
@@ -77,40 +80,35 @@ def main() -> int:
             kinesis.put_records(StreamName=outs["InputStreamName"], Records=[
                 {"Data": r, "PartitionKey": "example.com"} for r in records[i:i + 500]])
         summary["records_put"] = len(records)
-        work = home / "job"
-        settings = cloud_app.emulator_settings(cfg, outs, args.jar, work)
-        props = work / "properties.json"
-        work.mkdir(parents=True, exist_ok=True)
-        props.write_text(json.dumps(settings.to_properties(), indent=2))
-        env = java_env()
-        # The AWS SDK v2 talks CBOR to Kinesis by default; the emulator speaks JSON.
-        env.update(JVM_ARGS="-Xmx1g -Daws.cborEnabled=false", FLINK_LOG_DIR=str(work / "log"),
-                   PYTHONUNBUFFERED="1")
-        log = work / "job.log"
-        with log.open("w") as out:
-            proc = subprocess.Popen([sys.executable, str(packaging.MAIN_SOURCE), "--properties",
-                                     str(props), "--wait"], stdout=out, stderr=subprocess.STDOUT,
-                                    env=env, cwd=work, start_new_session=True)
-        deadline = time.time() + args.seconds
         scores: list[dict] = []
-        while time.time() < deadline and proc.poll() is None:
-            time.sleep(5)
-            scores = _read_stream(kinesis, outs["ScoresStreamName"])
-            if any(r.get("is_anomaly") for r in scores):
-                break
-        if proc.poll() is None:
-            os.killpg(proc.pid, 15)
-            proc.wait(30)
+        first_score_s = None
+        try:
+            info = managed_standin.start(cfg, zip_path, outs, progress=False)
+            started = info["started"]
+            summary["seconds_to_submit"] = info["seconds_to_submit"]
+            deadline = time.time() + args.seconds
+            while time.time() < deadline and managed_standin.status(cfg)["running"]:
+                time.sleep(2)
+                scores = _read_stream(kinesis, outs["ScoresStreamName"])
+                if scores and first_score_s is None:
+                    first_score_s = round(time.time() - started, 1)
+                if any(r.get("is_anomaly") for r in scores):
+                    break
+            summary["still_running"] = managed_standin.status(cfg)["running"]
+        finally:
+            managed_standin.stop(cfg, progress=False)
         summary.update(
-            exit_code=proc.returncode,
             score_rows=len(scores),
             anomalies=sum(bool(r.get("is_anomaly")) for r in scores),
+            seconds_to_first_score=first_score_s,
             dead_letters=len(_read_stream(kinesis, outs["DeadLetterStreamName"])),
-            error_lines=[ln for ln in log.read_text(errors="replace").splitlines()
-                         if "Exception" in ln or "Error" in ln][:8],
-            log=str(log),
+            error_lines=managed_standin.error_lines(cfg, limit=8),
+            log=str(managed_standin.standin_dir(cfg) / "standin.log"),
         )
         stack.delete(cfg, progress=False)
+    except Exception as err:  # the summary says what failed, with the error lines
+        summary.update(failed=f"{type(err).__name__}: {err}",
+                       error_lines=managed_standin.error_lines(cfg, limit=8))
     finally:
         emulator.stop(cfg)
     print(json.dumps(summary, indent=2))

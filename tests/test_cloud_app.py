@@ -13,17 +13,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
-import botocore.session
+import botocore.session  # noqa: F401  (botocore.session.get_session below)
 import pytest
 from botocore.stub import ANY, Stubber
 
 from labhelpers.analytics import managed as cloud_app
-from labhelpers.analytics import packaging
+from labhelpers.analytics import managed_config, packaging
 from labhelpers.analytics.job import JobSettings
 from labhelpers.errors import AppError
 from labhelpers.infra import inventory, stack
 from labhelpers.infra.config import LabConfig
 from tests.aws_env import aws_cfg_on_emulator
+from tests.connector_jar import require_connector_jar
 
 ARNS = {
     "InputStreamArn": "arn:aws:kinesis:eu-west-1:123456789012:stream/lab-clicks",
@@ -57,16 +58,113 @@ def _logs():
 
 
 # ---------------------------------------------------------------- runtime and options
-def test_newest_runtime_is_the_highest_flink_the_sdk_lists():
+def test_runtime_follows_the_installed_flink_not_the_newest_listed(monkeypatch):
+    import importlib.metadata as md
+
+    flink = md.version("apache-flink")
+    major, minor = flink.split(".")[:2]
+    assert managed_config.flink_runtime() == f"FLINK-{major}_{minor}", "FLINK-2_3 for 2.3.x"
+    assert managed_config.flink_runtime("2.2.1") == "FLINK-2_2"
+    # A newer runtime in botocore's list is not taken: the job is tested on this PyFlink.
+    monkeypatch.setattr(managed_config, "_listed_runtimes", lambda: ["FLINK-1_20", "FLINK-2_3",
+                                                                 "FLINK-2_4"])
+    assert managed_config.flink_runtime("2.3.0") == "FLINK-2_3"
+    assert managed_config.newest_runtime() == "FLINK-2_4"
+    # An old botocore that does not know it: say to upgrade, never fall back to Flink 1.x.
+    monkeypatch.setattr(managed_config, "_listed_runtimes", lambda: ["FLINK-1_19", "FLINK-1_20"])
+    with pytest.raises(AppError, match="does not know the managed runtime FLINK-2_3") as err:
+        managed_config.flink_runtime("2.3.0")
+    assert "pip install -U boto3 botocore" in str(err.value)
+
+
+def test_botocore_floor_is_the_first_release_that_knows_the_runtime():
+    """pyproject.toml's floor knows FLINK-2_3 (checked by hand: botocore 1.43.50 lists up to
+    FLINK-2_2, 1.43.51 adds FLINK-2_3); the installed botocore is at least that."""
+    import tomllib
+
+    import botocore
+
+    from labhelpers.infra.config import REPO_ROOT
+
+    deps = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert "boto3>=1.43.51" in deps and "botocore>=1.43.51" in deps, deps
+    installed = tuple(int(x) for x in botocore.__version__.split(".")[:3])
+    assert installed >= (1, 43, 51), botocore.__version__
     enum = botocore.session.get_session().get_service_model(
         "kinesisanalyticsv2").shape_for("RuntimeEnvironment").enum
-    newest = cloud_app.newest_runtime()
-    assert newest in enum and newest.startswith("FLINK-")
-    flinks = [v for v in enum if v.startswith("FLINK-")]
-    assert all(tuple(map(int, newest[6:].split("_"))) >= tuple(map(int, v[6:].split("_")))
-               for v in flinks), (newest, flinks)
-    if "FLINK-2_3" in enum:
-        assert newest >= "FLINK-2_3", "FLINK-2_3 or newer when the SDK knows it"
+    assert managed_config.flink_runtime() in enum
+
+
+def test_cloud_settings_configure_nothing_in_code_beyond_the_allow_list():
+    """On the service the job's lab.runtime group is empty: parallelism comes from the
+    application's ParallelismConfiguration, not from code."""
+    settings = cloud_app.cloud_settings(LabConfig(), ARNS)
+    assert settings.runtime == {}
+    groups = {g["PropertyGroupId"] for g in cloud_app.application_properties(settings)}
+    assert "lab.runtime" not in groups, "an empty group is left out (the service rejects it)"
+    conf = cloud_app._flink_config(cloud_app.PARALLELISM)
+    assert conf["ParallelismConfiguration"]["Parallelism"] == 1
+
+
+@pytest.mark.integration
+def test_job_sets_only_allow_listed_configuration_keys_in_code(tmp_path):
+    """Builds the job graph as on the service (cloud settings: no lab.runtime group) and lists
+    every configuration key the job changed, in the stream environment and the table config.
+    PyFlink itself sets a few keys in any Python job (python.executable, the planner's
+    __table.query-start...__): those are found with a minimal job that configures nothing and
+    left out. Every other key must be on the service's allow-list."""
+    import subprocess
+    import sys
+
+    from labhelpers.analytics.job import filesystem_sink, filesystem_source
+    from labhelpers.flinkenv import java_env
+
+    settings = JobSettings(
+        input_connector=filesystem_source(tmp_path / "in", continuous=True),
+        scores_connector=filesystem_sink(tmp_path / "scores"),
+        dead_letter_connector=filesystem_sink(tmp_path / "dead"))
+    props = tmp_path / "props.json"
+    props.write_text(json.dumps(settings.to_properties()))
+    code = (
+        "import json, sys\n"
+        "from pyflink.common import Types\n"
+        "from pyflink.datastream import StreamExecutionEnvironment\n"
+        "from pyflink.table import StreamTableEnvironment\n"
+        "from labhelpers import job\n"
+        "def conf(env):\n"
+        "    j = env._j_stream_execution_environment.getConfiguration().toMap()\n"
+        "    return {k: j.get(k) for k in j.keySet()}\n"
+        "base = conf(StreamExecutionEnvironment.get_execution_environment())\n"
+        "made = []\n"
+        "real_create = StreamTableEnvironment.create\n"
+        "def create(env, *a, **k):\n"
+        "    t = real_create(env, *a, **k); made.append((env, t)); return t\n"
+        "StreamTableEnvironment.create = staticmethod(create)\n"
+        "def changed(env, t):\n"
+        "    after = conf(env)\n"
+        "    keys = {k for k, v in after.items() if base.get(k) != v}\n"
+        "    return keys | set(t.get_config().get_configuration().to_dict())\n"
+        "env = StreamExecutionEnvironment.get_execution_environment()\n"
+        "t = StreamTableEnvironment.create(env)\n"
+        "t.execute_sql(\"CREATE TABLE x (a STRING) WITH ('connector' = 'datagen')\")\n"
+        "ds = t.to_data_stream(t.from_path('x')).key_by(lambda r: r[0])\n"
+        "ds = ds.map(lambda r: r[0], output_type=Types.STRING())\n"
+        "t.create_statement_set().add_insert_sql('INSERT INTO x SELECT a FROM x')\n"
+        "pyflink_own = changed(*made[-1])\n"
+        "job.build(job.JobSettings.from_properties(json.load(open(sys.argv[1]))))\n"
+        "print(json.dumps({'job': sorted(changed(*made[-1])), 'pyflink': sorted(pyflink_own)}))\n"
+    )
+    env = java_env()
+    env["PYTHONPATH"] = str(Path(cloud_app.__file__).resolve().parent.parent)
+    proc = subprocess.run([sys.executable, "-c", code, str(props)], capture_output=True,
+                          text=True, env=env, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    keys = set(found["job"]) - set(found["pyflink"])
+    assert "table.local-time-zone" in keys, found
+    outside = sorted(keys - managed_config.PROGRAMMATIC_CONFIG_ALLOWED)
+    assert outside == [], (f"the job sets {outside} in code; the managed service (Flink 2.2+) "
+                           "throws on keys outside its allow-list")
 
 
 def test_cloud_settings_render_kinesis_tables_in_the_lab_sql():
@@ -100,7 +198,7 @@ def test_run_options_and_no_empty_groups():
 
 
 def test_emulator_options_and_keys_only_on_loopback():
-    opts = cloud_app.kinesis_sink(ARNS["ScoresStreamArn"], "us-east-1",
+    opts = managed_config.kinesis_sink(ARNS["ScoresStreamArn"], "us-east-1",
                                   endpoint="http://127.0.0.1:4599",
                                   credentials={"aws_access_key_id": "testing",
                                                "aws_secret_access_key": "testing"})
@@ -108,13 +206,14 @@ def test_emulator_options_and_keys_only_on_loopback():
     assert opts["aws.http.protocol.version"] == "HTTP1_1", "emulators have no HTTP/2"
     assert opts["aws.credentials.provider"] == "BASIC"
     with pytest.raises(AppError, match="loopback") as err:
-        cloud_app.kinesis_source(ARNS["InputStreamArn"], "us-east-1",
+        managed_config.kinesis_source(ARNS["InputStreamArn"], "us-east-1",
                                  endpoint="https://kinesis.us-east-1.amazonaws.com",
                                  credentials={"aws_access_key_id": "A",
                                               "aws_secret_access_key": "B"})
     assert "role" in str(err.value)
     with pytest.raises(AppError, match="TRIM_HORIZON or LATEST"):
-        cloud_app.kinesis_source(ARNS["InputStreamArn"], "us-east-1", start_position="EARLIEST")
+        managed_config.kinesis_source(ARNS["InputStreamArn"], "us-east-1",
+                                      start_position="EARLIEST")
     with pytest.raises(AppError, match="DeadLetterStreamArn"):
         cloud_app.cloud_settings(LabConfig(), {"InputStreamArn": "a", "ScoresStreamArn": "b"})
 
@@ -260,7 +359,7 @@ def test_create_on_the_emulator_then_update_with_stubber(emulator_cfg, monkeypat
         kda = cfg.client("kinesisanalyticsv2")
         detail = kda.describe_application(
             ApplicationName=cloud_app.app_name(cfg))["ApplicationDetail"]
-        assert detail["RuntimeEnvironment"] == cloud_app.newest_runtime()
+        assert detail["RuntimeEnvironment"] == managed_config.flink_runtime() == "FLINK-2_3"
         # (moto 5.2.5 answers the role under a key the API does not have, so botocore drops
         # it; the Stubber test below checks the role is sent on update.)
         conf = detail["ApplicationConfigurationDescription"]
@@ -317,17 +416,25 @@ def test_create_on_the_emulator_then_update_with_stubber(emulator_cfg, monkeypat
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(not packaging.BUILT_JAR.exists(),
-                    reason="the Kinesis connector jar is not built: org.apache.flink:"
-                           "flink-sql-connector-aws-kinesis-streams is not served by the Maven "
-                           "Central reachable here (see cloud/prove_kinesis_local.py)")
-def test_job_reads_and_writes_kinesis_on_the_emulator():
+@pytest.mark.timeout(1200)
+def test_job_reads_and_writes_kinesis_on_the_emulator(tmp_path):
+    """The PACKAGED app (the real connector jar, the zip's code) through the managed-service
+    stand-in against the emulator: records in through the input stream, score rows and the
+    spike's anomaly out of the scores stream. Fails in CI without the jar (connector_jar.py).
+    One heavy run: a JVM, the mini-cluster and the emulator, ~2-4 min on a busy machine."""
     import subprocess
     import sys
 
+    from tests.test_packaging import installed_krcf_wheel
+
+    jar = require_connector_jar()
+    zip_path = packaging.build_zip(jar, [installed_krcf_wheel(tmp_path)], out=tmp_path / "a.zip")
     script = Path(packaging.CLOUD_DIR / "prove_kinesis_local.py")
-    proc = subprocess.run([sys.executable, str(script), "--seconds", "240"],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([sys.executable, str(script), "--zip", str(zip_path), "--seconds",
+                           "300"], capture_output=True, text=True, timeout=1100)
     summary = json.loads(proc.stdout[proc.stdout.index("{"):])
+    print("kinesis proof:", json.dumps(summary))  # the timings, with pytest -s
     assert proc.returncode == 0 and summary["score_rows"] > 0, summary
     assert summary["anomalies"] >= 1, summary
+    assert summary["seconds_to_first_score"] is not None, summary
+    assert not any("pemja" in line for line in summary["error_lines"]), summary

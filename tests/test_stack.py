@@ -281,8 +281,10 @@ def test_aws_backend_deploy_and_delete_against_the_emulator(emulator_cfg, monkey
     assert f"AWS ({cfg.region})" in printed and "inbox" not in printed, printed
     assert "student@example.com" not in printed and "+14155550100" not in printed
     assert outs["InputStreamName"] == cfg.input_stream
-    assert not any(q.endswith(cfg.inbox_queue) for q in cfg.client("sqs").list_queues(
-        QueueNamePrefix=cfg.prefix).get("QueueUrls", [])), "no local inbox on aws"
+    # On aws the inbox queue comes from the template (no API-made extra): the stack has it.
+    assert outs["InboxQueueArn"].endswith(":" + cfg.inbox_queue), outs
+    assert any(q.endswith(cfg.inbox_queue) for q in cfg.client("sqs").list_queues(
+        QueueNamePrefix=cfg.prefix).get("QueueUrls", [])), "the template's inbox queue"
     stack.delete(cfg, progress=False)
     assert inventory.leftovers(cfg) == []
     # A bucket left behind without its stack is named, with the fix.

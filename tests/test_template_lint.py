@@ -27,6 +27,7 @@ EXPECTED_SKIPS = {
     "CKV_AWS_116": {"AlertFunction"},  # dead-letter queue
     "CKV_AWS_117": {"AlertFunction"},  # VPC
     "CKV_AWS_173": {"AlertFunction"},  # environment variables CMK
+    "CKV_AWS_27": {"InboxQueue"},  # SQS-managed encryption, not a KMS key (SNS delivers to it)
 }
 
 

@@ -215,11 +215,15 @@ def build(settings: JobSettings):
     from pyflink.datastream import StreamExecutionEnvironment
     from pyflink.table import StreamTableEnvironment
 
+    # Only the lab.runtime group (the local mini-cluster's settings; empty on the managed
+    # service, whose parallelism comes from the application's ParallelismConfiguration) is
+    # configured here. From Flink 2.2 the service throws when code changes a key that is not on
+    # its allow-list (managed_config.PROGRAMMATIC_CONFIG_ALLOWED), so nothing else is set in code
+    # except table.local-time-zone, which is on it (tests/test_cloud_app.py checks both).
     conf = Configuration()
     for key, value in settings.runtime.items():
         conf.set_string(key, str(value))
     env = StreamExecutionEnvironment.get_execution_environment(conf)
-    env.set_parallelism(int(settings.runtime.get("parallelism.default", 1)))
     t_env = StreamTableEnvironment.create(env)
     t_env.get_config().set("table.local-time-zone", "UTC")
     for statement in split_statements(settings.sql()):

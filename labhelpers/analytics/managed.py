@@ -9,9 +9,9 @@ Two parts:
   whole ``JobSettings`` from the stack outputs, so the same job file reads the on-disk stream
   locally and Kinesis in the cloud.
 - **Lifecycle**: ``deploy`` (upload the zip, create or update the application with its property
-  groups on the newest Flink runtime botocore lists), ``start`` (and watch until RUNNING; when
-  it falls back to READY the error lines of its log are shown), ``status``, ``stop``,
-  ``delete``, ``failure_logs``.
+  groups on the runtime that matches the installed apache-flink, ``flink_runtime``), ``start``
+  (and watch until RUNNING; when it falls back to READY the error lines of its log are shown),
+  ``status``, ``stop``, ``delete``, ``failure_logs``.
 
 Only names starting with ``cfg.prefix + "-"`` are touched.
 """
@@ -30,9 +30,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ..errors import AppError
 from ..infra.config import LabConfig
 from .job import JobSettings
+from .managed_config import (
+    application_properties,
+    cloud_settings,
+    flink_runtime,
+)
 from .params import JobParams
 
-RUN_OPTIONS_GROUP = "kinesis.analytics.flink.run.options"
 LOG_STREAM = "kinesis-analytics-log-stream"
 TAG_KEY = "lab-prefix"
 PARALLELISM = 1  # one KPU: the lab's traffic is a few records per second
@@ -41,164 +45,16 @@ STOP_TIMEOUT_S = 600.0
 _RUNNING = {"RUNNING", "AUTOSCALING"}
 _BUSY = {"STARTING", "STOPPING", "UPDATING", "FORCE_STOPPING", "ROLLING_BACK", "DELETING",
          "MAINTENANCE"}
-_FLINK_RE = re.compile(r"^FLINK-(\d+)_(\d+)$")
 # Log lines worth showing when the app does not start or keeps restarting.
 _ERROR_PATTERN = '?ERROR ?Exception ?Traceback ?"Caused by" ?FAILED ?failed'
 # The same test applied here too: the pattern's OR syntax is not honoured everywhere (moto).
 _ERROR_RE = re.compile(r"ERROR|Exception|Traceback|Caused by|FAILED|failed")
-_LOOPBACK_RE = re.compile(r"^https?://(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?/?$")
 
 
 # ---------------------------------------------------------------- names and runtime
 def app_name(cfg: LabConfig) -> str:
     """The managed Flink application's name: ``<prefix>-analytics``."""
     return f"{cfg.prefix}-analytics"
-
-
-def newest_runtime() -> str:
-    """The newest ``FLINK-x_y`` runtime that this botocore's service model lists."""
-    import botocore.session
-
-    model = botocore.session.get_session().get_service_model("kinesisanalyticsv2")
-    found = [v for v in model.shape_for("RuntimeEnvironment").enum if _FLINK_RE.match(v)]
-    if not found:
-        raise AppError("botocore lists no Flink runtime for Managed Service for Apache Flink",
-                       "upgrade boto3 (pip install -U boto3).")
-
-    def version(name: str) -> tuple[int, int]:
-        major, minor = _FLINK_RE.match(name).groups()  # type: ignore[union-attr]
-        return int(major), int(minor)
-
-    return max(found, key=version)
-
-
-# ---------------------------------------------------------------- connector options
-def _endpoint_options(endpoint: str | None, credentials: dict[str, str] | None) -> dict[str, str]:
-    opts: dict[str, str] = {}
-    if credentials and not (endpoint and _LOOPBACK_RE.match(endpoint)):
-        # Keys written into properties end up in the service's configuration and logs: only
-        # the emulator's fake keys may go there; on AWS the application's role is used.
-        raise AppError("Connector credentials are only allowed with a loopback emulator endpoint",
-                       "leave credentials out on AWS (the application's IAM role is used).")
-    if endpoint:
-        opts["aws.endpoint"] = endpoint
-        # Emulators speak HTTP/1.1 only; the connector's async (sink) client defaults to HTTP/2.
-        # (Measured with the AWS SDK v2 against moto: HTTP/2 fails at the first frame.)
-        opts["aws.http.protocol.version"] = "HTTP1_1"
-    if credentials:
-        opts["aws.credentials.provider"] = "BASIC"
-        opts["aws.credentials.basic.accesskeyid"] = credentials["aws_access_key_id"]
-        opts["aws.credentials.basic.secretkey"] = credentials["aws_secret_access_key"]
-    return opts
-
-
-def kinesis_source(stream_arn: str, region: str, *, start_position: str = "TRIM_HORIZON",
-                   endpoint: str | None = None,
-                   credentials: dict[str, str] | None = None) -> dict[str, str]:
-    """Options of the ``kinesis`` table source reading raw lines (the SQL parses them).
-
-    start_position: TRIM_HORIZON (everything the stream still holds, as the local app reads
-    its log from the start) or LATEST.
-    """
-    if start_position not in ("TRIM_HORIZON", "LATEST"):
-        raise AppError(f"Unknown start position {start_position!r}", "use TRIM_HORIZON or LATEST.")
-    return {
-        "connector": "kinesis",
-        "stream.arn": stream_arn,
-        "aws.region": region,
-        "source.init.position": start_position,
-        "format": "raw",
-        **_endpoint_options(endpoint, credentials),
-    }
-
-
-def kinesis_sink(stream_arn: str, region: str, *, endpoint: str | None = None,
-                 credentials: dict[str, str] | None = None) -> dict[str, str]:
-    """Options of the ``kinesis`` table sink writing one JSON object per row."""
-    return {
-        "connector": "kinesis",
-        "stream.arn": stream_arn,
-        "aws.region": region,
-        "format": "json",
-        **_endpoint_options(endpoint, credentials),
-    }
-
-
-def cloud_settings(
-    cfg: LabConfig,
-    outputs: dict[str, str],
-    params: JobParams | dict | None = None,
-    *,
-    endpoint: str | None = None,
-    credentials: dict[str, str] | None = None,
-    runtime: dict[str, str] | None = None,
-) -> JobSettings:
-    """Job settings that read the input stream and write the scores and dead-letter streams.
-
-    ``outputs`` are the stack outputs (InputStreamArn, ScoresStreamArn, DeadLetterStreamArn).
-    ``endpoint``/``credentials`` point the connector at a local emulator (tests and the local
-    proof of the cloud configuration); on AWS leave them out.
-    """
-    missing = [k for k in ("InputStreamArn", "ScoresStreamArn", "DeadLetterStreamArn")
-               if k not in outputs]
-    if missing:
-        raise AppError(f"The stack outputs lack {', '.join(missing)}",
-                       "deploy the current template first (notebook 01 or "
-                       "`python -m labhelpers deploy`).")
-    region = cfg.region
-    return JobSettings(
-        input_connector=kinesis_source(outputs["InputStreamArn"], region, endpoint=endpoint,
-                                       credentials=credentials),
-        scores_connector=kinesis_sink(outputs["ScoresStreamArn"], region, endpoint=endpoint,
-                                      credentials=credentials),
-        dead_letter_connector=kinesis_sink(outputs["DeadLetterStreamArn"], region,
-                                           endpoint=endpoint, credentials=credentials),
-        params=JobParams.of(params),
-        runtime=dict(runtime or {}),
-    )
-
-
-def emulator_settings(cfg: LabConfig, outputs: dict[str, str], jar, work,
-                      params: JobParams | dict | None = None) -> JobSettings:
-    """The cloud configuration pointed at the local emulator, for the local mini-cluster.
-
-    Same connectors and options as on AWS, plus the emulator's endpoint, its fake keys and
-    ``pipeline.jars`` = the connector jar (the service loads it from the zip instead).
-    """
-    from pathlib import Path
-
-    from ..flinkenv import local_runtime
-    from ..infra.config import LOCAL_CREDENTIALS
-
-    if not cfg.emulated:
-        raise AppError("emulator_settings is for a lab on the local emulator",
-                       "use cloud_settings against AWS.")
-    runtime = {**local_runtime(Path(work)), "pipeline.jars": Path(jar).resolve().as_uri()}
-    return cloud_settings(cfg, outputs, params, endpoint=cfg.endpoint_url,
-                          credentials=dict(LOCAL_CREDENTIALS), runtime=runtime)
-
-
-def application_properties(settings: JobSettings) -> list[dict[str, Any]]:
-    """The application's property groups: the run options the service needs to find the
-    Python entry point, the jar and the Python dependencies, then the job's own groups."""
-    from . import packaging
-
-    run_options = {
-        "python": packaging.MAIN_FILE,
-        "jarfile": f"{packaging.LIB_DIR}/{packaging.JAR_NAME}",
-        "pyFiles": f"{packaging.DEP_DIR}/",
-    }
-    groups = [{"PropertyGroupId": RUN_OPTIONS_GROUP, "PropertyMap": run_options}]
-    # The service rejects an empty group (PropertyMap needs 1-50 entries).
-    groups += [g for g in settings.to_properties() if g["PropertyMap"]]
-    for g in groups:
-        too_long = [k for k, v in g["PropertyMap"].items() if len(v) > 2048]
-        if too_long:
-            raise AppError(f"Property {g['PropertyGroupId']}.{too_long[0]} is over 2048 characters",
-                           "shorten the value; the service limits property values to 2048.")
-    if len(groups) > 50:
-        raise AppError(f"{len(groups)} property groups", "the service allows at most 50.")
-    return groups
 
 
 # ---------------------------------------------------------------- clients and errors
@@ -352,7 +208,7 @@ def create_or_update(cfg: LabConfig, code: CodeLocation, settings: JobSettings,
     """
     kda = kda or _client(cfg)
     name = app_name(cfg)
-    runtime = runtime or newest_runtime()
+    runtime = runtime or flink_runtime()
     props = application_properties(settings)
     stream_arn = ensure_log_stream(cfg, log_group, logs=logs)
     partition = _partition(cfg)

@@ -18,6 +18,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
     ProfileNotFound,
 )
+from botocore.parsers import ResponseParserError
 
 from ..errors import LabError
 from .config import LabConfig
@@ -32,8 +33,143 @@ _INVALID = {"InvalidClientTokenId", "SignatureDoesNotMatch", "UnrecognizedClient
             "AuthFailure", "InvalidAccessKeyId"}
 
 
+# What the aws backend creates or calls, checked with IAM's policy simulator before anything is
+# created (the simulator answers for the caller's own policies, boundaries included).
+REQUIRED_ACTIONS = (
+    "cloudformation:CreateStack", "cloudformation:DeleteStack", "s3:CreateBucket",
+    "s3:PutObject", "kinesis:CreateStream", "kinesis:PutRecords", "kinesis:GetRecords",
+    "firehose:CreateDeliveryStream", "sns:CreateTopic", "sns:Subscribe", "sqs:CreateQueue",
+    "sqs:ReceiveMessage", "lambda:CreateFunction", "lambda:CreateEventSourceMapping",
+    "iam:CreateRole", "iam:PassRole", "logs:CreateLogGroup", "logs:FilterLogEvents",
+    "kinesisanalytics:CreateApplication", "kinesisanalytics:StartApplication",
+)
+_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation",
+           "UnauthorizedException", "AuthorizationError", "Forbidden"}
+
+
 class CredentialsError(LabError):
     """AWS credentials or the chosen region cannot be used for the lab."""
+
+
+def default_region(profile: str | None = None) -> str | None:
+    """The region the AWS tools would use: AWS_REGION / AWS_DEFAULT_REGION, then the profile's
+    ``region`` in ~/.aws/config; None when neither is set (the lab then uses its default)."""
+    import boto3
+
+    try:
+        return boto3.Session(profile_name=profile).region_name
+    except ProfileNotFound:
+        return None
+
+
+def permission_error(cfg: LabConfig, err: ClientError, action: str) -> CredentialsError | None:
+    """One sentence for a call refused for missing permissions, or None for other errors.
+
+    action: the IAM action that was called, e.g. ``kinesis:CreateStream``.
+    """
+    code = str(err.response.get("Error", {}).get("Code", ""))
+    if code not in _DENIED:
+        return None
+    return CredentialsError(
+        f"Your credentials ({_who(cfg)}) may not call {action} in {cfg.region} ({code})",
+        f"ask your AWS administrator to allow {action} for your user or role (the lab needs "
+        f"{', '.join(a.split(':')[0] for a in REQUIRED_ACTIONS[::4])} and more: see "
+        "labhelpers.credentials.REQUIRED_ACTIONS), or use the local backend.",
+    )
+
+
+def _policy_source(arn: str) -> str | None:
+    """The IAM principal whose policies apply to ``arn`` (an assumed role's role); None for
+    the account's root user, which is allowed everything."""
+    parts = arn.split(":", 5)
+    if len(parts) < 6 or parts[5] == "root":
+        return None
+    partition, account, resource = parts[1], parts[4], parts[5]
+    if resource.startswith("assumed-role/"):
+        role = resource.split("/")[1]
+        return f"arn:{partition}:iam::{account}:role/{role}"
+    return arn
+
+
+def lab_resource_arns(cfg: LabConfig, account: str) -> dict[str, str]:
+    """For each of REQUIRED_ACTIONS, the ARN of a resource the lab creates or calls it on.
+
+    Simulating on these, not on "*", keeps a least-privilege policy scoped to the lab's names
+    (``clicklab-*``) from being reported as missing. Roles get CloudFormation's generated
+    names (``<stack>-<logical id>-<suffix>``); the suffix here is a sample.
+    """
+    import boto3
+
+    partition = boto3.Session().get_partition_for_region(cfg.region)
+    r, p, stack = cfg.region, cfg.prefix, cfg.stack_name
+    arn = f"arn:{partition}"
+    role = f"{arn}:iam::{account}:role/{stack}-AppRole-EXAMPLE0001"
+    return {
+        "cloudformation:CreateStack": f"{arn}:cloudformation:{r}:{account}:stack/{stack}/x",
+        "cloudformation:DeleteStack": f"{arn}:cloudformation:{r}:{account}:stack/{stack}/x",
+        "s3:CreateBucket": f"{arn}:s3:::{p}-artifacts-{account}-{r}",
+        "s3:PutObject": f"{arn}:s3:::{p}-artifacts-{account}-{r}/flink-app/x.zip",
+        "kinesis:CreateStream": f"{arn}:kinesis:{r}:{account}:stream/{p}-clicks",
+        "kinesis:PutRecords": f"{arn}:kinesis:{r}:{account}:stream/{p}-clicks",
+        "kinesis:GetRecords": f"{arn}:kinesis:{r}:{account}:stream/{p}-scores",
+        "firehose:CreateDeliveryStream": f"{arn}:firehose:{r}:{account}:deliverystream/"
+                                         f"{p}-raw-archive",
+        "sns:CreateTopic": f"{arn}:sns:{r}:{account}:{p}-alerts",
+        "sns:Subscribe": f"{arn}:sns:{r}:{account}:{p}-alerts",
+        "sqs:CreateQueue": f"{arn}:sqs:{r}:{account}:{p}-inbox",
+        "sqs:ReceiveMessage": f"{arn}:sqs:{r}:{account}:{p}-inbox",
+        "lambda:CreateFunction": f"{arn}:lambda:{r}:{account}:function:{p}-alert",
+        "lambda:CreateEventSourceMapping": "*",  # no resource-level permission
+        "iam:CreateRole": role,
+        "iam:PassRole": role,
+        "logs:CreateLogGroup": f"{arn}:logs:{r}:{account}:log-group:/aws/lambda/{p}-alert",
+        "logs:FilterLogEvents": f"{arn}:logs:{r}:{account}:log-group:"
+                                f"/aws/kinesis-analytics/{p}-analytics",
+        "kinesisanalytics:CreateApplication": f"{arn}:kinesisanalytics:{r}:{account}:"
+                                              f"application/{p}-analytics",
+        "kinesisanalytics:StartApplication": f"{arn}:kinesisanalytics:{r}:{account}:"
+                                             f"application/{p}-analytics",
+    }
+
+
+def check_permissions(cfg: LabConfig, session, caller_arn: str,
+                      actions: tuple[str, ...] = REQUIRED_ACTIONS) -> list[str] | None:
+    """The ``actions`` the caller may not perform on the lab's resources, by IAM's policy
+    simulator; None when that cannot be told (the simulator is not allowed or not offered):
+    then the calls themselves say so, through ``permission_error``.
+
+    An action whose result depends on request context the simulator lacks (MFA, source IP)
+    is not reported: only a clear "not allowed" stops the lab before it starts.
+    """
+    from botocore.config import Config
+
+    source = _policy_source(caller_arn)
+    if source is None:
+        return []
+    account = caller_arn.split(":")[4]
+    resources = lab_resource_arns(cfg, account)
+    iam = session.client("iam", endpoint_url=cfg.endpoint_url,
+                         config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+    by_resource: dict[str, list[str]] = {}
+    for action in actions:
+        by_resource.setdefault(resources.get(action, "*"), []).append(action)
+    denied: list[str] = []
+    try:
+        if ":role/" in source:
+            # A role's ARN may carry a path that the assumed-role ARN leaves out.
+            source = iam.get_role(RoleName=source.rsplit("/", 1)[1])["Role"]["Arn"]
+        for resource, names in by_resource.items():
+            pages = iam.get_paginator("simulate_principal_policy").paginate(
+                PolicySourceArn=source, ActionNames=names, ResourceArns=[resource])
+            for page in pages:
+                denied += [r["EvalActionName"] for r in page.get("EvaluationResults", [])
+                           if r.get("EvalDecision") != "allowed"
+                           and not r.get("MissingContextValues")]
+    except (ClientError, BotoCoreError, ResponseParserError):
+        # No iam:SimulatePrincipalPolicy / iam:GetRole, or no simulator (the emulator answers
+        # HTTP 500 with an HTML page, which botocore cannot parse).
+        return None
+    return [a for a in actions if a in denied]
 
 
 def _who(cfg: LabConfig) -> str:
@@ -98,8 +234,12 @@ def _probe_services(cfg: LabConfig, session) -> None:
 def check(cfg: LabConfig) -> dict[str, Any]:
     """Verify that the aws backend can call AWS; returns ``{account, region, profile}``.
 
-    Raises CredentialsError with the fix for: unknown profile, no credentials, partial or
-    invalid keys, expired session or SSO token, unreachable endpoint, unsupported region.
+    Uses the standard credential chain (environment, ``LAB_PROFILE`` / AWS_PROFILE profiles
+    with SSO or assumed roles, instance or container roles). Raises CredentialsError, one
+    sentence and the fix, for: unknown profile, no credentials, partial or invalid keys,
+    expired session or SSO token, unreachable endpoint, a region without the lab's services,
+    and actions the caller may not perform (IAM's policy simulator, when it may be asked).
+    Nothing is created.
     """
     if cfg.emulated:
         return {"account": cfg.account_id, "region": cfg.region, "profile": None}
@@ -108,6 +248,15 @@ def check(cfg: LabConfig) -> dict[str, Any]:
         session = cfg.session()
         ident = session.client("sts", endpoint_url=cfg.endpoint_url).get_caller_identity()
         _probe_services(cfg, session)
+        denied = check_permissions(cfg, session, ident.get("Arn", ""))
+        if denied:
+            raise CredentialsError(
+                f"Your credentials ({_who(cfg)}) may not perform {', '.join(denied[:6])}"
+                + (f" and {len(denied) - 6} more" if len(denied) > 6 else "")
+                + f" in {cfg.region}, which the lab needs",
+                "ask your AWS administrator to allow them for your user or role (the list is "
+                "labhelpers.credentials.REQUIRED_ACTIONS), or use the local backend.",
+            )
     except ProfileNotFound as err:
         raise CredentialsError(
             f"AWS profile {cfg.profile!r} is not configured on this machine",
