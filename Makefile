@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-fast test-browser lab lint bench clean connector-jar
+.PHONY: rehearse-aws install run test test-fast test-browser lab lint bench clean connector-jar
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed: set PY=python3.11 (or newer) and run make again.")'
@@ -21,6 +21,10 @@ install: $(STAMP)
 
 run: install
 	$(BIN)/python -m labhelpers run-lab
+
+# the aws backend's notebooks headless, every AWS call going to the local emulator
+rehearse-aws: connector-jar
+	$(BIN)/python -m labhelpers --backend aws run-lab --emulator
 
 test: install
 	$(BIN)/python -m ruff check labhelpers tests bench

@@ -204,8 +204,15 @@ def cmd_cleanup(args) -> int:
 
 
 def cmd_run_lab(args) -> int:
+    import os
+
     from .run.headless import run_lab
 
+    # the notebooks' kernels read LAB_* (their parameters cells leave BACKEND empty)
+    if args.backend:
+        os.environ["LAB_BACKEND"] = args.backend
+    if args.emulator:
+        os.environ["LAB_EMULATED"] = "1"
     params = json.loads(args.parameters) if args.parameters else None
     run = run_lab(args.run_dir, parameters=params)
     summary = json.loads((Path(run) / "summary.json").read_text())
@@ -354,6 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
     rl = sub.add_parser("run-lab", help="run every notebook headless (make run)")
     rl.add_argument("--run-dir", type=Path, default=None)
     rl.add_argument("--parameters", default=None, help="notebook parameters as JSON")
+    rl.add_argument("--emulator", action="store_true",
+                    help="with --backend aws: rehearse the aws path with every AWS call going "
+                         "to the local emulator (the managed service and Lambda stood in for)")
     rl.set_defaults(fn=cmd_run_lab)
 
     ss = sub.add_parser("score-series",

@@ -29,30 +29,79 @@ class AwsBackend(Backend):
 
     def start_app(self, params=None, *, fresh: bool = False, zip_path=None,
                   **changes: Any) -> dict[str, Any]:
-        """Create or update the managed application with these parameters and start it
-        (the package must be built: ``python -m labhelpers package``)."""
+        """Create or update the managed application with these parameters and start it (the
+        package is built first if there is none: ``python -m labhelpers package``). Against
+        the emulator the packaged app runs on the local mini-cluster (Kinesis through the
+        real connector) and a local runner applies the alert function's event source
+        mapping: the two things the emulator cannot run."""
+        from ..analytics import packaging
         from ..analytics.params import JobParams
+        from ..infra import stack
 
-        if self.cfg.emulated:
-            raise AppError("The managed service cannot run on the emulator",
-                           "rehearse with `python -m labhelpers run-lab --backend aws "
-                           "--emulator`, which runs the packaged app on the local mini-cluster.")
-        return managed.deploy(self.cfg, zip_path, JobParams.of(params, **changes))
+        params = JobParams.of(params, **changes)
+        if zip_path is None:
+            zip_path = packaging.DIST_DIR / packaging.ZIP_NAME
+            if not zip_path.exists():
+                print("Building the application package (Maven + pip, once) ...")
+                zip_path = packaging.package()
+        if not self.cfg.emulated:
+            return managed.deploy(self.cfg, zip_path, params)
+        from ..alerts import esm_runner
+        from ..analytics import managed_standin
+
+        if managed_standin.status(self.cfg)["running"]:
+            if self.app_params() == params and not fresh:
+                print("The analytics app is already running with these parameters.")
+                return self.app_status()
+            print("Restarting the analytics app with the new parameters.")
+            managed_standin.stop(self.cfg)
+        # the application exists in the emulator as on AWS (create/describe work there)
+        managed.deploy(self.cfg, zip_path, params, start_app=False, progress=False)
+        managed_standin.start(self.cfg, zip_path, stack.outputs(self.cfg),
+                              endpoint=self.cfg.endpoint_url, params=params)
+        esm_runner.start(self.cfg, endpoint=self.cfg.endpoint_url)
+        return self.app_status()
 
     def stop_app(self) -> bool:
-        return managed.stop(self.cfg)
+        if not self.cfg.emulated:
+            return managed.stop(self.cfg)
+        from ..alerts import esm_runner
+        from ..analytics import managed_standin
+
+        esm_runner.stop(self.cfg)
+        return managed_standin.stop(self.cfg)
 
     def app_running(self) -> bool:
-        return managed.status(self.cfg).get("status") == "RUNNING"
+        if not self.cfg.emulated:
+            return managed.status(self.cfg).get("status") == "RUNNING"
+        from ..analytics import managed_standin
+
+        return bool(managed_standin.status(self.cfg)["running"])
 
     def app_status(self) -> dict[str, Any]:
         return {**super().app_status(), "application": managed.status(self.cfg)}
 
     def app_logs(self, lines: int = 40) -> str:
-        return "\n".join(managed.failure_logs(self.cfg)[-lines:])
+        if not self.cfg.emulated:
+            return "\n".join(managed.failure_logs(self.cfg)[-lines:])
+        from ..analytics import managed_standin
+
+        return managed_standin.logs(self.cfg, lines)
 
     def app_params(self):
-        return managed.current_params(self.cfg)
+        if not self.cfg.emulated:
+            return managed.current_params(self.cfg)
+        import json
+
+        from ..analytics import managed_standin
+        from ..analytics.params import JobParams
+
+        props = managed_standin.standin_dir(self.cfg) / managed_standin.PROPERTIES_FILE
+        if not props.exists():
+            raise AppError("The analytics app has not been started",
+                           "start it with notebook 03 or `python -m labhelpers app start`.")
+        groups = json.loads(props.read_text())
+        return JobParams.from_groups({g["PropertyGroupId"]: g["PropertyMap"] for g in groups})
 
     def score_lines(self) -> list[str]:
         return read_stream(self.cfg, self.cfg.scores_stream)
@@ -84,4 +133,11 @@ class AwsBackend(Backend):
 
     def delete_app(self) -> bool | None:
         # billed per KPU-hour while it exists and runs: deleted first
-        return managed.delete(self.cfg)
+        stopped = self.stop_app() if self.cfg.emulated else None
+        try:
+            deleted = managed.delete(self.cfg)
+        except AppError:
+            if not self.cfg.emulated:
+                raise
+            deleted = None  # the emulator cannot delete an application (HTTP 500)
+        return stopped if self.cfg.emulated else deleted

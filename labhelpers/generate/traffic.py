@@ -169,7 +169,8 @@ def start(
         old.unlink()
     cmd = [sys.executable, "-m", "labhelpers.generate.traffic", "--prefix", cfg.prefix,
            "--home", str(cfg.home), "--port", str(cfg.emulator_port),
-           "--backend", cfg.backend, "--region", cfg.region, "--plan", json.dumps(plan)]
+           "--backend", cfg.backend, "--region", cfg.region, "--plan", json.dumps(plan),
+           "--emulated", "1" if cfg.emulated else "0"]
     gen = process(cfg)
     pid = gen.start(cmd, plan=plan)
     gen.wait_ready(lambda: (d / "stats.json").exists(), "the generator's first counters",
@@ -337,7 +338,8 @@ def _handle_request(handle: Any, req: Path) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     cfg = load_config(prefix=args.prefix, home=args.home, emulator_port=args.port,
-                      backend=args.backend, region=args.region)
+                      backend=args.backend, region=args.region,
+                      emulated=args.emulated == "1")
     spec = json.loads(args.plan)
     plan, library = build_plan(spec)
     d = traffic_dir(cfg)
@@ -383,7 +385,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m labhelpers.generate.traffic")
-    for name in ("--prefix", "--home", "--backend", "--region", "--plan"):
+    for name in ("--prefix", "--home", "--backend", "--region", "--plan", "--emulated"):
         p.add_argument(name, required=True)
     p.add_argument("--port", type=int, required=True)
     try:
