@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
-import resource
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import psutil  # noqa: E402
 
 from labhelpers import replay as replay_module  # noqa: E402
 from labhelpers.errors import AppError  # noqa: E402
@@ -47,6 +50,38 @@ def log_facts(log: Path) -> dict:
             "checkpoints": text.count("Completed checkpoint")}
 
 
+class TreeCPU:
+    """CPU seconds of this process's descendants (the job and its JVM), sampled every 0.2 s:
+    the JVM is not reaped by the job's process, so rusage of children misses it."""
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[int, float], float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        me = psutil.Process(os.getpid())
+        while not self._stop.wait(0.2):
+            for proc in me.children(recursive=True):
+                try:
+                    t = proc.cpu_times()
+                    self.seen[(proc.pid, proc.create_time())] = t.user + t.system
+                except psutil.Error:
+                    pass
+
+    def __enter__(self) -> TreeCPU:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.seen.values())
+
+
 def run_once(variant: str, src: Path, out: Path, timeout: float) -> dict:
     real = replay_module.local_runtime
 
@@ -54,19 +89,17 @@ def run_once(variant: str, src: Path, out: Path, timeout: float) -> dict:
         return real(work, checkpoint_interval=None if variant == "none" else variant)
 
     replay_module.local_runtime = runtime
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     try:
-        summary = replay_module.replay(src, out, timeout=timeout)
+        with TreeCPU() as cpu:
+            summary = replay_module.replay(src, out, timeout=timeout)
         error = None
     except AppError as exc:
         summary, error = {}, str(exc).splitlines()[0]
     finally:
         replay_module.local_runtime = real
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"variant": variant, "wall_s": round(time.perf_counter() - started, 1),
-            "cpu_s": round(cpu, 1), "windows": summary.get("windows"), "error": error,
+            "cpu_s": round(cpu.seconds, 1), "windows": summary.get("windows"), "error": error,
             **log_facts(replay_module.flink_log(out / "_job" / "log"))}
 
 
