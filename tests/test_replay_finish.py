@@ -28,7 +28,7 @@ START = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 # Far below the 10-minute stall, far above a job's start-up (15-30 s idle; 90-155 s measured
 # with the machine's two cores shared by several busy sessions).
 REPLAY_BOUND_S = 240
-# From the last source finishing its input to the job's end (about 1-8 s measured).
+# From the last source finishing its input to the job's end (0.7-3.3 s measured).
 END_BOUND_S = 60
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})")
 
