@@ -89,10 +89,16 @@ CHECKPOINT_INTERVAL = "2s"
 JVM_ARGS = "-Xmx1g -XX:+UseSerialGC"
 
 
-def local_runtime(work: Path, checkpoint_interval: str = CHECKPOINT_INTERVAL) -> dict[str, str]:
-    """Flink settings for the embedded mini-cluster: loopback only, files under ``work``."""
+def local_runtime(work: Path, checkpoint_interval: str | None = CHECKPOINT_INTERVAL
+                  ) -> dict[str, str]:
+    """Flink settings for the embedded mini-cluster: loopback only, files under ``work``.
+
+    ``checkpoint_interval=None`` turns checkpointing off (bounded replays, see replay.py).
+    """
+    interval = {} if checkpoint_interval is None else {
+        "execution.checkpointing.interval": checkpoint_interval}
     return {
-        "execution.checkpointing.interval": checkpoint_interval,
+        **interval,
         "execution.checkpointing.dir": (work / "checkpoints").as_uri(),
         # keep the last checkpoints when the app is stopped or killed: start() resumes there
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",

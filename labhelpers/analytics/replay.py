@@ -3,13 +3,23 @@
 Runs the very same job (SQL + forest) as the live app, with a bounded file source, in a
 child process (a JVM in a notebook kernel would outlive the cell), then turns the job's
 output into ``scores.csv`` and ``dead_letters.jsonl``.
+
+A replay runs without checkpoints. With checkpointing on, Flink ends a bounded job only after
+a checkpoint completes once every task has finished its input; it triggers one at that
+moment, and if that one is declined (a task that already had its final checkpoint is closing
+at the same instant, "Checkpoint was declined (task is closing)") the job waits, idle, for
+the next periodic checkpoint: ten minutes with the interval replays used (issue 16). Without
+checkpoints no task waits for one, and the file sink commits its files when its input ends.
+A replay keeps no state worth restoring (it starts from the beginning every time).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -23,6 +33,63 @@ from ..stream.log import read_all_lines
 from .job import JobSettings, filesystem_sink, filesystem_source
 from .params import JobParams
 
+# The slow-replay warning: a replay should take about a job's start-up plus its records at the
+# job's throughput; it warns above SLOW_FACTOR times that. The figures are generous: start-up
+# is 15-30 s on an idle machine (90-165 s measured for small replays while other sessions kept
+# both cores busy), and the job does ~14k records/s end to end for a day of traffic (README).
+# So the warning means the job waited on something (issue 16: a lost final checkpoint), not
+# that the machine was busy.
+SLOW_STARTUP_S = 90.0
+SLOW_RECORDS_PER_S = 10_000.0
+SLOW_FACTOR = 3.0
+
+
+def expected_seconds(records: int) -> float:
+    """A generous estimate of a replay's time: start-up plus records at a low throughput."""
+    return SLOW_STARTUP_S + records / SLOW_RECORDS_PER_S
+
+
+def slow_warning(seconds: float, records: int, log: Path) -> str | None:
+    """The warning for a replay that took more than SLOW_FACTOR times ``expected_seconds``
+    (None if it did not); it names the Flink log to read."""
+    limit = SLOW_FACTOR * expected_seconds(records)
+    if seconds <= limit:
+        return None
+    return (f"the replay took {seconds:.0f} s for {records} records, more than "
+            f"{SLOW_FACTOR:g} x the {expected_seconds(records):.0f} s it should need "
+            f"(start-up + records); the job probably waited on something: read {log}")
+
+
+def flink_log(log_dir: Path) -> Path:
+    """The job's Flink log file in ``log_dir`` (the folder itself if there is none)."""
+    logs = sorted(log_dir.glob("*.log"), key=lambda p: p.stat().st_size)
+    return logs[-1] if logs else log_dir
+
+
+def _count_lines(path: Path) -> int:
+    n = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            n += chunk.count(b"\n")
+    return n
+
+
+def _run_job(cmd: list[str], env: dict[str, str], cwd: Path, timeout: float
+             ) -> subprocess.CompletedProcess:
+    """Run the job in its own process group, so that a timeout stops its JVM as well."""
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=env, cwd=str(cwd), start_new_session=True) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise AppError(
+                f"The replay job did not end within {timeout:.0f} s",
+                f"read the Flink log {flink_log(cwd / 'log')}, or give a longer timeout.",
+            ) from None
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
 
 def replay(
     input_path: Path | str,
@@ -35,7 +102,9 @@ def replay(
 ) -> dict[str, Any]:
     """Score ``input_path`` (JSON lines) and write ``out_dir/scores.csv``; returns a summary.
     params / changes: the app's parameters (``JobParams.of(params, **changes)``).
-    ``jvm_args`` are added to the job's JVM options (diagnostics, the start-up cache)."""
+    ``jvm_args`` are added to the job's JVM options (diagnostics, the start-up cache).
+    The summary's ``warning`` (also printed) says when the job took far longer than its
+    input needs (see ``slow_warning``); an AppError if it runs longer than ``timeout`` s."""
     src = Path(input_path).resolve()
     if not src.exists():
         raise ConfigError(f"Replay input {src} does not exist",
@@ -49,24 +118,22 @@ def replay(
         scores_connector=filesystem_sink(work / "scores"),
         dead_letter_connector=filesystem_sink(work / "dead_letters"),
         params=JobParams.of(params, **changes),
-        # a bounded job commits its output at the end of the input: checkpoints only cost
-        # here (1 s -> 10 min saved ~8 % CPU on a day of traffic, bench/bench_replay.py)
-        runtime=local_runtime(work, checkpoint_interval="10min"),
+        # no checkpoints: the file sink commits at the end of the input, and a final
+        # checkpoint could be lost and stall the job for a checkpoint interval (see above)
+        runtime=local_runtime(work, checkpoint_interval=None),
     )
     props = work / "properties.json"
     props.write_text(json.dumps(settings.to_properties(), indent=2))
     env = flink_env(work)
     env["JVM_ARGS"] = f"{env['JVM_ARGS']} {jvm_args}".strip()
     started = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "labhelpers.analytics.job", "--properties", str(props)],
-        capture_output=True, text=True, env=env, timeout=timeout, cwd=str(work),
-    )
+    proc = _run_job([sys.executable, "-m", "labhelpers.analytics.job", "--properties",
+                     str(props)], env, work, timeout)
     seconds = time.perf_counter() - started
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).splitlines()[-25:])
         raise AppError(f"The replay job failed (exit {proc.returncode}):\n{tail}",
-                       f"read the log in {work / 'log'} and fix the input or settings.")
+                       f"read the log {flink_log(work / 'log')} and fix the input or settings.")
     rows = [json.loads(line) for line in read_all_lines(work / "scores")]
     rows.sort(key=lambda r: (r["window_start"], r["site"]))
     with open(out / "scores.csv", "w", newline="", encoding="utf-8") as fh:
@@ -79,6 +146,9 @@ def replay(
     with open(out / "scores.jsonl", "w", encoding="utf-8") as fh:
         fh.writelines(json.dumps(r) + "\n" for r in rows)
     shutil.rmtree(work / "tmp", ignore_errors=True)
+    warning = slow_warning(seconds, _count_lines(src), flink_log(work / "log"))
+    if warning:
+        print(f"WARNING: {warning}", file=sys.stderr)
     return {
         "input": str(src),
         "windows": len(rows),
@@ -86,4 +156,5 @@ def replay(
         "bad_records": len(dead),
         "seconds": round(seconds, 2),
         "scores_csv": str(out / "scores.csv"),
+        "warning": warning,
     }
