@@ -119,7 +119,7 @@ def test_subscriptions_and_destinations_on_the_emulator(emulator_cfg):
         mapping = hops[("scores", "alert")]
         assert mapping["state"] == "Enabled", mapping
         assert "batches of 100" in mapping["how"] and "alert-failures" in mapping["how"]
-        assert "local poller" in mapping["how"]
+        assert "local runner" in mapping["how"]
         assert hops[("alert", "SNS")]["state"] == "configured"
         assert hops[("alert", "bucket")]["state"] == "configured"
         assert hops[("input", "analytics")]["state"] == "app not running"
