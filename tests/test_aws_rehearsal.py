@@ -46,6 +46,7 @@ def test_the_aws_path_on_the_emulator(emulator_cfg, tmp_path):
         assert sink.stats.acknowledged == sent, sink.stats
         t0 = time.monotonic()
         lab.start_app(zip_path=zip_path, warmup_windows=12)
+        t_started = time.monotonic() - t0
         first = lab.wait_for_scores(count=1, timeout=600)
         seconds_to_first_score = time.monotonic() - t0
         n_windows = (WARMUP_S + 20) // 10 - 1  # the last window waits for later records
@@ -61,8 +62,9 @@ def test_the_aws_path_on_the_emulator(emulator_cfg, tmp_path):
             f"flagged: {flagged}")
         assert len(inbox) == 1, f"one episode, one alert: {inbox}"
         assert lab.app_params().forest.warmup_windows == 12
-        print(f"rehearsal: {sent} records, {len(rows)} windows, first score after "
-              f"{seconds_to_first_score:.0f} s (first: {first[0]['window_end']})")
+        print(f"rehearsal: {sent} records, {len(rows)} windows; stand-in submitted after "
+              f"{t_started:.0f} s, first score after {seconds_to_first_score:.0f} s, all "
+              f"windows after {time.monotonic() - t0:.0f} s (first: {first[0]['window_end']})")
     finally:
         report = cleanup(cfg, stop_emulator=False, progress=False)
     assert report["leftovers"] == [], report

@@ -63,7 +63,7 @@ def process(cfg: LabConfig) -> BackgroundProcess:
 
 
 def _run_options(groups: list[dict[str, Any]]) -> dict[str, str]:
-    from .managed import RUN_OPTIONS_GROUP
+    from .managed_config import RUN_OPTIONS_GROUP
 
     for g in groups:
         if g["PropertyGroupId"] == RUN_OPTIONS_GROUP:

@@ -55,8 +55,8 @@ class AwsBackend(Backend):
                 return self.app_status()
             print("Restarting the analytics app with the new parameters.")
             managed_standin.stop(self.cfg)
-        # the application exists in the emulator as on AWS (create/describe work there)
-        managed.deploy(self.cfg, zip_path, params, start_app=False, progress=False)
+        # the stand-in IS the application here: the emulator can create one but cannot start,
+        # stop or delete it (HTTP 500), so creating it would leave it behind at clean-up
         managed_standin.start(self.cfg, zip_path, stack.outputs(self.cfg),
                               endpoint=self.cfg.endpoint_url, params=params)
         esm_runner.start(self.cfg, endpoint=self.cfg.endpoint_url)
@@ -79,6 +79,10 @@ class AwsBackend(Backend):
         return bool(managed_standin.status(self.cfg)["running"])
 
     def app_status(self) -> dict[str, Any]:
+        if self.cfg.emulated:
+            from ..analytics import managed_standin
+
+            return {**super().app_status(), "application": managed_standin.status(self.cfg)}
         return {**super().app_status(), "application": managed.status(self.cfg)}
 
     def app_logs(self, lines: int = 40) -> str:
@@ -115,7 +119,10 @@ class AwsBackend(Backend):
     def app_hops(self, outs: dict[str, str]) -> list[dict[str, str]]:
         cfg = self.cfg
         try:
-            state = managed.status(cfg).get("status") or "not created"
+            if cfg.emulated:
+                state = "RUNNING (stand-in)" if self.app_running() else "not running (stand-in)"
+            else:
+                state = managed.status(cfg).get("status") or "not created"
         except Exception as err:  # shown in the table, never fatal
             state = f"unknown ({err})"
         app_state = f"application {state}"
@@ -132,12 +139,6 @@ class AwsBackend(Backend):
         ]
 
     def delete_app(self) -> bool | None:
-        # billed per KPU-hour while it exists and runs: deleted first
-        stopped = self.stop_app() if self.cfg.emulated else None
-        try:
-            deleted = managed.delete(self.cfg)
-        except AppError:
-            if not self.cfg.emulated:
-                raise
-            deleted = None  # the emulator cannot delete an application (HTTP 500)
-        return stopped if self.cfg.emulated else deleted
+        if self.cfg.emulated:
+            return self.stop_app()
+        return managed.delete(self.cfg)  # billed per KPU-hour while it exists: deleted first
