@@ -16,19 +16,22 @@ import signal
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from .config import LabConfig, load_config
+from .contracts import LATE
 from .errors import AppError
 from .forest import ForestParams
 from .java import java_env
 from .job import JobSettings, filesystem_sink, filesystem_source
 from .jvm_cache import startup_env
 from .procs import alive, spawn, stop_group
-from .streamlog import read_all_lines
+from .streamlog import Feeder, count_lines, read_all_lines
 
 CHECKPOINT_INTERVAL = "2s"
+START_POSITIONS = ("latest", "earliest")
 MARKER = "labhelpers.app"  # in the background process's command line
 # The JVM's heap: the local mini-cluster's default (1/4 of RAM) is far more than it needs.
 JVM_ARGS = "-Xmx1g -XX:+UseSerialGC"
@@ -75,6 +78,11 @@ def flink_env(work: Path) -> dict[str, str]:
     return startup_env(env)
 
 
+def feed_dir(cfg: LabConfig) -> Path:
+    """The folder the job reads: the input stream log, moved there in order by the Feeder."""
+    return app_dir(cfg) / "feed"
+
+
 def local_settings(
     cfg: LabConfig,
     forest: ForestParams | dict | None = None,
@@ -85,7 +93,7 @@ def local_settings(
     if isinstance(forest, dict):
         forest = ForestParams.from_dict(forest)
     return JobSettings(
-        input_connector=filesystem_source(cfg.stream_dir(cfg.input_stream), continuous=True),
+        input_connector=filesystem_source(feed_dir(cfg), continuous=True),
         scores_connector=filesystem_sink(cfg.stream_dir(cfg.scores_stream)),
         dead_letter_connector=filesystem_sink(cfg.stream_dir(cfg.dead_letter_stream)),
         window_seconds=window_seconds,
@@ -106,6 +114,36 @@ def _read_state(cfg: LabConfig) -> dict[str, Any] | None:
     return json.loads(path.read_text())
 
 
+def parameters(job: JobSettings) -> dict[str, Any]:
+    """The app's parameters as one flat dict: window_seconds, lateness_seconds and the forest's
+    (the names of notebook 03's parameters cell, lower case)."""
+    return {"window_seconds": int(job.window_seconds),
+            "lateness_seconds": int(job.lateness_seconds), **job.forest.to_dict()}
+
+
+def _changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    return {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new))
+            if old.get(k) != new.get(k)}
+
+
+def _say_changes(changes: dict[str, tuple[Any, Any]]) -> str:
+    return ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items())
+
+
+def _start_point(cfg: LabConfig, position: str, window_seconds: int) -> dict[str, Any]:
+    """Where a fresh start reads from, and how many earlier records it does not read."""
+    src = cfg.stream_dir(cfg.input_stream)
+    if position == "earliest":
+        return {"start_position": position, "start_ms": None, "skip_through": None,
+                "not_read": 0}
+    now_ms = int(time.time() * 1000)
+    step = int(window_seconds) * 1000
+    start_ms = -(-now_ms // step) * step  # the next window boundary at or after now
+    names = sorted(p.name for p in src.glob("*.jsonl")) if src.is_dir() else []
+    return {"start_position": position, "start_ms": start_ms,
+            "skip_through": names[-1] if names else None, "not_read": count_lines(src)}
+
+
 def start(
     cfg: LabConfig,
     forest: ForestParams | dict | None = None,
@@ -114,32 +152,50 @@ def start(
     alerts: bool = True,
     fresh: bool = False,
     wait_seconds: float = 90,
+    start_position: str = "latest",
 ) -> dict[str, Any]:
-    """Start the app in the background (or return the one already running).
+    """Start the app in the background; say what it reads and from where.
 
-    If an earlier run with the same settings left a checkpoint (it was stopped, killed or
-    crashed), the app resumes from it: the input is read on from where that checkpoint was,
-    each forest continues from its saved state, and no window is lost or reported twice.
-    Otherwise (or with ``fresh=True``, or changed settings) it starts fresh: it clears the
-    earlier outputs and reads the input stream from its beginning. ``alerts`` also runs the
-    local alert poller (needs the stack deployed). Waits until the Flink job is running.
+    A fresh start reads the input stream from ``start_position``: ``"latest"`` (default: the
+    next window boundary from now, so the first window is complete) or ``"earliest"`` (every
+    record in the stream), then on in order; it prints how many earlier records it does not
+    read. If an earlier run with the same settings left a checkpoint (stopped, killed or
+    crashed), the app resumes from it instead: it reads everything that arrived meanwhile,
+    in order, each forest continues from its saved state, and no window is lost or reported
+    twice. Called again while running: with the same settings it says so and returns; with
+    other settings it stops the app and starts it with the new ones, saying what changed.
+    Changed settings (or ``fresh=True``) start fresh: earlier outputs are cleared, because a
+    new window or forest cannot continue from the old state. ``alerts`` also runs the local
+    alert poller (needs the stack deployed). Waits until the Flink job is running.
     """
     if cfg.backend != "local":
         raise AppError(
             "app.start runs the local mini-cluster only",
             "on the aws backend use labhelpers.cloud_app (managed Flink).",
         )
-    current = status(cfg)
-    if current["running"]:
-        print(f"The analytics app is already running (pid {current['pid']}).")
-        return current
+    if start_position not in START_POSITIONS:
+        raise AppError(f"start_position={start_position!r} is not a start position",
+                       f"use one of {', '.join(START_POSITIONS)}.")
     settings = local_settings(cfg, forest, window_seconds, lateness_seconds)
     work = app_dir(cfg)
     props = work / "properties.json"
+    before = parameters(JobSettings.from_properties(json.loads(props.read_text()))) if (
+        props.exists()) else None
+    changes = _changes(before, parameters(settings)) if before is not None else {}
+    current = status(cfg)
+    if current["running"]:
+        if not changes and not fresh:
+            print(f"The analytics app is already running with these settings "
+                  f"(pid {current['pid']}).")
+            return current
+        why = f"the settings changed: {_say_changes(changes)}" if changes else "fresh=True"
+        print(f"The analytics app is running (pid {current['pid']}) and {why}: restarting it.")
+        stop(cfg)
     checkpoint = None if fresh else latest_checkpoint(cfg)
-    if checkpoint is not None and json.loads(props.read_text()) != settings.to_properties():
-        print("The settings differ from the last run's, so its checkpoint cannot be used: "
-              "starting fresh.")
+    if checkpoint is not None and changes:
+        print(f"The settings differ from the last run's ({_say_changes(changes)}): its "
+              f"checkpoint holds windows and forests of the old settings and cannot be "
+              f"used, so the app starts fresh from the {start_position} position.")
         checkpoint = None
     if checkpoint is None:
         for old in (work, cfg.stream_dir(cfg.scores_stream),
@@ -147,8 +203,21 @@ def start(
             shutil.rmtree(old, ignore_errors=True)
         (work / "log").mkdir(parents=True)
         props.write_text(json.dumps(settings.to_properties(), indent=2))
+        point = _start_point(cfg, start_position, settings.window_seconds)
+        (work / "start.json").write_text(json.dumps(point))
+        if start_position == "latest":
+            first = datetime.fromtimestamp(point["start_ms"] / 1000, UTC)
+            print(f"Reading from the latest position: the first window starts at "
+                  f"{first:%H:%M:%S} UTC; {point['not_read']} earlier record(s) in the "
+                  f"stream are not read (start_position='earliest' reads them).")
+        else:
+            print("Reading from the earliest position: every record in the stream, in "
+                  "order (0 earlier records not read).")
     else:
-        print(f"Resuming from checkpoint {checkpoint.parent.name}/{checkpoint.name}.")
+        point = json.loads((work / "start.json").read_text())
+        print(f"Resuming from checkpoint {checkpoint.parent.name}/{checkpoint.name}: "
+              f"everything that arrived since is read, in order "
+              f"(start position of this run: {point['start_position']}).")
         shutil.rmtree(work / "tmp", ignore_errors=True)
         (work / "running").unlink(missing_ok=True)
     cfg.stream_dir(cfg.input_stream).mkdir(parents=True, exist_ok=True)
@@ -189,8 +258,16 @@ def latest_checkpoint(cfg: LabConfig) -> Path | None:
     return max(done, key=lambda d: (d.stat().st_mtime, int(d.name[4:]))) if done else None
 
 
+def _checkpoint_after(cfg: LabConfig, checkpoint_id: int) -> bool:
+    """Has a checkpoint newer than ``checkpoint_id`` completed (the restored job is running
+    and its source has taken back the files it had)?"""
+    return any(int(m.parent.name[4:]) > checkpoint_id
+               for m in (app_dir(cfg) / "checkpoints").glob("*/chk-*/_metadata"))
+
+
 def settings(cfg: LabConfig) -> JobSettings:
-    """The settings the app was last started with (window, lateness, forest parameters)."""
+    """The settings the app was last started with (window, lateness, forest parameters);
+    ``parameters(settings(cfg))`` is the same as a flat dict."""
     path = app_dir(cfg) / "properties.json"
     if not path.exists():
         raise AppError("The analytics app has not been started",
@@ -205,18 +282,39 @@ def status(cfg: LabConfig) -> dict[str, Any]:
     running = alive(pid, MARKER)
     scores = read_all_lines(cfg.stream_dir(cfg.scores_stream))
     dead = read_all_lines(cfg.stream_dir(cfg.dead_letter_stream))
+    late = sum(f'"reason":"{LATE}"' in d for d in dead)
     last = json.loads(scores[-1]) if scores else None
+    point = _read_json(app_dir(cfg) / "start.json")
+    fed = _feeder_counts(cfg)
     return {
         "running": running,
         "pid": pid if running else None,
         "uptime_s": round(time.time() - state["started"], 1) if running else 0.0,
         "windows_scored": len(scores),
         "anomalies": sum('"is_anomaly":true' in s for s in scores),
-        "bad_records": len(dead),
+        "bad_records": len(dead) - late,
+        "late_records": late,
         "last_window": (last or {}).get("window_end"),
+        "start_position": point.get("start_position"),
+        "records_fed": fed["fed"],
+        "not_read_before_start": fed["skipped"],
         "resumed_from": state.get("resumed_from") if running else None,
         "log": state.get("log"),
     }
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def _feeder_counts(cfg: LabConfig) -> dict[str, int]:
+    """Records fed to the job and skipped before the start position (the newest manifest)."""
+    manifests = sorted((feed_dir(cfg) / "_manifests").glob("*.json"))
+    info = _read_json(manifests[-1]) if manifests else {}
+    return {"fed": info.get("fed_total", 0), "skipped": info.get("skipped_total", 0)}
 
 
 def stop(cfg: LabConfig, timeout: float = 20) -> bool:
@@ -282,6 +380,22 @@ def _run(args: argparse.Namespace) -> int:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, _terminate)
+    point = _read_json(app_dir(cfg) / "start.json")
+    feeder = Feeder(cfg.stream_dir(cfg.input_stream), feed_dir(cfg),
+                    start_ms=point.get("start_ms"), skip_through=point.get("skip_through"))
+    if args.restore:
+        restored = int(Path(args.restore).name.removeprefix("chk-"))
+        taken = feeder.take_back_unknown(Path(args.restore) / "_metadata")
+        feeder.gate = lambda: _checkpoint_after(cfg, restored)
+        if taken:
+            print(f"feeder: {len(taken)} feed file(s) newer than the checkpoint fed again, "
+                  "merged", flush=True)
+    if not feeder.use_atime:
+        print("feeder: this file system keeps no access times; feeding one file per 3 s",
+              flush=True)
+    feeder_thread = threading.Thread(target=feeder.run_forever, args=(stop_event,),
+                                     name="feeder", daemon=True)
+    feeder_thread.start()
     result = job.run(settings, wait=False)
     (app_dir(cfg) / "running").write_text(str(os.getpid()))
     print(f"job submitted: {result.get_job_client().get_job_id()}", flush=True)

@@ -46,6 +46,11 @@ BAD_REASONS = (
     "missing_site",
     "bad_event_time",
 )
+# A valid record whose window was already reported when it arrived (the job decides this
+# from its watermark; check_record cannot, it sees one record alone).
+LATE = "late"
+# Every reason word of the dead-letter stream.
+DEAD_LETTER_REASONS = (*BAD_REASONS, LATE)
 
 
 def format_event_time(ts: datetime | float) -> str:

@@ -17,7 +17,7 @@ def test_app_lifecycle_without_alerts(tmp_path):
         app.settings(cfg)
     lines = [to_line(r) for r in timeline(steady_plan(), 1_795_770_000, 120)]
     StreamLogWriter(cfg.stream_dir(cfg.input_stream)).append(lines + ["garbage"])
-    first = app.start(cfg, alerts=False, forest={"warmup_windows": 3})
+    first = app.start(cfg, alerts=False, forest={"warmup_windows": 3}, start_position="earliest")
     try:
         assert first["running"]
         assert app.start(cfg)["pid"] == first["pid"], "a second start reuses the running app"
