@@ -161,13 +161,21 @@ def cmd_app(args) -> int:
 
     cfg = _cfg(args)
     if args.action == "start":
-        _print(app.start(cfg, alerts=not args.no_alerts))
+        _print(app.start(cfg, alerts=not args.no_alerts, start_position=args.start_position))
     elif args.action == "stop":
         _print({"was_running": app.stop(cfg)})
     elif args.action == "status":
         _print(app.status(cfg))
     elif args.action == "logs":
         print(app.logs(cfg, args.lines))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from . import export
+
+    fn = export.export_input if args.stream == "input" else export.export_scores
+    _print(fn(_cfg(args), args.out))
     return 0
 
 
@@ -325,8 +333,15 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("app", help="the analytics application (Flink job)")
     a.add_argument("action", choices=("start", "stop", "status", "logs"))
     a.add_argument("--no-alerts", action="store_true")
+    a.add_argument("--start-position", choices=("latest", "earliest"), default="latest",
+                   help="start: where a fresh start reads the input stream from")
     a.add_argument("--lines", type=int, default=40)
     a.set_defaults(fn=cmd_app)
+
+    ex = sub.add_parser("export", help="the input stream as JSON lines, or the scores as CSV")
+    ex.add_argument("stream", choices=("input", "scores"))
+    ex.add_argument("out", type=Path, help="input: OUT.jsonl; scores: OUT.csv")
+    ex.set_defaults(fn=cmd_export)
 
     sub.add_parser("inbox", help="alerts received").set_defaults(fn=cmd_inbox)
 
