@@ -276,7 +276,10 @@ def settings(cfg: LabConfig) -> JobSettings:
 
 
 def status(cfg: LabConfig) -> dict[str, Any]:
-    """Is the app running, since when, and how much it has produced."""
+    """Is the app running, since when, and how much it has produced: windows scored,
+    anomalies, bad records and late records (both in the dead-letter stream), the start
+    position and the records not read before it, and the app's ``parameters`` (window,
+    lateness and forest settings it was started with; None before the first start)."""
     state = _read_state(cfg) or {}
     pid = state.get("pid")
     running = alive(pid, MARKER)
@@ -296,6 +299,7 @@ def status(cfg: LabConfig) -> dict[str, Any]:
         "late_records": late,
         "last_window": (last or {}).get("window_end"),
         "start_position": point.get("start_position"),
+        "parameters": _parameters_if_any(cfg),
         "records_fed": fed["fed"],
         "not_read_before_start": fed["skipped"],
         "resumed_from": state.get("resumed_from") if running else None,
@@ -303,7 +307,12 @@ def status(cfg: LabConfig) -> dict[str, Any]:
     }
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _parameters_if_any(cfg: LabConfig) -> dict[str, Any] | None:
+    props = _read_json(app_dir(cfg) / "properties.json")
+    return parameters(JobSettings.from_properties(props)) if props else None
+
+
+def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
     except (FileNotFoundError, ValueError):
