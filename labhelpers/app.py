@@ -147,8 +147,8 @@ def _start_point(cfg: LabConfig, position: str, window_seconds: int) -> dict[str
 def start(
     cfg: LabConfig,
     forest: ForestParams | dict | None = None,
-    window_seconds: int = 10,
-    lateness_seconds: int = 5,
+    window_seconds: int | None = None,
+    lateness_seconds: int | None = None,
     alerts: bool = True,
     fresh: bool = False,
     wait_seconds: float = 90,
@@ -167,6 +167,8 @@ def start(
     Changed settings (or ``fresh=True``) start fresh: earlier outputs are cleared, because a
     new window or forest cannot continue from the old state. ``alerts`` also runs the local
     alert poller (needs the stack deployed). Waits until the Flink job is running.
+    A setting left out (None) keeps the last run's value (else the default: 10-s windows,
+    5 s lateness, the default forest), so ``start(cfg)`` alone never changes settings.
     """
     if cfg.backend != "local":
         raise AppError(
@@ -176,11 +178,16 @@ def start(
     if start_position not in START_POSITIONS:
         raise AppError(f"start_position={start_position!r} is not a start position",
                        f"use one of {', '.join(START_POSITIONS)}.")
-    settings = local_settings(cfg, forest, window_seconds, lateness_seconds)
     work = app_dir(cfg)
     props = work / "properties.json"
-    before = parameters(JobSettings.from_properties(json.loads(props.read_text()))) if (
+    last = JobSettings.from_properties(json.loads(props.read_text())) if (
         props.exists()) else None
+    settings = local_settings(
+        cfg, forest if forest is not None else (last.forest if last else None),
+        window_seconds if window_seconds is not None else (last.window_seconds if last else 10),
+        lateness_seconds if lateness_seconds is not None else (
+            last.lateness_seconds if last else 5))
+    before = parameters(last) if last else None
     changes = _changes(before, parameters(settings)) if before is not None else {}
     current = status(cfg)
     if current["running"]:
