@@ -401,7 +401,7 @@ def _run(args: argparse.Namespace) -> int:
                     start_ms=point.get("start_ms"), skip_through=point.get("skip_through"))
     if args.restore:
         restored = int(Path(args.restore).name.removeprefix("chk-"))
-        taken = feeder.take_back_unknown(Path(args.restore) / "_metadata")
+        taken = feeder.take_back_unknown(Path(args.restore))
         feeder.gate = lambda: _checkpoint_after(cfg, restored)
         if taken:
             print(f"feeder: {len(taken)} feed file(s) newer than the checkpoint fed again, "

@@ -229,10 +229,14 @@ class Feeder:
                 self.fed = max(self.fed, info.get("fed_total", 0))
             self._seq = max(self._seq, int(feed.name.split("-", 1)[0]))
 
-    def take_back_unknown(self, checkpoint_metadata: Path) -> list[str]:
+    def take_back_unknown(self, checkpoint: Path) -> list[str]:
         """Before a resume: remove the feed files the checkpoint does not mention, so that
-        they are fed again (merged, in order); returns their names."""
-        known = checkpoint_metadata.read_bytes()
+        they are fed again (merged, in order); returns their names.
+
+        ``checkpoint`` is the checkpoint's folder (or its ``_metadata`` file): the source's
+        state in it (files found, the split being read) names the feed files it knows."""
+        folder = checkpoint.parent if checkpoint.name == "_metadata" else checkpoint
+        known = b"".join(p.read_bytes() for p in folder.iterdir() if p.is_file())
         taken = [f for f in self._feed_files() if f.name.encode() not in known]
         for feed in taken:
             feed.unlink()

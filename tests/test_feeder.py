@@ -55,7 +55,8 @@ def test_take_back_what_the_checkpoint_does_not_know(tmp_path):
         f.step()
         names.append(sorted((tmp_path / "feed").glob("*.jsonl"))[-1])
         _read(names[-1])
-    meta = tmp_path / "_metadata"
+    (tmp_path / "chk").mkdir()
+    meta = tmp_path / "chk" / "_metadata"
     meta.write_bytes(b"\x00junk" + names[0].name.encode() + b"\x00")  # knows the first only
     g = Feeder(tmp_path / "in", tmp_path / "feed")
     assert g.take_back_unknown(meta) == [n.name for n in names[1:]]
