@@ -33,7 +33,7 @@ def run(position: str, backlog_s: float) -> dict:
     traffic.start(cfg)
     try:
         t0 = time.perf_counter()
-        app.start(cfg, alerts=False, start_position=position)
+        app.start(cfg, alerts=False, start_position=position, wait_seconds=600)
         started = time.perf_counter() - t0
         rows = app.wait_for_scores(cfg, count=1, timeout=300)
         first = time.perf_counter() - t0
