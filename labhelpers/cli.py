@@ -179,13 +179,22 @@ def cmd_app(args) -> int:
     lab = for_config(_cfg(args))
     if args.action == "start":
         extra = {"alerts": False} if args.no_alerts else {}
-        _print(lab.start_app(_job_params(args), fresh=args.fresh, **extra))
+        _print(lab.start_app(_job_params(args), fresh=args.fresh,
+                             start_position=args.start_position, **extra))
     elif args.action == "stop":
         _print({"was_running": lab.stop_app()})
     elif args.action == "status":
         _print(lab.app_status())
     elif args.action == "logs":
         print(lab.app_logs(args.lines))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .stream import export
+
+    fn = export.export_input if args.stream == "input" else export.export_scores
+    _print(fn(_cfg(args), args.out))
     return 0
 
 
@@ -346,11 +355,18 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("app", help="the analytics application (Flink job)")
     a.add_argument("action", choices=("start", "stop", "status", "logs"))
     a.add_argument("--no-alerts", action="store_true")
+    a.add_argument("--start-position", choices=("latest", "earliest"), default="latest",
+                   help="start: where a fresh start reads the input stream from")
     a.add_argument("--fresh", action="store_true",
                    help="start over instead of resuming from the last checkpoint")
     _job_options(a)
     a.add_argument("--lines", type=int, default=40)
     a.set_defaults(fn=cmd_app)
+
+    ex = sub.add_parser("export", help="the input stream as JSON lines, or the scores as CSV")
+    ex.add_argument("stream", choices=("input", "scores"))
+    ex.add_argument("out", type=Path, help="input: OUT.jsonl; scores: OUT.csv")
+    ex.set_defaults(fn=cmd_export)
 
     sub.add_parser("inbox", help="alerts received").set_defaults(fn=cmd_inbox)
 

@@ -55,6 +55,11 @@ BAD_REASONS = (
     "missing_site",
     "bad_event_time",
 )
+# A valid record whose window was already reported when it arrived (the job decides this
+# from its watermark; check_record cannot, it sees one record alone).
+LATE = "late"
+# Every reason word of the dead-letter stream.
+DEAD_LETTER_REASONS = (*BAD_REASONS, LATE)
 
 
 def format_event_time(ts: datetime | float) -> str:
@@ -106,7 +111,7 @@ def sql_values() -> dict[str, object]:
     """The record rules' values for the job's SQL: the limits and one placeholder per
     reason word (``{{reason_oversized}}`` -> ``oversized``)."""
     return {"max_record_chars": MAX_RECORD_CHARS, "max_site_chars": MAX_SITE_CHARS,
-            **{f"reason_{word}": word for word in BAD_REASONS}}
+            **{f"reason_{word}": word for word in DEAD_LETTER_REASONS}}
 
 
 def ctr_percent(clicks: int, impressions: int) -> float | None:

@@ -20,8 +20,8 @@
 --    stopping the job. Windows run on EVENT time (when the generator made the record),
 --    not on arrival time, so a replay gives the same answer as the live run.
 --    WATERMARK: a record may arrive up to {{lateness_seconds}} s after a later one;
---    a record later than that falls into a window that has already been reported and
---    is not counted. A line whose event time cannot be read gets 1970-01-01 so it never
+--    a record later than that falls into a window that has already been reported: it is
+--    set aside with the reason 'late' (below), never dropped silently. A line whose event time cannot be read gets 1970-01-01 so it never
 --    moves the watermark; it is counted as a bad record below. The parsed time must print
 --    back as the same text: the parser alone would turn 2026-02-30 into 2026-02-28.
 CREATE TABLE click_records (
@@ -45,9 +45,17 @@ CREATE TABLE click_records (
   {{input_connector}}
 );
 
+-- The job (labhelpers/job.py) reads click_records ONCE and shares it, as click_stream (the
+-- same columns, event_time still carrying the source's watermark), between the windows and
+-- the dead letters: both see the same records and the same watermark in the same order, so
+-- a record is either counted in its window or set aside as late, never both, never neither.
+
 -- 2. Why a line is not usable, or NULL when it is. The rules, their limits (in characters)
 --    and the reason words are defined once, in labhelpers/contracts.py, and filled in here.
 --    A non-empty string is [" and one more character that is not the closing quote.
+--    'late': the record's {{window_seconds}}-s window has already been reported. A tumbling
+--    window drops a record iff its window's end - 1 ms <= the current watermark; exactly
+--    those records go to the dead letters instead, so the window never drops anything.
 CREATE TEMPORARY VIEW checked_records AS
 SELECT
   line,
@@ -68,9 +76,15 @@ SELECT
     WHEN NOT REGEXP(COALESCE(site_json, ''), '^\["[^"]')
       OR CHAR_LENGTH(JSON_VALUE(site_json, '$[0]')) > {{max_site_chars}} THEN '{{reason_missing_site}}'
     WHEN event_time = TIMESTAMP '1970-01-01 00:00:00.000' THEN '{{reason_bad_event_time}}'
+    WHEN TIMESTAMPADD(SECOND,
+           TIMESTAMPDIFF(SECOND, TIMESTAMP '1970-01-01 00:00:00', event_time)
+           - MOD(TIMESTAMPDIFF(SECOND, TIMESTAMP '1970-01-01 00:00:00', event_time),
+                 {{window_seconds}}) + {{window_seconds}},
+           TIMESTAMP '1970-01-01 00:00:00') - INTERVAL '0.001' SECOND
+         <= CURRENT_WATERMARK(event_time) THEN '{{reason_late}}'
     ELSE CAST(NULL AS STRING)
   END AS reason
-FROM click_records;
+FROM click_stream;
 
 -- 3. The valid click and impression records.
 CREATE TEMPORARY VIEW clicks AS

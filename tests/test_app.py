@@ -22,7 +22,7 @@ def test_app_lifecycle_without_alerts(tmp_path):
     lines = [to_line(r) for r in timeline(steady_plan(), 1_795_770_000, 120)]
     StreamLogWriter(cfg.stream_dir(cfg.input_stream)).append(lines + ["garbage"])
     params = JobParams.of(warmup_windows=3)
-    first = lab.start_app(params, alerts=False)
+    first = lab.start_app(params, alerts=False, start_position="earliest")
     try:
         assert first["running"]
         again = lab.start_app(params, alerts=False)

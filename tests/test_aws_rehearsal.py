@@ -45,7 +45,7 @@ def test_the_aws_path_on_the_emulator(emulator_cfg, tmp_path):
             sent += len(batch.lines)
         assert sink.stats.acknowledged == sent, sink.stats
         t0 = time.monotonic()
-        lab.start_app(zip_path=zip_path, warmup_windows=12)
+        lab.start_app(zip_path=zip_path, start_position="earliest", warmup_windows=12)
         t_started = time.monotonic() - t0
         first = lab.wait_for_scores(count=1, timeout=600)
         seconds_to_first_score = time.monotonic() - t0

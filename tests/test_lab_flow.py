@@ -37,7 +37,7 @@ def test_lab_spike_test_through_the_app(flow_cfg):
     lines = [to_line(r) for r in timeline(plan, START, seed=3)]
     # one file: files found in one directory scan are read in random order (FINDINGS)
     StreamLogWriter(cfg.stream_dir(cfg.input_stream)).append(lines)
-    app.start(cfg)
+    app.start(cfg, start_position="earliest")
     n_windows = (WARMUP_S + 20 + 30) // 10 - 1  # the last window waits for later records
     wait_until(lambda: len(scores_frame(cfg)) >= n_windows, "all windows scored", timeout=180)
     got = wait_until(lambda: alert_inbox.inbox(cfg), "the alert", timeout=60)

@@ -51,7 +51,8 @@ def test_kill_and_resume_gives_the_uninterrupted_result(tmp_path):
     writer = StreamLogWriter(cfg.stream_dir(cfg.input_stream))
     chunks = _chunks(lines)
     half = len(chunks) // 2
-    app.start(cfg, alerts=False, forest=FOREST)
+    app.start(cfg, alerts=False, forest=FOREST, start_position="earliest",
+              wait_seconds=300)
     try:
         _write_slowly(writer, chunks[:half])
         wait_until(lambda: len(scores_frame(cfg)) >= (half - 1) * CHUNK_S // 10 * 2,
@@ -60,7 +61,8 @@ def test_kill_and_resume_gives_the_uninterrupted_result(tmp_path):
         os.killpg(app.status(cfg)["pid"], signal.SIGKILL)  # a crash, not a clean stop
         wait_until(lambda: not app.status(cfg)["running"], "the app to die", timeout=30)
         assert app.latest_checkpoint(cfg) is not None, "no checkpoint survived the crash"
-        resumed = app.start(cfg, alerts=False, forest=FOREST)
+        resumed = app.start(cfg, alerts=False, forest=FOREST, start_position="earliest",
+                            wait_seconds=300)
         assert resumed["resumed_from"], "the second start must resume from the checkpoint"
         _write_slowly(writer, chunks[half:])
         expected = len(reference) - 2  # the last window of each site waits for later records

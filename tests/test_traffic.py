@@ -19,7 +19,7 @@ def test_traffic_lifecycle(tmp_path):
         traffic.spike(cfg)
     first = traffic.start(cfg, sites=("a.example", "b.example"))
     assert first["running"]
-    again = traffic.start(cfg)
+    again = traffic.start(cfg, sites=("a.example", "b.example"))  # the same plan
     assert again["pid"] == first["pid"], "a second start must reuse the running generator"
     traffic.spike(cfg, extra_senders=2, seconds=2)
     time.sleep(4)

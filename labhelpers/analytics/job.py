@@ -209,6 +209,17 @@ def _make_scorer(params: ForestParams):
     return ForestScorer(params.to_dict())
 
 
+def _share_source(t_env) -> None:
+    """Register ``click_stream``: the records of ``click_records`` read once, for both the
+    windows and the dead letters (see the SQL). Two reads of the source would each have
+    their own watermark, and the 'late' decision of one would not match the other's window."""
+    from pyflink.table import Schema
+
+    shared = t_env.to_data_stream(t_env.from_path("click_records"))
+    schema = Schema.new_builder().watermark("event_time", "SOURCE_WATERMARK()").build()
+    t_env.create_temporary_view("click_stream", t_env.from_data_stream(shared, schema))
+
+
 def build(settings: JobSettings):
     """Create the environments, run the SQL DDL, wire the forest, return a statement set."""
     from pyflink.common import Configuration
@@ -228,6 +239,8 @@ def build(settings: JobSettings):
     t_env.get_config().set("table.local-time-zone", "UTC")
     for statement in split_statements(settings.sql()):
         t_env.execute_sql(statement)
+        if statement.startswith("CREATE TABLE click_records"):
+            _share_source(t_env)
     windows = t_env.to_data_stream(t_env.from_path("window_ctr"))
     scored = (
         windows.key_by(lambda r: r["site"])

@@ -422,7 +422,8 @@ def delete(cfg: LabConfig, *, timeout: float = STOP_TIMEOUT_S, poll: float = 10.
 
 
 def deploy(cfg: LabConfig, zip_path=None, params: JobParams | dict | None = None, *,
-           start_app: bool = True, progress: bool = True) -> dict[str, Any]:
+           start_app: bool = True, progress: bool = True,
+           start_position: str = "TRIM_HORIZON") -> dict[str, Any]:
     """Upload the zip, create or update the application from the stack outputs, start it.
 
     zip_path: the package from ``labhelpers.analytics.packaging.package`` (``python -m labhelpers
@@ -444,7 +445,7 @@ def deploy(cfg: LabConfig, zip_path=None, params: JobParams | dict | None = None
                            "deploy the current template (notebook 01), then try again.")
     try:
         bucket, key = packaging.upload(cfg, zip_path)
-        settings = cloud_settings(cfg, outs, params)
+        settings = cloud_settings(cfg, outs, params, start_position=start_position)
         create_or_update(cfg, CodeLocation(bucket, key), settings, outs["AppRoleArn"],
                          outs["AppLogGroupName"], progress=progress)
         if start_app:

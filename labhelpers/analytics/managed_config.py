@@ -175,8 +175,10 @@ def cloud_settings(
     endpoint: str | None = None,
     credentials: dict[str, str] | None = None,
     runtime: dict[str, str] | None = None,
+    start_position: str = "TRIM_HORIZON",
 ) -> JobSettings:
-    """Job settings that read the input stream and write the scores and dead-letter streams.
+    """Job settings that read the input stream (from ``start_position``: TRIM_HORIZON or
+    LATEST) and write the scores and dead-letter streams.
 
     ``outputs`` are the stack outputs (InputStreamArn, ScoresStreamArn, DeadLetterStreamArn).
     ``endpoint``/``credentials`` point the connector at a local emulator (tests and the local
@@ -191,7 +193,7 @@ def cloud_settings(
     region = cfg.region
     return JobSettings(
         input_connector=kinesis_source(outputs["InputStreamArn"], region, endpoint=endpoint,
-                                       credentials=credentials),
+                                       credentials=credentials, start_position=start_position),
         scores_connector=kinesis_sink(outputs["ScoresStreamArn"], region, endpoint=endpoint,
                                       credentials=credentials),
         dead_letter_connector=kinesis_sink(outputs["DeadLetterStreamArn"], region,
@@ -203,7 +205,8 @@ def cloud_settings(
 
 def emulator_settings(cfg: LabConfig, outputs: dict[str, str], jar, work,
                       params: JobParams | dict | None = None, *,
-                      endpoint: str | None = None) -> JobSettings:
+                      endpoint: str | None = None,
+                      start_position: str = "TRIM_HORIZON") -> JobSettings:
     """The cloud configuration pointed at the local emulator, for the local mini-cluster.
 
     Same connectors and options as on AWS, plus the emulator's endpoint, its fake keys and
@@ -223,6 +226,7 @@ def emulator_settings(cfg: LabConfig, outputs: dict[str, str], jar, work,
                        "(http://127.0.0.1:PORT).")
     runtime = {**local_runtime(Path(work)), "pipeline.jars": Path(jar).resolve().as_uri()}
     settings = cloud_settings(cfg, outputs, params, endpoint=endpoint,
+                              start_position=start_position,
                               credentials=dict(LOCAL_CREDENTIALS), runtime=runtime)
     # The connector's periodic shard discovery first fires one interval (default 10 s) after
     # start; if the initial discovery has not finished by then (a busy machine: measured here),

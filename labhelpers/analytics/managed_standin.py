@@ -98,7 +98,8 @@ def standin_env(work: Path, dep: Path) -> dict[str, str]:
 
 def start(cfg: LabConfig, zip_path: Path | str, outputs: dict[str, str], *,
           endpoint: str | None = None, params: JobParams | dict | None = None,
-          wait_seconds: float = 180, progress: bool = True) -> dict[str, Any]:
+          start_position: str = "TRIM_HORIZON", wait_seconds: float = 180,
+          progress: bool = True) -> dict[str, Any]:
     """Run the packaged application on the local mini-cluster against the emulator's streams.
 
     zip_path: the package; outputs: the stack outputs (stream ARNs); endpoint: the emulator's
@@ -119,7 +120,8 @@ def start(cfg: LabConfig, zip_path: Path | str, outputs: dict[str, str], *,
     (work / "log").mkdir(parents=True)
     app = unpack(Path(zip_path), work / "app")
     settings = managed_config.emulator_settings(
-        cfg, outputs, app / "lib" / "pyflink-dependencies.jar", work, params, endpoint=endpoint)
+        cfg, outputs, app / "lib" / "pyflink-dependencies.jar", work, params, endpoint=endpoint,
+        start_position=start_position)
     groups = managed_config.application_properties(settings)
     run = _run_options(groups)
     jar = app / run["jarfile"]

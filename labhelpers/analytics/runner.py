@@ -16,28 +16,36 @@ import signal
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..background import BackgroundProcess
+from ..contracts import LATE
 from ..errors import AppError
 from ..flinkenv import flink_env, local_runtime
 from ..infra.config import LabConfig, load_config
-from ..stream.log import read_all_lines
+from ..stream.log import Feeder, count_lines, read_all_lines
 from .job import JobSettings, filesystem_sink, filesystem_source
 from .params import JobParams
 
 MARKER = "labhelpers.analytics.runner"  # in the background process's command line
+START_POSITIONS = ("latest", "earliest")
 
 
 def app_dir(cfg: LabConfig) -> Path:
     return cfg.lab_dir / "app"
 
 
+def feed_dir(cfg: LabConfig) -> Path:
+    """The folder the job reads: the input stream log, moved there in order by the Feeder."""
+    return app_dir(cfg) / "feed"
+
+
 def local_settings(cfg: LabConfig, params: JobParams) -> JobSettings:
-    """Job settings for the live local app: stream logs in, stream logs out."""
+    """Job settings for the live local app: stream logs in (through the feeder), out."""
     return JobSettings(
-        input_connector=filesystem_source(cfg.stream_dir(cfg.input_stream), continuous=True),
+        input_connector=filesystem_source(feed_dir(cfg), continuous=True),
         scores_connector=filesystem_sink(cfg.stream_dir(cfg.scores_stream)),
         dead_letter_connector=filesystem_sink(cfg.stream_dir(cfg.dead_letter_stream)),
         params=params,
@@ -50,6 +58,20 @@ def process(cfg: LabConfig) -> BackgroundProcess:
     return BackgroundProcess(app_dir(cfg) / "app.json", MARKER, app_dir(cfg) / "app.log")
 
 
+def _start_point(cfg: LabConfig, position: str, window_seconds: int) -> dict[str, Any]:
+    """Where a fresh start reads from, and how many earlier records it does not read."""
+    src = cfg.stream_dir(cfg.input_stream)
+    if position == "earliest":
+        return {"start_position": position, "start_ms": None, "skip_through": None,
+                "not_read": 0}
+    now_ms = int(time.time() * 1000)
+    step = int(window_seconds) * 1000
+    start_ms = -(-now_ms // step) * step  # the next window boundary at or after now
+    names = sorted(p.name for p in src.glob("*.jsonl")) if src.is_dir() else []
+    return {"start_position": position, "start_ms": start_ms,
+            "skip_through": names[-1] if names else None, "not_read": count_lines(src)}
+
+
 def start(
     cfg: LabConfig,
     params: JobParams | dict | None = None,
@@ -57,50 +79,82 @@ def start(
     alerts: bool = True,
     fresh: bool = False,
     wait_seconds: float = 90,
+    start_position: str = "latest",
     **changes: Any,
 ) -> dict[str, Any]:
-    """Start the app in the background (or return the one already running).
+    """Start the app in the background; say what it reads and from where.
 
     params / changes: the app's parameters (``JobParams.of(params, **changes)``, e.g.
-    ``window_seconds=5, threshold=2.5``). If an earlier run with the same parameters left a
-    checkpoint (it was stopped, killed or crashed), the app resumes from it: the input is
-    read on from where that checkpoint was, each forest continues from its saved state, and
-    no window is lost or reported twice. Otherwise (or with ``fresh=True``, or changed
-    parameters) it starts fresh: it clears the earlier outputs and reads the input stream
-    from its beginning. ``alerts`` also runs the local alert poller (needs the stack
-    deployed). Waits until the Flink job is running.
+    ``window_seconds=5, threshold=2.5``); left out (None), the last run's parameters are
+    kept, so ``start(cfg)`` alone never changes them.
+
+    A fresh start reads the input stream from ``start_position``: ``"latest"`` (default: the
+    next window boundary from now, so the first window is complete) or ``"earliest"`` (every
+    record in the stream), then on in order; it prints how many earlier records it does not
+    read. If an earlier run with the same parameters left a checkpoint (stopped, killed or
+    crashed), the app resumes from it instead: it reads everything that arrived meanwhile,
+    in order, each forest continues from its saved state, and no window is lost or reported
+    twice. Called again while running: with the same parameters it says so and returns;
+    with other ones it stops the app and starts it with the new ones, saying what changed.
+    Changed parameters (or ``fresh=True``) start fresh: earlier outputs are cleared, because
+    a new window or forest cannot continue from the old state. ``alerts`` also runs the
+    local alert poller (needs the stack deployed). Waits until the Flink job is running.
     """
-    if process(cfg).running:
-        print(f"The analytics app is already running (pid {process(cfg).pid}).")
-        return status(cfg)
-    settings = local_settings(cfg, JobParams.of(params, **changes))
+    if start_position not in START_POSITIONS:
+        raise AppError(f"start_position={start_position!r} is not a start position",
+                       f"use one of {', '.join(START_POSITIONS)}.")
     work = app_dir(cfg)
     props = work / "properties.json"
+    last = settings(cfg).params if props.exists() else None
+    wanted = JobParams.of(params if params is not None else last, **changes)
+    changed = wanted.changes_from(last) if last is not None else []
+    app = process(cfg)
+    if app.running:
+        if not changed and not fresh:
+            print(f"The analytics app is already running with these settings "
+                  f"(pid {app.pid}).")
+            return status(cfg)
+        why = f"the parameters changed: {', '.join(changed)}" if changed else "fresh=True"
+        print(f"The analytics app is running (pid {app.pid}) and {why}: restarting it.")
+        stop(cfg)
+    job = local_settings(cfg, wanted)
     checkpoint = None if fresh else latest_checkpoint(cfg)
-    if checkpoint is not None and json.loads(props.read_text()) != settings.to_properties():
-        print("The settings differ from the last run's, so its checkpoint cannot be used: "
-              "starting fresh.")
+    if checkpoint is not None and changed:
+        print(f"The parameters differ from the last run's ({', '.join(changed)}): its "
+              f"checkpoint holds windows and forests of the old parameters and cannot be "
+              f"used, so the app starts fresh from the {start_position} position.")
         checkpoint = None
     if checkpoint is None:
         for old in (work, cfg.stream_dir(cfg.scores_stream),
                     cfg.stream_dir(cfg.dead_letter_stream)):
             shutil.rmtree(old, ignore_errors=True)
         (work / "log").mkdir(parents=True)
-        props.write_text(json.dumps(settings.to_properties(), indent=2))
+        props.write_text(json.dumps(job.to_properties(), indent=2))
+        point = _start_point(cfg, start_position, wanted.window_seconds)
+        (work / "start.json").write_text(json.dumps(point))
+        if start_position == "latest":
+            first = datetime.fromtimestamp(point["start_ms"] / 1000, UTC)
+            print(f"Reading from the latest position: the first window starts at "
+                  f"{first:%H:%M:%S} UTC; {point['not_read']} earlier record(s) in the "
+                  f"stream are not read (start_position='earliest' reads them).")
+        else:
+            print("Reading from the earliest position: every record in the stream, in "
+                  "order (0 earlier records not read).")
     else:
-        print(f"Resuming from checkpoint {checkpoint.parent.name}/{checkpoint.name}.")
+        point = _read_json(work / "start.json")
+        print(f"Resuming from checkpoint {checkpoint.parent.name}/{checkpoint.name}: "
+              f"everything that arrived since is read, in order "
+              f"(start position of this run: {point.get('start_position')}).")
         shutil.rmtree(work / "tmp", ignore_errors=True)
         (work / "running").unlink(missing_ok=True)
     cfg.stream_dir(cfg.input_stream).mkdir(parents=True, exist_ok=True)
-    env = flink_env(work)
-    cmd = [sys.executable, "-m", "labhelpers.analytics.runner", "run", "--properties", str(props),
+    cmd = [sys.executable, "-m", MARKER, "run", "--properties", str(props),
            "--prefix", cfg.prefix, "--home", str(cfg.home), "--port", str(cfg.emulator_port)]
     if not alerts:
         cmd.append("--no-alerts")
     if checkpoint is not None:
         cmd += ["--restore", str(checkpoint)]
-    app = process(cfg)
-    pid = app.start(cmd, env=env, cwd=work, properties=str(props), alerts=alerts,
+    pid = app.start(cmd, env=flink_env(work), cwd=work, properties=str(props), alerts=alerts,
                     resumed_from=str(checkpoint) if checkpoint else None)
     app.wait_ready(lambda: (work / "running").exists(), "the Flink job to run", wait_seconds,
                    lambda why: AppError(f"The analytics app did not start: {why}",
@@ -117,8 +171,15 @@ def latest_checkpoint(cfg: LabConfig) -> Path | None:
     return max(done, key=lambda d: (d.stat().st_mtime, int(d.name[4:]))) if done else None
 
 
+def _checkpoint_after(cfg: LabConfig, checkpoint_id: int) -> bool:
+    """Has a checkpoint newer than ``checkpoint_id`` completed (the restored job is running
+    and its source has taken back the files it had)?"""
+    return any(int(m.parent.name[4:]) > checkpoint_id
+               for m in (app_dir(cfg) / "checkpoints").glob("*/chk-*/_metadata"))
+
+
 def settings(cfg: LabConfig) -> JobSettings:
-    """The settings the app was last started with (window, lateness, forest parameters)."""
+    """The settings the app was last started with (``.params``: window, lateness, forest)."""
     path = app_dir(cfg) / "properties.json"
     if not path.exists():
         raise AppError("The analytics app has not been started",
@@ -127,24 +188,48 @@ def settings(cfg: LabConfig) -> JobSettings:
 
 
 def status(cfg: LabConfig) -> dict[str, Any]:
-    """Is the app running, since when, and how much it has produced."""
+    """Is the app running, since when, and how much it has produced: windows scored,
+    anomalies, bad records and late records (both in the dead-letter stream), the start
+    position and the records not read before it, and the app's ``parameters``."""
     app = process(cfg)
     state, running = app.state(), app.running
     pid = state.get("pid")
     scores = read_all_lines(cfg.stream_dir(cfg.scores_stream))
     dead = read_all_lines(cfg.stream_dir(cfg.dead_letter_stream))
+    late = sum(f'"reason":"{LATE}"' in d for d in dead)
     last = json.loads(scores[-1]) if scores else None
+    fed = _feeder_counts(cfg)
+    props = app_dir(cfg) / "properties.json"
     return {
         "running": running,
         "pid": pid if running else None,
         "uptime_s": round(time.time() - state["started"], 1) if running else 0.0,
         "windows_scored": len(scores),
         "anomalies": sum('"is_anomaly":true' in s for s in scores),
-        "bad_records": len(dead),
+        "bad_records": len(dead) - late,
+        "late_records": late,
         "last_window": (last or {}).get("window_end"),
+        "start_position": _read_json(app_dir(cfg) / "start.json").get("start_position"),
+        "parameters": settings(cfg).params.to_dict() if props.exists() else None,
+        "records_fed": fed["fed"],
+        "not_read_before_start": fed["skipped"],
         "resumed_from": state.get("resumed_from") if running else None,
         "log": state.get("log"),
     }
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def _feeder_counts(cfg: LabConfig) -> dict[str, int]:
+    """Records fed to the job and skipped before the start position (the newest manifest)."""
+    manifests = sorted((feed_dir(cfg) / "_manifests").glob("*.json"))
+    info = _read_json(manifests[-1]) if manifests else {}
+    return {"fed": info.get("fed_total", 0), "skipped": info.get("skipped_total", 0)}
 
 
 def stop(cfg: LabConfig, timeout: float = 20) -> bool:
@@ -190,6 +275,21 @@ def _run(args: argparse.Namespace) -> int:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, _terminate)
+    point = _read_json(app_dir(cfg) / "start.json")
+    feeder = Feeder(cfg.stream_dir(cfg.input_stream), feed_dir(cfg),
+                    start_ms=point.get("start_ms"), skip_through=point.get("skip_through"))
+    if args.restore:
+        restored = int(Path(args.restore).name.removeprefix("chk-"))
+        taken = feeder.take_back_unknown(Path(args.restore))
+        feeder.gate = lambda: _checkpoint_after(cfg, restored)
+        if taken:
+            print(f"feeder: {len(taken)} feed file(s) newer than the checkpoint fed again, "
+                  "merged", flush=True)
+    if not feeder.use_atime:
+        print("feeder: this file system keeps no access times; feeding one file per 3 s",
+              flush=True)
+    threading.Thread(target=feeder.run_forever, args=(stop_event,), name="feeder",
+                     daemon=True).start()
     result = job.run(settings, wait=False)
     (app_dir(cfg) / "running").write_text(str(os.getpid()))
     print(f"job submitted: {result.get_job_client().get_job_id()}", flush=True)

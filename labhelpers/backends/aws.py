@@ -12,6 +12,9 @@ from ..errors import AppError
 from ..stream.kinesis import read_stream
 from .base import Backend
 
+# The lab's start positions as the Kinesis source names them.
+KINESIS_POSITIONS = {"latest": "LATEST", "earliest": "TRIM_HORIZON"}
+
 
 class AwsBackend(Backend):
     """The lab in an AWS account (or rehearsed against the local emulator)."""
@@ -27,8 +30,8 @@ class AwsBackend(Backend):
 
         return KinesisSink(self.cfg, failure_log=failure_log)
 
-    def start_app(self, params=None, *, fresh: bool = False, zip_path=None,
-                  **changes: Any) -> dict[str, Any]:
+    def start_app(self, params=None, *, fresh: bool = False, start_position: str = "latest",
+                  zip_path=None, **changes: Any) -> dict[str, Any]:
         """Create or update the managed application with these parameters and start it (the
         package is built first if there is none: ``python -m labhelpers package``). Against
         the emulator the packaged app runs on the local mini-cluster (Kinesis through the
@@ -39,13 +42,17 @@ class AwsBackend(Backend):
         from ..infra import stack
 
         params = JobParams.of(params, **changes)
+        if start_position not in KINESIS_POSITIONS:
+            raise AppError(f"start_position={start_position!r} is not a start position",
+                           f"use one of {', '.join(KINESIS_POSITIONS)}.")
+        position = KINESIS_POSITIONS[start_position]
         if zip_path is None:
             zip_path = packaging.DIST_DIR / packaging.ZIP_NAME
             if not zip_path.exists():
                 print("Building the application package (Maven + pip, once) ...")
                 zip_path = packaging.package()
         if not self.cfg.emulated:
-            return managed.deploy(self.cfg, zip_path, params)
+            return managed.deploy(self.cfg, zip_path, params, start_position=position)
         from ..alerts import esm_runner
         from ..analytics import managed_standin
 
@@ -58,7 +65,8 @@ class AwsBackend(Backend):
         # the stand-in IS the application here: the emulator can create one but cannot start,
         # stop or delete it (HTTP 500), so creating it would leave it behind at clean-up
         managed_standin.start(self.cfg, zip_path, stack.outputs(self.cfg),
-                              endpoint=self.cfg.endpoint_url, params=params)
+                              endpoint=self.cfg.endpoint_url, params=params,
+                              start_position=position)
         esm_runner.start(self.cfg, endpoint=self.cfg.endpoint_url)
         return self.app_status()
 
@@ -113,7 +121,9 @@ class AwsBackend(Backend):
     def dead_letter_lines(self) -> list[str]:
         return read_stream(self.cfg, self.cfg.dead_letter_stream)
 
-    def input_lines(self, n: int) -> list[str]:
+    def input_lines(self, n: int | None) -> list[str]:
+        if n is None:
+            return read_stream(self.cfg, self.cfg.input_stream)
         return read_stream(self.cfg, self.cfg.input_stream, since_s=60, limit=n)
 
     def app_hops(self, outs: dict[str, str]) -> list[dict[str, str]]:

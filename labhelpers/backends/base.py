@@ -45,8 +45,11 @@ class Backend(ABC):
 
     # ---- analytics: the app's lifecycle --------------------------------------------------
     @abstractmethod
-    def start_app(self, params=None, *, fresh: bool = False, **changes: Any) -> dict[str, Any]:
-        """Start (or resume, or restart with changed parameters) the analytics app."""
+    def start_app(self, params=None, *, fresh: bool = False, start_position: str = "latest",
+                  **changes: Any) -> dict[str, Any]:
+        """Start (or resume, or restart with changed parameters) the analytics app; a fresh
+        start reads the input stream from ``start_position``: "latest" (what arrives from
+        now on) or "earliest" (every record the stream holds)."""
 
     @abstractmethod
     def stop_app(self) -> bool:
@@ -74,8 +77,9 @@ class Backend(ABC):
         """Every record the app set aside (JSON text with reason and line), oldest first."""
 
     @abstractmethod
-    def input_lines(self, n: int) -> list[str]:
-        """The newest ``n`` records of the input stream, oldest first."""
+    def input_lines(self, n: int | None) -> list[str]:
+        """The newest ``n`` records of the input stream (None: every record), oldest first,
+        in stream order."""
 
     # ---- alerts --------------------------------------------------------------------------
     def inbox(self) -> list[dict[str, Any]]:

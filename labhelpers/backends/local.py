@@ -37,11 +37,13 @@ class LocalBackend(Backend):
             return sink
         return RawArchiveSink(sink, self.cfg.client("s3"), bucket)
 
-    def start_app(self, params=None, *, fresh: bool = False, alerts: bool = True,
-                  **changes: Any) -> dict[str, Any]:
+    def start_app(self, params=None, *, fresh: bool = False, start_position: str = "latest",
+                  alerts: bool = True, **changes: Any) -> dict[str, Any]:
         """Start the app in a background process (``alerts``: with the local poller that
-        stands in for the alert Lambda's trigger)."""
-        return runner.start(self.cfg, params, fresh=fresh, alerts=alerts, **changes)
+        stands in for the alert Lambda's trigger); "latest" starts at the next window
+        boundary, so the first window is complete."""
+        return runner.start(self.cfg, params, fresh=fresh, alerts=alerts,
+                            start_position=start_position, **changes)
 
     def stop_app(self) -> bool:
         return runner.stop(self.cfg)
@@ -64,8 +66,9 @@ class LocalBackend(Backend):
     def dead_letter_lines(self) -> list[str]:
         return read_all_lines(self.cfg.stream_dir(self.cfg.dead_letter_stream))
 
-    def input_lines(self, n: int) -> list[str]:
-        return tail_lines(self.cfg.stream_dir(self.cfg.input_stream), n)
+    def input_lines(self, n: int | None) -> list[str]:
+        stream = self.cfg.stream_dir(self.cfg.input_stream)
+        return read_all_lines(stream) if n is None else tail_lines(stream, n)
 
     def delete_app(self) -> bool | None:
         return runner.stop(self.cfg)

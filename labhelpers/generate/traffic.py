@@ -144,7 +144,7 @@ def start(
     seed: int | None = 0,
     over_limit: bool = False,
 ) -> dict[str, Any]:
-    """Start sending in the background (idempotent): Impression and Click records for every
+    """Start sending in the background: Impression and Click records for every
     site at the given rates, or the templates in ``rates`` (name -> records/s per site; 0 =
     known but paused, e.g. for the panel's sliders).
 
@@ -153,16 +153,25 @@ def start(
     duration_s / total: stop after that many seconds / records (None: run until ``stop``).
     over_limit: send even above what the target stream takes (Kinesis: shards x 1,000
     records/s and 1 MiB/s); otherwise that is an error at start.
+    Called again while traffic runs: the same plan returns the running one; another plan
+    (e.g. a second site) stops it and starts the new one, saying what changed.
     """
-    current = status(cfg)
-    if current["running"]:
-        print(f"Traffic is already being sent (pid {current['pid']}); change rates with "
-              "set_rate, or stop it to start another plan.")
-        return current
     # validate here, not in the child
     plan = plan_spec(sites, click_rate, impression_rate, duration_s, rates=rates,
                      templates=templates, curve=curve, total=total, seed=seed,
                      over_limit=over_limit)
+    current = status(cfg)
+    if current["running"]:
+        old = current.get("plan") or {}
+        changed = {k: (old.get(k), v) for k, v in plan.items() if old.get(k) != v}
+        if not changed:
+            print(f"Traffic is already being sent with this plan (pid {current['pid']}); "
+                  "change rates with set_rate.")
+            return current
+        said = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items())
+        print(f"Traffic is being sent with another plan ({said}): restarting it with the "
+              "new plan. Records already sent stay in the stream.")
+        stop(cfg)
     d = traffic_dir(cfg)
     d.mkdir(parents=True, exist_ok=True)
     for old in [*d.glob("*.json"), *d.glob("*.request"), *d.glob("failures.jsonl")]:

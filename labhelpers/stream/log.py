@@ -14,7 +14,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 _PART_RE = re.compile(r"-(\d+)$")
@@ -120,3 +120,205 @@ def tail_lines(directory: Path | str, n: int = 10) -> list[str]:
         if len(out) >= n:
             break
     return out[-n:]
+
+
+# ---------------------------------------------------------------------------------------------
+# The feeder: the app's ordered view of the input stream log
+# ---------------------------------------------------------------------------------------------
+
+# An event time on the wire, found without parsing the JSON (the feeder reads every line).
+_EVENT_TIME_RE = re.compile(r'"event_time"\s*:\s*"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z"')
+# Flink's file source cuts files above its block size (32 MiB locally) into splits that are
+# handed out in any order: keep every feed file far below that.
+FEED_FILE_MAX_BYTES = 4 * 1024 * 1024
+_MANIFESTS = "_manifests"  # Flink's file source ignores names starting with '_'
+
+
+def event_time_ms(line: str) -> int | None:
+    """The record's event time in epoch milliseconds, or None when the line has none."""
+    m = _EVENT_TIME_RE.search(line)
+    if not m:
+        return None
+    from datetime import UTC, datetime
+
+    try:
+        ts = datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return int(ts.timestamp() * 1000)
+
+
+def _written_ms(path: Path) -> int:
+    head = path.name.split("-", 1)[0]
+    return int(head) if head.isdigit() else 0
+
+
+def count_lines(directory: Path | str) -> int:
+    """Records in the stream log (complete files), counted without parsing them."""
+    total = 0
+    for path in _visible_files(Path(directory)):
+        with open(path, "rb") as fh:
+            total += sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+    return total
+
+
+def atime_works(directory: Path | str) -> bool:
+    """Does reading a file here update its access time? (Not on ``noatime`` mounts.)"""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    probe = directory / ".atime-probe"
+    probe.write_text("x\n")
+    try:
+        os.utime(probe, ns=(0, probe.stat().st_mtime_ns))
+        probe.read_text()
+        return probe.stat().st_atime_ns > 0
+    finally:
+        probe.unlink(missing_ok=True)
+
+
+class Feeder:
+    """Moves the input stream log, in order, into the folder the Flink job watches.
+
+    Why: Flink's file source hands out the files it has found but not yet read in no
+    particular order (a hash set), so a backlog of many files is read out of order and the
+    watermark drops whole windows (FINDINGS, "File source order"). The feeder keeps at most
+    one unread file in the job's folder: it concatenates everything that arrived into one
+    feed file and writes the next only after the job has opened that one (its access time
+    changes; where the file system does not keep access times, after three scan intervals).
+    Files are never changed or deleted in the input stream log itself.
+
+    Position: every feed file has a manifest (``_manifests/<feed file>.json``, written first)
+    listing the input files it holds; the feed files present are what was fed. On a resume
+    from a checkpoint, feed files the checkpoint does not know (written after it) are taken
+    back and fed again, merged, so the restored job never finds two unread files at once.
+
+    Start: ``start_ms`` (a "latest" start) skips records with an earlier event time, and
+    ``skip_through`` skips the input files up to that name (what was there at the start).
+    """
+
+    def __init__(self, input_dir: Path | str, feed_dir: Path | str, *,
+                 start_ms: int | None = None, skip_through: str | None = None,
+                 scan_interval_s: float = 1.0) -> None:
+        self.input_dir = Path(input_dir)
+        self.feed_dir = Path(feed_dir)
+        self.manifest_dir = self.feed_dir / _MANIFESTS
+        self.manifest_dir.mkdir(parents=True, exist_ok=True)
+        self.start_ms = start_ms
+        self.skip_through = skip_through
+        self.scan_interval_s = scan_interval_s
+        self.use_atime = atime_works(self.feed_dir)
+        self.consumed: set[str] = set()
+        self.skipped = 0  # records not read because they are before the start position
+        self.fed = 0
+        self._seq = 0
+        self._pending: Path | None = None  # the last feed file, until the job has opened it
+        self._pending_since = 0.0
+        self.gate: Callable[[], bool] | None = None  # feed nothing until it returns True
+        self._load()
+
+    def _feed_files(self) -> list[Path]:
+        return sorted(p for p in self.feed_dir.glob("*.jsonl") if p.is_file())
+
+    def _load(self) -> None:
+        for feed in self._feed_files():
+            manifest = self.manifest_dir / f"{feed.name}.json"
+            if manifest.exists():
+                info = json.loads(manifest.read_text())
+                self.consumed.update(info["inputs"])
+                self.skipped = max(self.skipped, info.get("skipped_total", 0))
+                self.fed = max(self.fed, info.get("fed_total", 0))
+            self._seq = max(self._seq, int(feed.name.split("-", 1)[0]))
+
+    def take_back_unknown(self, checkpoint: Path) -> list[str]:
+        """Before a resume: remove the feed files the checkpoint does not mention, so that
+        they are fed again (merged, in order); returns their names.
+
+        ``checkpoint`` is the checkpoint's folder (or its ``_metadata`` file): the source's
+        state in it (files found, the split being read) names the feed files it knows."""
+        folder = checkpoint.parent if checkpoint.name == "_metadata" else checkpoint
+        known = b"".join(p.read_bytes() for p in folder.iterdir() if p.is_file())
+        taken = [f for f in self._feed_files() if f.name.encode() not in known]
+        for feed in taken:
+            feed.unlink()
+            (self.manifest_dir / f"{feed.name}.json").unlink(missing_ok=True)
+        self.consumed.clear()
+        self.skipped = self.fed = self._seq = 0
+        self._load()
+        # The newest known file may still wait, unassigned, in the restored job (and a file it
+        # read before the crash is not opened again): feed nothing until ``gate`` says the
+        # restored job has taken its own splits (see app._run: its first checkpoint).
+        self._pending = None
+        return [f.name for f in taken]
+
+    def _opened(self, path: Path) -> bool:
+        if not path.exists():
+            return True
+        if self.use_atime:
+            return path.stat().st_atime_ns > 0
+        # no access times on this file system: give the job three scans per file
+        return time.time() - self._pending_since > 3 * self.scan_interval_s
+
+    def step(self) -> int:
+        """Feed what arrived, if the job has taken the last feed file; returns records fed."""
+        if self.gate is not None:
+            if not self.gate():
+                return 0
+            self.gate = None
+        if self._pending is not None and not self._opened(self._pending):
+            return 0
+        new = [p for p in _visible_files(self.input_dir)
+               if p.suffix == ".jsonl" and p.name not in self.consumed]
+        if not new:
+            return 0
+        new.sort(key=_order_key)
+        lines: list[str] = []
+        inputs: list[str] = []
+        size = 0
+        skipped = 0
+        for path in new:
+            if size > FEED_FILE_MAX_BYTES:
+                break
+            inputs.append(path.name)
+            raw = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+            if self.skip_through is not None and path.name <= self.skip_through:
+                skipped += len(raw)
+                continue
+            # Around a "latest" start, records from before it are not read; much later, an
+            # old record is a late one (the job sets it aside with reason "late").
+            filtering = self.start_ms is not None and _written_ms(path) < self.start_ms + 60_000
+            for line in raw:
+                t = event_time_ms(line) if filtering else None
+                if t is not None and t < self.start_ms:
+                    skipped += 1
+                    continue
+                lines.append(line)
+                size += len(line) + 1
+        self.skipped += skipped
+        self._seq += 1
+        name = f"{self._seq:010d}-{inputs[-1]}"
+        manifest = {"inputs": inputs, "records": len(lines), "skipped_total": self.skipped,
+                    "fed_total": self.fed + len(lines)}
+        _write_atomic(self.manifest_dir / f"{name}.json", json.dumps(manifest))
+        self.consumed.update(inputs)
+        if not lines:  # only skipped records: nothing for the job to read
+            return 0
+        feed = _write_atomic(self.feed_dir / name, "".join(f"{ln}\n" for ln in lines),
+                             atime_zero=self.use_atime)
+        self.fed += len(lines)
+        self._pending, self._pending_since = feed, time.time()
+        return len(lines)
+
+    def run_forever(self, stop: threading.Event, poll_s: float = 0.2) -> None:
+        """Feed until ``stop`` is set."""
+        while not stop.is_set():
+            if not self.step():
+                stop.wait(poll_s)
+
+
+def _write_atomic(path: Path, text: str, atime_zero: bool = False) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    if atime_zero:  # so that the job's first read shows (relatime updates an old atime)
+        os.utime(tmp, ns=(0, tmp.stat().st_mtime_ns))
+    os.replace(tmp, path)
+    return path
