@@ -80,6 +80,6 @@ def test_two_students_at_once_never_see_each_other(tmp_path, monkeypatch):
         report = cleanup(b_cfg, progress=False)
         assert report["leftovers"] == [], report
     finally:
-        for name, (cfg, _) in made.items():
+        for cfg, _ in made.values():
             cleanup(cfg, progress=False)
         print(json.dumps({n: c.emulator_port for n, (c, _) in made.items()}))
