@@ -91,8 +91,12 @@ def _claim(port: int, home: Path) -> bool:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
         try:
-            return path.read_text().strip() == str(home)
-        except OSError:
+            owner = path.read_text().strip()
+            if owner != str(home) and not Path(owner).exists():
+                path.write_text(str(home))  # its lab home is gone: the port is free again
+                owner = path.read_text().strip()
+            return owner == str(home)
+        except OSError:  # another user's claim: not ours to change
             return False
     except OSError:  # no writable temp folder: rely on the port check alone
         return True
