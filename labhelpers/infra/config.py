@@ -62,6 +62,10 @@ def emulator_port(home: Path, wanted: int | None = None) -> int:
     on this machine has claimed; a port taken by someone else (another student's lab,
     another program) is never used. The choice is remembered in the home."""
     remembered = home / PORT_FILE
+    try:  # the home exists before it claims a port: a claim whose home is gone is stale
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass
     try:
         known = int(remembered.read_text().strip())
     except (OSError, ValueError):
