@@ -54,8 +54,14 @@ SCORE_COLUMNS = (
     "forest_ready",
     "attribution",
     "episode_id",
+    "complete",
+    "run_score",
+    "usual_clicks",
+    "usual_impressions",
+    "usual_ctr",
 )
-# Fields a row must carry to be handled; forest_ready, attribution, episode_id may be absent.
+# Fields a row must carry to be handled; the later ones (forest_ready, attribution, episode_id,
+# complete, run_score, usual_*) may be absent (rows from an older job).
 REQUIRED_FIELDS = SCORE_COLUMNS[:8]
 INPUT_WORDS = {"clicks": "clicks", "impressions": "impressions", "ctr": "click-through rate"}
 SUBJECT_MAX = 100  # SNS limit for e-mail subjects

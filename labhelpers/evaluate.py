@@ -49,7 +49,8 @@ LAB_SCENARIO = "lab-spike"
 # Columns of the per-scenario table, in print order.
 TABLE_COLUMNS = ("scenario", "quiet", "sites", "windows", "labelled", "flagged", "tp", "fp",
                  "fn", "precision", "recall", "anomalies", "detected", "delay_median_s",
-                 "delay_max_s", "false_alarms", "site_days", "fa_per_site_day")
+                 "delay_max_s", "false_alarms", "site_days", "fa_per_site_day", "episodes",
+                 "episodes_per_site_day")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,6 +121,10 @@ def scenario_metrics(flagged: set[tuple[str, int]], anomalies: Sequence[Anomaly]
     found = [d for d in delays if d is not None]
     site_days = len(sites) * duration_s / 86_400
     fa = false_alarms(flagged, labels, window_s, cooldown_s)
+    by_site: dict[str, list[int]] = {}
+    for site, start in flagged:
+        by_site.setdefault(site, []).append(start + window_s * 1000)
+    n_episodes = sum(len(episodes(ends, cooldown_s)) for ends in by_site.values())
     return {
         "sites": len(sites),
         "windows": scored_windows,
@@ -137,6 +142,8 @@ def scenario_metrics(flagged: set[tuple[str, int]], anomalies: Sequence[Anomaly]
         "false_alarms": fa,
         "site_days": site_days,
         "fa_per_site_day": fa / site_days if site_days else None,
+        "episodes": n_episodes,
+        "episodes_per_site_day": n_episodes / site_days if site_days else None,
     }
 
 
@@ -158,6 +165,10 @@ def totals(table: pd.DataFrame) -> dict[str, Any]:
         "quiet_false_alarms": int(quiet["false_alarms"].sum()),
         "quiet_fa_per_site_day": (float(quiet["false_alarms"].sum() / quiet["site_days"].sum())
                                   if len(quiet) else None),
+        # the issue's bar for quiet days: false-alarm windows per quiet scenario, episodes
+        "quiet_max_fp_windows": int(quiet["fp"].max()) if len(quiet) else None,
+        "quiet_episodes_per_site_day": (float(quiet["episodes"].sum() / quiet["site_days"].sum())
+                                        if len(quiet) else None),
         # the lab's own test: every spike window flagged, and nothing else on that site
         "lab_spike_caught": bool(len(lab) and (lab["fn"] == 0).all() and (lab["fp"] == 0).all()),
     }
@@ -182,6 +193,8 @@ def load_scores(path: Path | str) -> pd.DataFrame:
                           "run the evaluation (python -m labhelpers evaluate) first.")
     df = pd.read_csv(path, dtype={"window_start": str, "window_end": str, "site": str})
     df["is_anomaly"] = df["is_anomaly"].astype(str) == "True"
+    # complete: False for a window the input ended inside (older files: all complete)
+    df["complete"] = (df["complete"].astype(str) != "False") if "complete" in df else True
     df["window_start_ms"] = [_ms(t) for t in df["window_start"]]
     df["scenario"] = df["site"].str.split("/", n=1).str[0]
     return df.sort_values(["window_start_ms", "site"], kind="stable").reset_index(drop=True)
@@ -203,7 +216,13 @@ def _rescore_site(rows: list[dict[str, Any]], params: ForestParams,
     model = SiteModel(params if inputs is None else replace(params, inputs=inputs))
     out = []
     for row in rows:
-        r = model.score(row, _ms(row["window_end"]))
+        if row["clicks"] == 0 and row["impressions"] == 0 and \
+                model.silent >= model.params.dark_windows:
+            # the job made no more dark-site windows than dark_windows in a row; with a
+            # smaller value here, the windows beyond it do not exist
+            out.append((math.nan, False))
+            continue
+        r = model.score(row, _ms(row["window_end"]), complete=row.get("complete", True))
         score = r["anomaly_score"]
         out.append((math.nan if score is None else float(score), bool(r["is_anomaly"])))
     return out
@@ -221,11 +240,13 @@ def rescore(windows: pd.DataFrame, params: ForestParams,
     scores: dict[int, float] = {}
     flags: dict[int, bool] = {}
     for _, g in out.groupby("site", sort=False):
+        complete = g["complete"] if "complete" in g else [True] * len(g)
         rows = [{"window_start": ws, "window_end": we, "site": s, "clicks": int(c),
-                 "impressions": int(i), "ctr": None if pd.isna(ctr) else float(ctr)}
-                for ws, we, s, c, i, ctr in zip(g["window_start"], g["window_end"], g["site"],
-                                                g["clicks"], g["impressions"], g["ctr"],
-                                                strict=True)]
+                 "impressions": int(i), "ctr": None if pd.isna(ctr) else float(ctr),
+                 "complete": bool(ok)}
+                for ws, we, s, c, i, ctr, ok in zip(g["window_start"], g["window_end"],
+                                                    g["site"], g["clicks"], g["impressions"],
+                                                    g["ctr"], complete, strict=True)]
         for idx, (score, flag) in zip(g.index, _rescore_site(rows, params, inputs),
                                       strict=True):
             scores[idx] = score
@@ -288,11 +309,12 @@ def evaluate_scores(suite: Suite, scores: pd.DataFrame, cooldown_s: int = 60,
 
 def count_mismatches(suite: Suite, scores: pd.DataFrame, lateness_s: int) -> int:
     """Windows whose clicks/impressions in the job's output differ from a plain recount of the
-    suite's records (with the watermark's drop of too-late records): must be 0."""
+    suite's records (with the watermark's drop of too-late records): must be 0. The job's
+    dark-site windows (zero counts) are not in a recount and are left out."""
     expected = window_counts(suite.records(), suite.window_s, lateness_s)
     got = {(s, w): (int(c), int(i)) for s, w, c, i in zip(
         scores["site"], scores["window_start_ms"], scores["clicks"], scores["impressions"],
-        strict=True)}
+        strict=True) if c or i}
     keys = set(expected) | set(got)
     return sum(expected.get(k) != got.get(k) for k in keys)
 
@@ -383,9 +405,10 @@ def format_table(table: pd.DataFrame) -> str:
 # ---------------------------------------------------------------------------------------------
 
 GRID_COLUMNS = ("inputs", "num_trees", "subsample_size", "shingle_size", "threshold",
-                "precision", "recall", "detected", "anomalies", "false_alarms",
-                "fa_per_site_day", "quiet_fa_per_site_day", "delay_max_s", "lab_spike_caught",
-                "seconds")
+                "run_level", "run_threshold", "precision", "recall", "detected", "anomalies",
+                "false_alarms", "fa_per_site_day", "quiet_fa_per_site_day",
+                "quiet_max_fp_windows", "quiet_episodes_per_site_day", "delay_max_s",
+                "lab_spike_caught", "seconds")
 
 
 def _grid_point(args: tuple[Suite, pd.DataFrame, ForestParams, str]) -> dict[str, Any]:
@@ -395,7 +418,9 @@ def _grid_point(args: tuple[Suite, pd.DataFrame, ForestParams, str]) -> dict[str
     tot = totals(evaluate_scores(suite, scored, params.cooldown_seconds))
     return {"inputs": inputs, "num_trees": params.num_trees,
             "subsample_size": params.subsample_size, "shingle_size": params.shingle_size,
-            "threshold": params.threshold, **{k: tot[k] for k in GRID_COLUMNS if k in tot},
+            "threshold": params.threshold, "run_level": params.run_level,
+            "run_threshold": params.run_threshold,
+            **{k: tot[k] for k in GRID_COLUMNS if k in tot},
             "seconds": round(time.perf_counter() - t, 1)}
 
 
@@ -403,6 +428,8 @@ def grid(suite: Suite, windows: pd.DataFrame, base: ForestParams | None = None,
          thresholds: Sequence[float] = (3.0,), subsample_sizes: Sequence[int] = (64,),
          shingle_sizes: Sequence[int] = (1,), num_trees: Sequence[int] = (100,),
          inputs: Sequence[str] = ("anscombe",), processes: int | None = None,
+         run_levels: Sequence[float] | None = None,
+         run_thresholds: Sequence[float] | None = None,
          progress: Callable[[dict[str, Any]], None] | None = None) -> pd.DataFrame:
     """Suite-wide figures (GRID_COLUMNS) for every combination of the given parameters.
 
@@ -413,11 +440,14 @@ def grid(suite: Suite, windows: pd.DataFrame, base: ForestParams | None = None,
     base = base or ForestParams()
     for name in inputs:
         _check_inputs(name)
-    points = [(replace(base, num_trees=n, subsample_size=s, shingle_size=sh, threshold=th), inp)
-              for inp, n, s, sh, th in product(inputs, num_trees, subsample_sizes,
-                                               shingle_sizes, thresholds)]
+    levels = (base.run_level,) if run_levels is None else run_levels
+    runs = (base.run_threshold,) if run_thresholds is None else run_thresholds
+    points = [(replace(base, num_trees=n, subsample_size=s, shingle_size=sh, threshold=th,
+                       run_level=rl, run_threshold=rt), inp)
+              for inp, n, s, sh, th, rl, rt in product(inputs, num_trees, subsample_sizes,
+                                                       shingle_sizes, thresholds, levels, runs)]
     cols = ["window_start", "window_end", "site", "clicks", "impressions", "ctr",
-            "window_start_ms", "scenario"]
+            "window_start_ms", "scenario", "complete"]
     # the records stay behind: workers need only the ground truth and the windows
     tasks = [(suite.without_records(), windows[cols], p, inp) for p, inp in points]
     workers = max(1, min(processes or os.cpu_count() or 1, len(tasks)))
@@ -577,3 +607,47 @@ def plot_score_histograms(frames: Mapping[str, pd.DataFrame], suite: Suite, thre
     if path is not None:
         fig.savefig(path, dpi=100)
     return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# The series suite (score-series), as deployed: the tool's own is_anomaly, no tuning per series
+# ---------------------------------------------------------------------------------------------
+
+SERIES_COLUMNS = ("series", "quiet", "points", "events", "found", "delay_max_points",
+                  "flagged", "false_alarms", "fa_per_1000")
+
+
+def series_metrics(flags: Sequence[bool], events: Sequence[Any]) -> dict[str, Any]:
+    """Events found, delay and false alarms of one series' flags against its events.
+
+    An event (scenarios.SeriesEvent) is found when a point in [start, end) is flagged; its
+    delay is the first such point's distance from ``start``. Every flagged point outside
+    all events is a false alarm; per 1,000 points of the series.
+    """
+    inside = set()
+    delays = []
+    for ev in events:
+        hits = [i for i in range(ev.start, min(ev.end, len(flags))) if flags[i]]
+        inside.update(range(ev.start, ev.end))
+        if hits:
+            delays.append(hits[0] - ev.start)
+    flagged = [i for i, f in enumerate(flags) if f]
+    fa = sum(i not in inside for i in flagged)
+    return {"points": len(flags), "events": len(events), "found": len(delays),
+            "delay_max_points": max(delays) if delays else None, "flagged": len(flagged),
+            "false_alarms": fa, "fa_per_1000": 1000.0 * fa / len(flags) if flags else None}
+
+
+def evaluate_series(series: Sequence[Any], forest: ForestParams | Mapping[str, Any] | None = None
+                    ) -> pd.DataFrame:
+    """Score every labelled series with score-series' model (its own defaults unless
+    ``forest`` says otherwise) and measure it (SERIES_COLUMNS)."""
+    from .series import SeriesModel, series_params
+
+    params = series_params(dict(forest) if isinstance(forest, Mapping) else forest)
+    rows = []
+    for s in series:
+        model = SeriesModel(params)
+        flags = [model.score(v)[1] for v in s.values]
+        rows.append({"series": s.name, "quiet": s.quiet, **series_metrics(flags, s.events)})
+    return pd.DataFrame(rows, columns=list(SERIES_COLUMNS))

@@ -253,6 +253,14 @@ class _Builder:
                               and lo <= ms < hi)]
         return before - len(self.items)
 
+    def thin(self, site: str, payload: str, t0: float, t1: float, keep: float) -> None:
+        """Keep a seeded random ``keep`` share of the ``payload`` records of ``site`` in
+        [t0, t1) seconds (e.g. 0.5: the clicks halve)."""
+        lo, hi = self.start_ms + round(t0 * 1000), self.start_ms + round(t1 * 1000)
+        self.items = [(ms, r) for ms, r in self.items
+                      if not (r["site"] == site and r["browseraction"] == payload
+                              and lo <= ms < hi and self.rng.random() >= keep)]
+
     def delay(self, fraction: float, lo_ms: int, hi_ms: int) -> None:
         """Delay a random ``fraction`` of the records by lo..hi ms (arrival, not event time)."""
         for _, rec in self.items:
@@ -381,6 +389,56 @@ def _quiet_low_volume(b: _Builder) -> None:
         _lab_traffic(b, b.site(short), impressions=imp, clicks=clk)
 
 
+def _busy(b: _Builder, short: str, impressions: float = 10.0, clicks: float = 1.0) -> str:
+    """A busy noisy site (default 10 impressions/s, CTR ~10 %)."""
+    s = b.site(short)
+    _lab_traffic(b, s, impressions=impressions, clicks=clicks)
+    return s
+
+
+def _busy_x2(b: _Builder) -> None:
+    # the case the first forest missed: clicks double for 60 s on a busy noisy site
+    s = _busy(b, "site1")
+    for f in (0.4, 0.75):
+        b.spike(s, b.at(f), 60, 1, kind="rise_x2")
+
+
+def _busy_ctr_half(b: _Builder) -> None:
+    s = _busy(b, "site1")
+    for f in (0.4, 0.75):
+        t0 = b.at(f)
+        b.thin(s, CLICK, t0, t0 + 180, keep=0.5)
+        b.anomaly(s, "ctr_half", t0, t0 + 180)
+
+
+def _dark_site(b: _Builder) -> None:
+    # three sites; one sends nothing at all for 2 minutes (a broken tag, an outage)
+    sites = [b.site(short) for short in ("site1", "site2", "site3")]
+    for s in sites:
+        _lab_traffic(b, s)
+    t0 = b.at(0.5)
+    for payload in (IMPRESSION, CLICK):
+        b.remove(sites[1], payload, t0, t0 + 120)
+    b.anomaly(sites[1], "dark", t0, t0 + 120)
+
+
+def _click_bot(b: _Builder) -> None:
+    s = _busy(b, "site1", impressions=20.0, clicks=2.0)
+    for f in (0.4, 0.75):
+        b.spike(s, b.at(f), 30, 3, kind="click_bot")
+
+
+def _quiet_daily_low(b: _Builder) -> None:
+    # a day's cycle (10-100 %) on low-volume sites: at night a window often has no record
+    period = b.duration_s
+    for short, imp, clk, phase in (("site1", 0.5, 0.1, 0.0), ("site2", 0.3, 0.05, 0.5)):
+        def profile(t: float, phase: float = phase) -> float:
+            return 0.1 + 0.9 * (1 - math.cos(2 * math.pi * (t / period + phase))) / 2
+        s = b.site(short)
+        b.traffic(s, IMPRESSION, imp, profile=profile)
+        b.traffic(s, CLICK, clk, profile=profile)
+
+
 # name -> (builder, description). Quiet scenarios have names starting with "quiet-".
 SCENARIOS: dict[str, tuple[Callable[[_Builder], None], str]] = {
     "lab-spike": (_lab_spike, "the lab's test: exact ticks (1 Impression/s, 1 Click/s), "
@@ -400,12 +458,21 @@ SCENARIOS: dict[str, tuple[Callable[[_Builder], None], str]] = {
                    "(clicks x4 for 30 s)"),
     "late-out-of-order": (_late_out_of_order, "noisy, 20 % of records up to 4.5 s late, "
                           "1 % 10-15 min late (dropped), one lab spike"),
+    "busy-x2-60s": (_busy_x2, "busy noisy site (10 impressions/s, CTR ~10 %), clicks x2 "
+                    "for 60 s, twice"),
+    "busy-ctr-half-3min": (_busy_ctr_half, "busy noisy site, half the clicks missing for "
+                           "3 min (CTR halves), twice"),
+    "dark-site": (_dark_site, "3 noisy lab sites; one sends nothing for 2 min"),
+    "click-bot": (_click_bot, "site with 20 impressions/s (CTR ~10 %), a bot adds 3 clicks/s "
+                  "for 30 s, twice"),
     "quiet-noisy": (_quiet_noisy, "noisy lab traffic, nothing happens"),
     "quiet-daily-cycle": (_quiet_daily_cycle, "a day's traffic cycle (20-100 %) compressed "
                           "into the scenario, CTR steady"),
     "quiet-slow-drift": (_quiet_slow_drift, "CTR drifts from 100 % to 50 % over the scenario"),
     "quiet-low-volume": (_quiet_low_volume, "3 sites with 2-5 impressions and 0-1 clicks per "
                          "window"),
+    "quiet-daily-low-volume": (_quiet_daily_low, "2 low-volume sites (at most 5 and 3 "
+                               "impressions per window) with a daily cycle (10-100 %)"),
 }
 
 
@@ -435,3 +502,164 @@ def _size_seconds(size: str) -> int:
                           f"use one of {', '.join(SIZES)} (seconds per scenario: "
                           f"{', '.join(f'{k}={v}' for k, v in SIZES.items())}).")
     return SIZES[size]
+
+
+# ---------------------------------------------------------------------------------------------
+# A suite of ordinary single series for ``score-series`` (labhelpers/series.py)
+# ---------------------------------------------------------------------------------------------
+
+# Points per series. Hourly points: "full" is about 8 months, "small" about 6 weeks.
+SERIES_SIZES: dict[str, int] = {"small": 1000, "full": 6000}
+# A flag up to this many points after an event's start counts as finding it.
+SERIES_TOLERANCE = 10
+
+
+@dataclass(frozen=True)
+class SeriesEvent:
+    """A labelled event of a series, over points [start, end) (index in the series)."""
+
+    kind: str
+    start: int
+    end: int
+
+
+@dataclass
+class LabelledSeries:
+    """One series of the suite: hourly timestamps (epoch s), values, events (none = quiet)."""
+
+    name: str
+    description: str
+    timestamps: list[float]
+    values: list[float]
+    events: tuple[SeriesEvent, ...] = ()
+
+    @property
+    def quiet(self) -> bool:
+        return not self.events
+
+    def write_csv(self, path: Path | str) -> Path:
+        """The series as a ``timestamp,value`` CSV file (what score-series reads)."""
+        path = Path(path)
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write("timestamp,value\n")
+            for t, v in zip(self.timestamps, self.values, strict=True):
+                stamp = datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                fh.write(f"{stamp},{v:.6g}\n")
+        return path
+
+
+def _series(name: str, n: int, seed: int) -> tuple[random.Random, list[float]]:
+    rng = random.Random(f"{seed}/series/{name}")
+    start = calendar.timegm(SUITE_START.utctimetuple())
+    return rng, [start + 3600.0 * i for i in range(n)]
+
+
+def _noise(rng: random.Random, n: int, sd: float = 1.0) -> list[float]:
+    return [rng.gauss(0.0, sd) for _ in range(n)]
+
+
+def _s_level_shift(sign: float) -> Callable[[str, int, int], LabelledSeries]:
+    def build(name: str, n: int, seed: int) -> LabelledSeries:
+        rng, ts = _series(name, n, seed)
+        at = int(n * 0.55)
+        vals = [100.0 + e + (sign * 8.0 if i >= at else 0.0)
+                for i, e in enumerate(_noise(rng, n))]
+        return LabelledSeries(name, f"noise sd 1 around 100, level {sign * 8:+g} from "
+                              f"point {at} on", ts, vals,
+                              (SeriesEvent("level_shift", at, at + SERIES_TOLERANCE),))
+    return build
+
+
+def _s_trend(name: str, n: int, seed: int) -> LabelledSeries:
+    rng, ts = _series(name, n, seed)
+    vals = [50.0 + 0.05 * i + e for i, e in enumerate(_noise(rng, n))]
+    return LabelledSeries(name, "a steady upward trend with noise sd 1 (quiet)", ts, vals)
+
+
+def _s_daily(name: str, n: int, seed: int) -> LabelledSeries:
+    rng, ts = _series(name, n, seed)
+    vals = [100.0 + 20.0 * math.sin(2 * math.pi * i / 24) + e
+            for i, e in enumerate(_noise(rng, n, 2.0))]
+    return LabelledSeries(name, "a daily cycle of +-20 with noise sd 2 (quiet)", ts, vals)
+
+
+def _s_weekly(name: str, n: int, seed: int) -> LabelledSeries:
+    rng, ts = _series(name, n, seed)
+    vals = [100.0 + 20.0 * math.sin(2 * math.pi * i / 168) + 10.0 * math.sin(2 * math.pi * i / 24)
+            + e for i, e in enumerate(_noise(rng, n, 2.0))]
+    return LabelledSeries(name, "a weekly cycle of +-20 and a daily cycle of +-10, noise sd 2 "
+                          "(quiet)", ts, vals)
+
+
+def _s_spikes(name: str, n: int, seed: int) -> LabelledSeries:
+    rng, ts = _series(name, n, seed)
+    vals = [100.0 + e for e in _noise(rng, n, 2.0)]
+    events = []
+    for k, frac in enumerate((0.3, 0.45, 0.6, 0.75, 0.9)):
+        i = int(n * frac)
+        vals[i] += 16.0 if k % 2 == 0 else -16.0  # spikes and dips of 8 sd
+        events.append(SeriesEvent("spike" if k % 2 == 0 else "dip", i, i + 1))
+    return LabelledSeries(name, "noise sd 2 around 100 with spikes and dips of 8 sd", ts,
+                          vals, tuple(events))
+
+
+def _s_noise_change(name: str, n: int, seed: int) -> LabelledSeries:
+    rng, ts = _series(name, n, seed)
+    at = int(n * 0.6)
+    vals = [100.0 + rng.gauss(0.0, 1.0 if i < at else 4.0) for i in range(n)]
+    return LabelledSeries(name, f"noise sd 1, then sd 4 from point {at} on", ts, vals,
+                          (SeriesEvent("noise_change", at, at + 2 * SERIES_TOLERANCE),))
+
+
+def _s_flat(name: str, n: int, seed: int) -> LabelledSeries:
+    rng, ts = _series(name, n, seed)
+    vals, v = [], 20.0
+    for _ in range(n):
+        # long flat stretches; now and then a tiny step of 0.01 (a reading's last digit)
+        if rng.random() < 0.05:
+            v = round(v + rng.choice((-0.01, 0.01)), 2)
+        vals.append(v)
+    return LabelledSeries(name, "long flat stretches with tiny steps of 0.01 (quiet)", ts,
+                          vals)
+
+
+def _s_gaps(name: str, n: int, seed: int) -> LabelledSeries:
+    rng, ts = _series(name, n + n // 5, seed)
+    # a fifth of the hours are missing, in a few long gaps: same level on both sides
+    keep = [i for i in range(len(ts)) if not any(g <= i < g + n // 20
+                                                  for g in (n // 5, n // 2, 3 * n // 4,
+                                                            n - n // 10))]
+    ts = [ts[i] for i in keep][:n]
+    vals = [100.0 + e for e in _noise(rng, len(ts), 2.0)]
+    return LabelledSeries(name, "noise sd 2 around 100 with four long gaps in the "
+                          "timestamps (quiet)", ts, vals)
+
+
+def _s_noise(name: str, n: int, seed: int) -> LabelledSeries:
+    rng, ts = _series(name, n, seed)
+    return LabelledSeries(name, "plain noise sd 2 around 100 (quiet)", ts,
+                          [100.0 + e for e in _noise(rng, n, 2.0)])
+
+
+# name -> builder(name, points, seed). Quiet series have no events.
+SERIES: dict[str, Callable[[str, int, int], LabelledSeries]] = {
+    "level-up": _s_level_shift(+1.0),
+    "level-down": _s_level_shift(-1.0),
+    "spikes-dips": _s_spikes,
+    "noise-change": _s_noise_change,
+    "trend": _s_trend,
+    "daily": _s_daily,
+    "weekly": _s_weekly,
+    "flat-wiggles": _s_flat,
+    "gaps": _s_gaps,
+    "noise": _s_noise,
+}
+
+
+def build_series_suite(size: str = "full", seed: int = 0) -> list[LabelledSeries]:
+    """The labelled series suite (SERIES) at ``size`` (SERIES_SIZES), deterministic."""
+    if size not in SERIES_SIZES:
+        raise ConfigError(f"Unknown series suite size {size!r}",
+                          f"use one of {', '.join(SERIES_SIZES)}.")
+    n = SERIES_SIZES[size]
+    return [fn(name, n, seed) for name, fn in SERIES.items()]
