@@ -60,7 +60,7 @@ def _truth(seed: int, size: str, folder: Path):
     cache = folder / f"truth-{size}-{seed}.pkl"
     if cache.exists():
         return pickle.loads(cache.read_bytes())
-    suite = build_suite(size, seed).without_records()
+    suite = build_suite(size, seed, records=False)
     folder.mkdir(parents=True, exist_ok=True)
     cache.write_bytes(pickle.dumps(suite))
     return suite
@@ -89,8 +89,8 @@ def rule_flags(scores: pd.DataFrame, params: ForestParams) -> list[bool]:
 
 def sweep(suite, scores: pd.DataFrame, base: ForestParams) -> pd.DataFrame:
     rows = []
-    for th, rl, rt in itertools.product((3.0, 3.25, 3.5), (1.1, 1.2, 1.3, 1.4, 1.5),
-                                        (0.0, 1.0, 1.5, 2.0, 3.0)):
+    for th, rl, rt in itertools.product((3.0, 3.25, 3.5), (1.2, 1.3, 1.4, 1.5),
+                                        (0.0, 1.5, 2.0, 3.0)):
         p = replace(base, threshold=th, run_level=rl, run_threshold=rt)
         tot = totals(evaluate_scores(suite, scores, p.cooldown_seconds,
                                      flags=rule_flags(scores, p)))
@@ -103,7 +103,16 @@ def sweep(suite, scores: pd.DataFrame, base: ForestParams) -> pd.DataFrame:
 
 
 def choose(table: pd.DataFrame) -> dict:
-    ok = table[table["lab_spike_caught"]]
+    """The issue's bars first: the lab's spike caught, at most one false-alarm window per
+    quiet scenario, no more alert episodes per site-day on quiet days than today's rule
+    (threshold 3, no run rule); then the most anomalies found, the fewest quiet false
+    alarms, the shortest worst delay."""
+    today = table[(table["threshold"] == 3.0) & (table["run_threshold"] == 0)].iloc[0]
+    ok = table[table["lab_spike_caught"] & (table["quiet_max_fp_windows"] <= 1)
+               & (table["quiet_episodes_per_site_day"]
+                  <= today["quiet_episodes_per_site_day"] + 1e-9)]
+    if ok.empty:
+        ok = table[table["lab_spike_caught"]]
     best = ok.sort_values(["detected", "quiet_false_alarms", "delay_max_s"],
                           ascending=[False, True, True]).iloc[0]
     return {k: float(best[k]) for k in ("threshold", "run_level", "run_threshold")}
@@ -118,7 +127,7 @@ def _markdown(fig: dict) -> str:
              f"Generated {fig['generated']} in {fig['seconds']} s, suite size "
              f"{fig['size']}. Defaults chosen on the tuning part (seed 0): "
              f"`{json.dumps(fig['chosen'])}`.", ""]
-    for part in ("held_out", "tuning", "original_lab_held_out"):
+    for part in ("held_out", "original_lab_held_out"):
         if part not in fig:
             continue
         lines += [f"## Clickstream, {part.replace('_', ' ')} (as deployed: is_anomaly, "
@@ -177,9 +186,9 @@ def main() -> None:
     fig: dict = {"generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                  "size": args.size, "chosen": chosen, "defaults": params.to_dict()}
 
-    tuned = rescore(scores, params)
-    t_table = evaluate_scores(suite, tuned, params.cooldown_seconds)
-    fig["tuning"] = {"scenarios": _records(t_table), "totals": totals(t_table)}
+    # the tuning part's figures are the sweep's (the rule on the job's scores; a held
+    # window's effect on later scores is left out there); the held-out part is re-scored
+    fig["tuning_sweep"] = json.loads(table.to_json(orient="records"))
 
     suite1, held = _scores(1, args.size, args.held_scores, args.out)
     fig["rescore_check"] = check_rescore(held, ForestParams())

@@ -95,8 +95,8 @@ class ForestParams:
     shingle_size: int = 1
     warmup_windows: int = 12
     random_seed: int = 42
-    threshold: float = 3.0
-    run_level: float = 1.5
+    threshold: float = 3.25
+    run_level: float = 1.4
     run_threshold: float = 2.0
     cooldown_seconds: int = 60
     anomaly_hold_windows: int = 6

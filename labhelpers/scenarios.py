@@ -199,7 +199,8 @@ class _Builder:
     """Collects the records of one scenario: steady traffic, edits, delays, anomalies."""
 
     def __init__(self, name: str, description: str, start_ms: int, duration_s: int,
-                 seed: int) -> None:
+                 seed: int, make_records: bool = True) -> None:
+        self.make_records = make_records
         self.name = name
         self.description = description
         self.start_ms = start_ms
@@ -230,6 +231,8 @@ class _Builder:
         seeded random subset (keep probability profile(t) / OVERSAMPLE).
         """
         t1 = self.duration_s if t1 is None else t1
+        if not self.make_records:
+            return  # ground truth only (evaluate: labels without minutes of generation)
         k = OVERSAMPLE if noise else 1
         sender = Sender(payload, rate=rate * k, start_s=t0, seconds=t1 - t0, count=count)
         plan = Plan((sender,), sites=(site,))
@@ -477,23 +480,26 @@ SCENARIOS: dict[str, tuple[Callable[[_Builder], None], str]] = {
 
 
 def build_scenario(name: str, size: str = "full", seed: int = 0,
-                   start: datetime = SUITE_START) -> Scenario:
-    """One scenario by name (see SCENARIOS), ``size`` "small" or "full", deterministic."""
+                   start: datetime = SUITE_START, records: bool = True) -> Scenario:
+    """One scenario by name (see SCENARIOS), ``size`` "small" or "full", deterministic.
+    ``records`` False: the ground truth only (sites, anomalies), no records."""
     if name not in SCENARIOS:
         raise ConfigError(f"Unknown scenario {name!r}", f"use one of {', '.join(SCENARIOS)}.")
     duration = _size_seconds(size)
     fn, description = SCENARIOS[name]
     start_ms = calendar.timegm(start.utctimetuple()) * 1000
-    b = _Builder(name, description, start_ms, duration, seed)
+    b = _Builder(name, description, start_ms, duration, seed, make_records=records)
     fn(b)
     return b.build()
 
 
 def build_suite(size: str = "full", seed: int = 0,
-                names: Iterable[str] | None = None) -> Suite:
-    """The scenario suite (all of SCENARIOS, or ``names``) at ``size``, deterministic."""
+                names: Iterable[str] | None = None, records: bool = True) -> Suite:
+    """The scenario suite (all of SCENARIOS, or ``names``) at ``size``, deterministic.
+    ``records`` False: the ground truth only (what evaluating a saved run needs)."""
     chosen = list(SCENARIOS) if names is None else list(names)
-    return Suite([build_scenario(n, size, seed) for n in chosen], size=size, seed=seed)
+    return Suite([build_scenario(n, size, seed, records=records) for n in chosen], size=size,
+                 seed=seed)
 
 
 def _size_seconds(size: str) -> int:

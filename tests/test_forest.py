@@ -125,25 +125,25 @@ def test_snapshot_plus_learned_points_restores_the_same_model():
 
 
 def test_run_rule_flags_a_sustained_moderate_shift_below_the_threshold():
+    """The issue's case: a busy noisy site (10 clicks, 100 impressions per window), clicks x2
+    for 60 s; each window scores below the threshold. A sensitive run rule (run_level 1.2)
+    flags the run within 3 windows; with the rule off nothing is flagged. (The defaults,
+    chosen on the suite, trade some of this for fewer false alarms: docs/figures.md.)"""
     import numpy as np
 
-    rng = np.random.default_rng(0)
-    params = ForestParams()
-    model = SiteModel(params)
-    for k in range(300):
-        c, i = int(rng.poisson(10)), int(rng.poisson(100))
-        model.score(_row(k, c, i), (k + 1) * 10_000)
-    shifted = []
-    for k in range(300, 306):  # clicks x2 for 60 s
-        c, i = int(rng.poisson(20)), int(rng.poisson(100))
-        shifted.append(model.score(_row(k, c, i), (k + 1) * 10_000))
-    assert any(r["is_anomaly"] for r in shifted[:4]), [r["anomaly_score"] for r in shifted]
-    off = SiteModel(ForestParams(run_threshold=0))
-    rng = np.random.default_rng(0)
-    for k in range(300):
-        c, i = int(rng.poisson(10)), int(rng.poisson(100))
-        off.score(_row(k, c, i), (k + 1) * 10_000)
-    assert all(r["run_score"] >= 0 for r in shifted)
+    def run(params):
+        rng = np.random.default_rng(0)
+        model = SiteModel(params)
+        for k in range(300):
+            model.score(_row(k, int(rng.poisson(10)), int(rng.poisson(100))), (k + 1) * 10_000)
+        return [model.score(_row(k, int(rng.poisson(20)), int(rng.poisson(100))),
+                            (k + 1) * 10_000) for k in range(300, 306)]
+
+    sensitive = run(ForestParams(threshold=3.0, run_level=1.2, run_threshold=1.5))
+    assert all(r["anomaly_score"] < 3.0 for r in sensitive[:3])
+    assert any(r["is_anomaly"] for r in sensitive[:3]), [r["anomaly_score"] for r in sensitive]
+    off = run(ForestParams(threshold=3.0, run_threshold=0))
+    assert not any(r["is_anomaly"] for r in off), "below the threshold, one window at a time"
 
 
 def test_a_silent_site_alerts_once_and_a_partial_window_never():
