@@ -165,6 +165,12 @@ def _series_part(seed: int, size: str) -> dict:
                                        / quiet["points"].sum())}
 
 
+def _series_figures(fig: dict, size: str) -> None:
+    fig["series_defaults"] = {**SERIES_DEFAULTS, "threshold": ForestParams().threshold}
+    fig["series_tuning"] = _series_part(0, size)
+    fig["series_held_out"] = _series_part(1, size)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", choices=("small", "full"), default="full")
@@ -172,7 +178,16 @@ def main() -> None:
     ap.add_argument("--tune-scores", type=Path, default=None)
     ap.add_argument("--held-scores", type=Path, default=None)
     ap.add_argument("--figures", type=Path, default=ROOT / "docs" / "figures.json")
+    ap.add_argument("--series-only", action="store_true",
+                    help="keep the clickstream figures of --figures, redo the series suite")
     args = ap.parse_args()
+    if args.series_only:
+        fig = json.loads(args.figures.read_text())
+        _series_figures(fig, args.size)
+        args.figures.write_text(json.dumps(fig, indent=1, default=str) + "\n")
+        args.figures.with_suffix(".md").write_text(_markdown(fig))
+        print(f"series figures redone in {args.figures}")
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     base = ForestParams()
@@ -201,9 +216,7 @@ def main() -> None:
     fig["original_lab_held_out"] = {"scenarios": _records(o_table), "totals": totals(o_table),
                                     "params": lab.to_dict()}
 
-    fig["series_defaults"] = SERIES_DEFAULTS
-    fig["series_tuning"] = _series_part(0, args.size)
-    fig["series_held_out"] = _series_part(1, args.size)
+    _series_figures(fig, args.size)
     fig["seconds"] = round(time.perf_counter() - t0)
     args.figures.parent.mkdir(parents=True, exist_ok=True)
     args.figures.write_text(json.dumps(fig, indent=1, default=str) + "\n")

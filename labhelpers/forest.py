@@ -95,7 +95,7 @@ class ForestParams:
     shingle_size: int = 1
     warmup_windows: int = 12
     random_seed: int = 42
-    threshold: float = 3.25
+    threshold: float = 3.5
     run_level: float = 1.4
     run_threshold: float = 2.0
     cooldown_seconds: int = 60
