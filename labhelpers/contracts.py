@@ -40,9 +40,24 @@ SCORE_COLUMNS = WINDOW_COLUMNS + (
     "forest_ready",
     "attribution",
     "episode_id",
+    # False when the input ended inside the window (a replay's last window): reported with
+    # its counts, never scored or alerted on.
+    "complete",
+    # the run rule's running sum of excess score (forest.ForestParams: run_level)
+    "run_score",
+    # what the site usually sends (running means of its learned windows): the alert says
+    # "clicks 40, usually about 10"
+    "usual_clicks",
+    "usual_impressions",
+    "usual_ctr",
 )
+# Types of the score columns that are not text (the job's row type and the SQL table).
+SCORE_TYPES = {"clicks": "BIGINT", "impressions": "BIGINT", "ctr": "DOUBLE",
+               "anomaly_score": "DOUBLE", "is_anomaly": "BOOLEAN", "forest_ready": "BOOLEAN",
+               "complete": "BOOLEAN", "run_score": "DOUBLE", "usual_clicks": "DOUBLE",
+               "usual_impressions": "DOUBLE", "usual_ctr": "DOUBLE"}
 # The CSV written by ``python -m labhelpers replay``.
-REPLAY_CSV_COLUMNS = WINDOW_COLUMNS + ("anomaly_score", "is_anomaly")
+REPLAY_CSV_COLUMNS = WINDOW_COLUMNS + ("anomaly_score", "is_anomaly", "complete")
 # The inputs of the forest, in the order of a point; attribution is reported per input.
 FOREST_INPUTS = ("clicks", "impressions", "ctr")
 # Reasons a record is set aside (dead-letter output), in the order the rules are checked.

@@ -135,7 +135,12 @@ CREATE TABLE scores (
   is_anomaly BOOLEAN,
   forest_ready BOOLEAN,
   attribution STRING,
-  episode_id STRING
+  episode_id STRING,
+  complete BOOLEAN,
+  run_score DOUBLE,
+  usual_clicks DOUBLE,
+  usual_impressions DOUBLE,
+  usual_ctr DOUBLE
 ) WITH (
   {{scores_connector}}
 );

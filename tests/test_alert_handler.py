@@ -214,3 +214,20 @@ def test_missing_configuration_fails_the_batch(monkeypatch):
     monkeypatch.delenv("TOPIC_ARN", raising=False)
     with pytest.raises(RuntimeError, match="TOPIC_ARN"):
         alert_handler.handler(event(score_row()), None)
+
+
+def test_message_says_what_was_expected():
+    row = score_row(usual_clicks=10.2, usual_impressions=9.8, usual_ctr=104.1)
+    text = alert_handler.alert_message(row, "e-1")
+    assert "Clicks: 40 (usually about 10), impressions: 10 (usually about 10)" in text, text
+    assert "400.0 % (usually about 104.1 %)" in text, text
+    assert "clicks unusually high: 40, usually about 10 (2.10 of the anomaly score)" in text
+    dark = score_row(clicks=0, impressions=0, ctr=None, usual_clicks=10.0)
+    assert "the site went silent" in alert_handler.alert_message(dark, "e-2")
+    # a row from an older job has no usual values: the message leaves them out
+    assert "usually about" not in alert_handler.alert_message(score_row(), "e-3")
+
+
+def test_partial_window_never_alerts(aws):
+    out = alert_handler.handler(event(score_row(0, complete=False)), None)
+    assert out["counts"]["alerts_sent"] == 0 and not aws["messages"]()

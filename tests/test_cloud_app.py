@@ -130,7 +130,7 @@ def test_job_sets_only_allow_listed_configuration_keys_in_code(tmp_path):
         "from pyflink.common import Types\n"
         "from pyflink.datastream import StreamExecutionEnvironment\n"
         "from pyflink.table import StreamTableEnvironment\n"
-        "from labhelpers import job\n"
+        "from labhelpers.analytics import job\n"
         "def conf(env):\n"
         "    j = env._j_stream_execution_environment.getConfiguration().toMap()\n"
         "    return {k: j.get(k) for k in j.keySet()}\n"

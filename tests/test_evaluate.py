@@ -92,7 +92,7 @@ def test_scenario_metrics_exact():
         "sites": 3, "windows": 99, "labelled": 5, "flagged": 4, "tp": 1, "fp": 3, "fn": 4,
         "precision": 0.25, "recall": 0.2, "anomalies": 2, "detected": 1,
         "delay_median_s": 20.0, "delay_max_s": 20.0, "false_alarms": 2, "site_days": 1.5,
-        "fa_per_site_day": 2 / 1.5,
+        "fa_per_site_day": 2 / 1.5, "episodes": 3, "episodes_per_site_day": 2.0,
     }
     quiet = scenario_metrics(set(), [], sites=("q/a",), duration_s=86_400)
     assert quiet["precision"] is None and quiet["recall"] is None
@@ -183,7 +183,7 @@ def test_anscombe_inputs_score_windows_without_impressions():
     again = rescore(_windows(), ForestParams(inputs="raw"), inputs="anscombe")
     assert again["anomaly_score"].notna().all()
     assert again["is_anomaly"][40] and again["is_anomaly"][50], "spike and outage flagged"
-    assert set(INPUTS) == {"raw", "anscombe"}
+    assert set(INPUTS) == {"raw", "anscombe", "ctr"}
     with pytest.raises(ConfigError, match="Unknown forest inputs 'log'.*raw"):
         rescore(_windows(), ForestParams(), inputs="log")
 

@@ -84,3 +84,19 @@ def test_only_the_seam_and_the_config_name_a_backend():
     files = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
                    if compare.search(p.read_text()))
     assert files == [], f"compare cfg.backend with a literal only in the seam: {files}"
+
+
+def test_notebook_03_starts_from_the_one_set_of_defaults():
+    """The parameters cell shows the app's defaults, not a second copy that can drift."""
+    import json
+
+    from labhelpers.analytics.params import JobParams
+
+    book = json.loads((PACKAGE.parent / "notebooks" / "03_analytics_app.ipynb").read_text())
+    cell = next(c for c in book["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+    values: dict = {}
+    exec("".join(cell["source"]), {}, values)  # UPPER_CASE constants only
+    defaults = JobParams().to_dict()
+    shown = {k.lower(): v for k, v in values.items() if k.lower() in defaults}
+    assert len(shown) >= 8, shown
+    assert shown == {k: defaults[k] for k in shown}, "notebook 03's parameters drifted"

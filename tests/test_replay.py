@@ -32,6 +32,12 @@ def _expected_windows(lines):
     return counts
 
 
+def _read_jsonl(summary):
+    path = summary["scores_csv"].replace("scores.csv", "scores.jsonl")
+    with open(path) as fh:
+        return [json.loads(line) for line in fh]
+
+
 def _read_csv(path):
     with open(path) as fh:
         return list(csv.DictReader(fh))
@@ -74,7 +80,11 @@ def test_replay_counts_match_and_spike_is_flagged(lab_lines, clean_run):
     assert not early, f"false alarms in {WARMUP_S} s of normal traffic: {early}"
     assert summary["bad_records"] == 0
     assert list(rows[0]) == ["window_start", "window_end", "site", "clicks", "impressions",
-                             "ctr", "anomaly_score", "is_anomaly"]
+                             "ctr", "anomaly_score", "is_anomaly", "complete"]
+    # exactly one alert episode per site: the spike (the lab's own test)
+    episodes = {(r["site"], r["episode_id"]) for r in _read_jsonl(summary)
+                if r["is_anomaly"]}
+    assert len(episodes) == 2, episodes
 
 
 def test_garbage_is_set_aside_and_changes_nothing(lab_lines, clean_run, tmp_path):

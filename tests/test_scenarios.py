@@ -163,3 +163,26 @@ def test_unknown_names_are_errors():
         build_scenario("spik")
     with pytest.raises(ConfigError, match="Unknown suite size 'huge'.*small"):
         build_suite("huge")
+
+
+def test_grown_suite_cases_and_truth_without_records():
+    from labhelpers.evaluate.scenarios import build_scenario, build_suite, record_ms
+
+    dark = build_scenario("dark-site", "small", seed=0)
+    (a,) = dark.anomalies
+    assert a.kind == "dark" and a.end_ms - a.start_ms == 120_000 and len(dark.sites) == 3
+    assert not [r for r in dark.records
+                if r["site"] == a.site and a.start_ms <= record_ms(r) < a.end_ms]
+    half = build_scenario("busy-ctr-half-3min", "small", seed=0)
+    ev = half.anomalies[0]
+    clicks_in = sum(1 for r in half.records if r["browseraction"] == "Click"
+                    and ev.start_ms <= record_ms(r) < ev.end_ms)
+    clicks_before = sum(1 for r in half.records if r["browseraction"] == "Click"
+                        and ev.start_ms - 180_000 <= record_ms(r) < ev.start_ms)
+    assert 0.35 < clicks_in / clicks_before < 0.65, (clicks_in, clicks_before)
+    names = ("busy-x2-60s", "click-bot", "quiet-daily-low-volume")
+    truth = build_suite("small", 0, names=names, records=False)
+    full = build_suite("small", 0, names=names)
+    assert [(s.sites, s.anomalies) for s in truth.scenarios] == \
+        [(s.sites, s.anomalies) for s in full.scenarios]
+    assert not any(s.records for s in truth.scenarios)

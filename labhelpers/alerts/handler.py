@@ -54,8 +54,14 @@ SCORE_COLUMNS = (
     "forest_ready",
     "attribution",
     "episode_id",
+    "complete",
+    "run_score",
+    "usual_clicks",
+    "usual_impressions",
+    "usual_ctr",
 )
-# Fields a row must carry to be handled; forest_ready, attribution, episode_id may be absent.
+# Fields a row must carry to be handled; the later ones (forest_ready, attribution, episode_id,
+# complete, run_score, usual_*) may be absent (rows from an older job).
 REQUIRED_FIELDS = SCORE_COLUMNS[:8]
 INPUT_WORDS = {"clicks": "clicks", "impressions": "impressions", "ctr": "click-through rate"}
 SUBJECT_MAX = 100  # SNS limit for e-mail subjects
@@ -165,25 +171,50 @@ def alert_subject(row: dict[str, Any]) -> str:
     return text if len(text) <= SUBJECT_MAX else text[: SUBJECT_MAX - 3] + "..."
 
 
+def _usual_text(row: dict[str, Any], name: str, spec: str, unit: str = "") -> str:
+    """" (usually about 10)" from the row's usual_<name>, or "" when the job sent none."""
+    usual = row.get(f"usual_{name}")
+    if isinstance(usual, bool) or not isinstance(usual, int | float) or not math.isfinite(usual):
+        return ""
+    return f" (usually about {format(usual, spec)}{unit})"
+
+
+def _value_text(row: dict[str, Any], name: str) -> str:
+    """The window's value of one forest input with what is usual: "40, usually about 10"."""
+    spec, unit = (".1f", " %") if name == "ctr" else (".0f", "")
+    value = row.get(name)
+    if value is None:
+        return "n/a"
+    usual = _usual_text(row, name, spec, unit)
+    return f"{format(value, spec)}{unit}" + (f", {usual[2:-1]}" if usual else "")
+
+
 def alert_message(row: dict[str, Any], episode_id: str) -> str:
-    """The message body, in words: site, window, CTR, counts, score and what drove it."""
+    """The message body, in words: site, window, CTR, counts and what is usual for them,
+    score and what drove it."""
     ctr = _fmt(row["ctr"], ".1f")
-    ctr_text = f"{ctr} %" if row["ctr"] is not None else "n/a (no impressions)"
+    ctr_text = (f"{ctr} %" + _usual_text(row, "ctr", ".1f", " %") if row["ctr"] is not None
+                else "n/a (no impressions)")
     driver = main_driver(row.get("attribution"))
-    if driver is None:
+    dark = row.get("clicks") == 0 and row.get("impressions") == 0
+    if dark:
+        driver_text = "no traffic at all in this window: the site went silent"
+    elif driver is None:
         driver_text = "not available for this window"
     else:
         name, direction, strength = driver
         driver_text = (
-            f"{INPUT_WORDS.get(name, name)} unusually {direction} "
-            f"({strength:.2f} of the anomaly score)"
+            f"{INPUT_WORDS.get(name, name)} unusually {direction}: "
+            f"{_value_text(row, name)} ({strength:.2f} of the anomaly score)"
         )
     return (
         f"Unusual traffic on site {row['site']}.\n"
         f"\n"
         f"Window: {row['window_start']} to {row['window_end']} (UTC)\n"
         f"Click-through rate: {ctr_text}\n"
-        f"Clicks: {_fmt(row['clicks'], 'd')}, impressions: {_fmt(row['impressions'], 'd')}\n"
+        f"Clicks: {_fmt(row['clicks'], 'd')}{_usual_text(row, 'clicks', '.0f')}, "
+        f"impressions: {_fmt(row['impressions'], 'd')}"
+        f"{_usual_text(row, 'impressions', '.0f')}\n"
         f"Anomaly score: {_fmt(row['anomaly_score'], '.2f')} (higher means more unusual)\n"
         f"Main driver: {driver_text}\n"
         f"\n"
@@ -319,7 +350,8 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
             counts["malformed"] += 1
             LOG.warning("skipped malformed record %s: %s", seq, err)
             continue
-        if not row["is_anomaly"]:
+        if not row["is_anomaly"] or row.get("complete") is False:
+            # a partial window (the input ended inside it) never alerts, whatever it says
             counts["normal"] += 1
             continue
         counts["anomalies"] += 1

@@ -26,18 +26,37 @@ def anscombe_point(clicks: int, impressions: int, ctr: float | None) -> list[flo
 
 
 def raw_point(clicks: int, impressions: int, ctr: float | None) -> list[float] | None:
-    """The original lab's point; None (not scored) without impressions."""
+    """[clicks, impressions, CTR %]; None (not scored) without impressions."""
     return None if ctr is None else [float(clicks), float(impressions), float(ctr)]
+
+
+def ctr_point(clicks: int, impressions: int, ctr: float | None) -> list[float] | None:
+    """The original lab's point: CTR % alone; None (not scored) without impressions."""
+    return None if ctr is None else [float(ctr)]
 
 
 # The forest's inputs (contracts.FOREST_INPUTS names them: clicks, impressions, CTR or its
 # stand-in, the clicks-minus-impressions difference of the stabilised counts).
-FOREST_POINTS = {"anscombe": anscombe_point, "raw": raw_point}
+FOREST_POINTS = {"anscombe": anscombe_point, "raw": raw_point, "ctr": ctr_point}
+# The names of a point's coordinates (attribution is reported per name).
+POINT_INPUTS = {"anscombe": FOREST_INPUTS, "raw": FOREST_INPUTS, "ctr": ("ctr",)}
+# Named parameter sets. "original-lab": what the original lab's RANDOM_CUT_FOREST did (CTR
+# alone, subsample 12, alert above 2), without this lab's additions (no hold, no run rule,
+# no dark-site windows), to compare on the same scenarios (notebook 06).
+PRESETS: dict[str, dict[str, Any]] = {
+    "original-lab": {"inputs": "ctr", "subsample_size": 12, "threshold": 2.0,
+                     "anomaly_hold_windows": 0, "run_threshold": 0.0, "dark_windows": 0},
+}
+# Span (in learned windows) of the running means reported as "usual" values.
+USUAL_SPAN = 30
 
 
 @dataclass(frozen=True)
 class ForestParams:
     """Forest and alert-rule parameters (the lab's names; defaults chosen for 10-s windows).
+
+    The defaults are chosen on the tuning half of the scenario suite and measured on the
+    held-out half (``bench/evaluate_defaults.py``; figures in docs/figures.md, not here).
 
     num_trees: trees in the forest (lab: 100).
     subsample_size: points each tree keeps (lab: 12; we keep more for steadier scores).
@@ -46,21 +65,28 @@ class ForestParams:
     warmup_windows: windows per site before scores are produced; the score is 0 and
       ``forest_ready`` false until then (lab: about the subsample size).
     random_seed: makes scores repeatable.
-    threshold: a window whose score is above this is an anomaly (lab: 2). Chosen with the
-      scenario suite (notebook 06): with the default inputs, 3.0 finds 22 of 26 labelled
-      anomalies with 0.27 false alarms per site-day.
+    threshold: a window whose score is above this is an anomaly (lab: 2).
+    run_level, run_threshold: the run rule, for shifts that are moderate but sustained. Each
+      ready window adds (score - run_level) to a running sum that never goes below 0 (a
+      CUSUM); when the sum exceeds run_threshold the window is an anomaly and the sum starts
+      again from 0. Normal windows score below run_level, so noise drains the sum; a run of
+      windows each a little above it adds up. run_threshold 0 turns the rule off.
     inputs: how a window becomes the forest's point.
       "anscombe" (default): 2*sqrt(n + 3/8) of clicks and of impressions, and their
       difference. Counts of random arrivals then have noise of about 1 at any traffic level,
       and windows without impressions (an outage) are scored too.
-      "raw": the original lab's [clicks, impressions, CTR %]. CTR's range dwarfs the counts',
-      so the forest looks at CTR alone, the noisiest input: measured 66 false alarms per
-      site-day on noisy traffic, and a CTR collapse never found (notebook 06).
+      "raw": [clicks, impressions, CTR %] in one point. CTR's range dwarfs the counts', so
+      the forest looks mostly at CTR, the noisiest input.
+      "ctr": CTR % alone, the original lab's input (preset "original-lab").
     cooldown_seconds: anomalous windows of one site closer than this share one alert episode.
-    anomaly_hold_windows: an anomalous window is kept out of the forest for up to this many
-      consecutive windows, so that the first window of a spike does not teach the forest
-      that the second is normal (measured: the 2nd window of the lab's spike scored 2.4
-      instead of 4.8 when learned); after that a lasting new level is learned. 0 = learn all.
+    anomaly_hold_windows: anomalous windows are kept out of the forest for up to this many
+      windows in a row, so that the first window of a spike does not teach the forest that
+      the second is normal; from then on every window is learned until a normal one comes,
+      so a lasting new level is learned within a bounded number of windows. 0 = learn all.
+    dark_windows: a site that has sent traffic and then sends nothing gets windows with zero
+      counts (scored like any window, so a site going dark is an anomaly), for at most this
+      many windows in a row; after that it is considered gone and nothing is invented until
+      it sends again. All flagged windows of one silence are one alert episode. 0 = off.
     """
 
     num_trees: int = 100
@@ -69,9 +95,12 @@ class ForestParams:
     shingle_size: int = 1
     warmup_windows: int = 12
     random_seed: int = 42
-    threshold: float = 3.0
+    threshold: float = 3.5
+    run_level: float = 1.4
+    run_threshold: float = 2.0
     cooldown_seconds: int = 60
     anomaly_hold_windows: int = 6
+    dark_windows: int = 30
     inputs: str = "anscombe"
 
     def __post_init__(self) -> None:
@@ -83,8 +112,11 @@ class ForestParams:
             "warmup_windows": (1, 100_000),
             "random_seed": (0, 2**63 - 1),
             "threshold": (0.0, 1e6),
+            "run_level": (0.0, 1e6),
+            "run_threshold": (0.0, 1e6),
             "cooldown_seconds": (0, 86_400),
             "anomaly_hold_windows": (0, 10_000),
+            "dark_windows": (0, 100_000),
         }
         if self.inputs not in FOREST_POINTS:
             raise ConfigError(f"Forest parameter inputs={self.inputs!r} is unknown",
@@ -99,7 +131,7 @@ class ForestParams:
                     f"use a number from {lo} to {hi}.",
                 )
         for name in ("num_trees", "subsample_size", "shingle_size", "warmup_windows",
-                     "anomaly_hold_windows"):
+                     "anomaly_hold_windows", "dark_windows"):
             if not isinstance(getattr(self, name), int):
                 raise ConfigError(
                     f"Forest parameter {name}={getattr(self, name)!r} must be a whole number",
@@ -118,13 +150,21 @@ class ForestParams:
             )
         return cls(**values)
 
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> ForestParams:
+        """A named parameter set (PRESETS), with ``overrides`` on top."""
+        if name not in PRESETS:
+            raise ConfigError(f"Unknown forest preset {name!r}",
+                              f"use one of {', '.join(PRESETS)}.")
+        return cls.from_dict({**PRESETS[name], **overrides})
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def krcf_options(self) -> dict[str, Any]:
         """The options krcf understands, mapped from the lab's names."""
         return {
-            "dimensions": len(FOREST_INPUTS),
+            "dimensions": len(POINT_INPUTS[self.inputs]),
             "shingle_size": self.shingle_size,
             "num_trees": self.num_trees,
             "sample_size": self.subsample_size,
@@ -134,17 +174,90 @@ class ForestParams:
         }
 
 
+class AlertRule:
+    """The alert rule on top of a forest's scores, one instance per site or series.
+
+    The one implementation shared by the job's forest (SiteModel) and ``score-series``
+    (series.SeriesModel): a score above ``threshold`` is an anomaly; a run of moderate
+    excess (CUSUM of score - run_level above run_threshold) is an anomaly; anomalous points
+    are held out of the forest for up to ``anomaly_hold_windows`` in a row, then learned.
+    """
+
+    def __init__(self, params: ForestParams) -> None:
+        self.params = params
+        self.held = 0  # consecutive anomalous points (held while below the hold limit)
+        self.run = 0.0  # the CUSUM of score - run_level
+
+    def decide(self, score: float, ready: bool) -> tuple[bool, bool, str | None]:
+        """(is_anomaly, learn the point, reason "threshold" | "run" | None) for one score."""
+        if not ready:
+            return False, True, None
+        p = self.params
+        reason = None
+        if score > p.threshold:
+            reason = "threshold"
+        elif p.run_threshold > 0:
+            self.run = max(0.0, self.run + score - p.run_level)
+            if self.run > p.run_threshold:
+                reason = "run"
+        if reason is None:
+            self.held = 0
+            return False, True, None
+        self.run = 0.0  # a flag starts the next run afresh
+        learn = self.held >= p.anomaly_hold_windows
+        self.held += 1
+        return True, learn, reason
+
+    def state(self) -> dict[str, Any]:
+        return {"held": self.held, "run": self.run}
+
+    def load(self, meta: dict[str, Any]) -> None:
+        self.held = int(meta.get("held", 0))
+        self.run = float(meta.get("run", 0.0))
+
+
+class Usual:
+    """Running means of what a site usually sends (learned windows only), for alert text."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+        self.values: dict[str, float | None] = dict.fromkeys(names)
+        self.n = 0
+
+    def learn(self, values: dict[str, float | None]) -> None:
+        self.n += 1
+        # a plain mean until USUAL_SPAN windows, then an exponential one over that span
+        alpha = max(1.0 / self.n, 2.0 / (USUAL_SPAN + 1))
+        for name in self.names:
+            x = values.get(name)
+            if x is None:
+                continue
+            old = self.values[name]
+            self.values[name] = float(x) if old is None else old + alpha * (float(x) - old)
+
+    def rounded(self) -> dict[str, float | None]:
+        return {k: None if v is None else round(v, 3) for k, v in self.values.items()}
+
+
 class SiteModel:
-    """The forest and alert-episode state of one site. Serializable to bytes for Flink state."""
+    """The forest and alert state of one site. Serializable to bytes for Flink state."""
 
     def __init__(self, params: ForestParams) -> None:
         self.params = params
         self.forest = krcf.RandomCutForest(params.krcf_options())
+        self.rule = AlertRule(params)
+        self.usual = Usual(("clicks", "impressions", "ctr"))
+        self.names = POINT_INPUTS[params.inputs]
         self.windows_seen = 0
         self.episode_id: str | None = None
         self.last_anomaly_end_ms: int | None = None
-        self.held = 0  # consecutive anomalous windows not learned
+        self.silent = 0  # consecutive windows without any record (dark-site windows)
+        self.silence_episode: str | None = None  # the episode of the current silence
         self.learned_point: list[float] | None = None  # what the last score() learned
+
+    @property
+    def held(self) -> int:
+        return self.rule.held
 
     # ---- state ----
     # Flink keeps a model as three pieces: a forest snapshot (~0.5 MB, written rarely), the
@@ -153,12 +266,16 @@ class SiteModel:
     # windows); snapshot + replay restores the very same forest (krcf's snapshot includes its
     # random state, so replaying the same updates gives identical scores).
     def meta(self) -> dict[str, Any]:
-        """The small part of the state: counters and the current alert episode."""
+        """The small part of the state: counters, the rule, usual values, the episode."""
         return {
             "windows_seen": self.windows_seen,
             "episode_id": self.episode_id,
             "last_anomaly_end_ms": self.last_anomaly_end_ms,
-            "held": self.held,
+            **self.rule.state(),
+            "usual": self.usual.values,
+            "usual_n": self.usual.n,
+            "silent": self.silent,
+            "silence_episode": self.silence_episode,
         }
 
     def forest_bytes(self) -> bytes:
@@ -174,7 +291,8 @@ class SiteModel:
         points: list[list[float]],
     ) -> SiteModel:
         """Rebuild a model from a forest snapshot (None = empty forest) plus the points
-        learned after it, in order, and the meta saved with the last window."""
+        learned after it, in order, and the meta saved with the last window (keys added
+        later default, so an older checkpoint still restores)."""
         model = cls(params)
         if snapshot is not None:
             model.forest = krcf.RandomCutForest.from_msgpack(snapshot)
@@ -183,7 +301,11 @@ class SiteModel:
         model.windows_seen = meta["windows_seen"]
         model.episode_id = meta["episode_id"]
         model.last_anomaly_end_ms = meta["last_anomaly_end_ms"]
-        model.held = meta["held"]
+        model.rule.load(meta)
+        model.usual.values.update(meta.get("usual") or {})
+        model.usual.n = int(meta.get("usual_n", 0))
+        model.silent = int(meta.get("silent", 0))
+        model.silence_episode = meta.get("silence_episode")
         return model
 
     def to_bytes(self) -> bytes:
@@ -197,14 +319,31 @@ class SiteModel:
         return cls.restore(params, json.loads(data[4 : 4 + n]), data[4 + n :], [])
 
     # ---- scoring ----
-    def score(self, row: dict[str, Any], window_end_ms: int) -> dict[str, Any]:
-        """Score one window row, then learn from it. Returns the score row (contracts)."""
+    def score(self, row: dict[str, Any], window_end_ms: int,
+              complete: bool = True) -> dict[str, Any]:
+        """Score one window row, then learn from it. Returns the score row (contracts).
+
+        ``complete`` False: the input ended inside this window (a replay's last one). It is
+        reported, with its counts, but neither scored, learned nor alerted on.
+        """
         out = dict(row)
         self.learned_point = None
+        usual = self.usual.rounded()
+        out.update(complete=complete, run_score=round(self.rule.run, 6),
+                   usual_clicks=usual["clicks"], usual_impressions=usual["impressions"],
+                   usual_ctr=usual["ctr"])
+        if not complete:
+            out.update(anomaly_score=None, is_anomaly=False, forest_ready=self.ready,
+                       attribution=None, episode_id=None)
+            return out
         point = FOREST_POINTS[self.params.inputs](row["clicks"], row["impressions"],
                                                    row.get("ctr"))
+        dark = row["clicks"] == 0 and row["impressions"] == 0
+        self.silent = self.silent + 1 if dark else 0
+        if not dark:
+            self.silence_episode = None
         if point is None:
-            # raw inputs and no impressions: reported, but there is no CTR to learn from
+            # no impressions and inputs that need a CTR: reported, nothing to learn from
             out.update(anomaly_score=None, is_anomaly=False, forest_ready=self.ready,
                        attribution=None, episode_id=None)
             return out
@@ -220,28 +359,31 @@ class SiteModel:
                     {
                         name: {"high": round(attr["high"][i], 4),
                                "low": round(attr["low"][i], 4)}
-                        for i, name in enumerate(FOREST_INPUTS)
+                        for i, name in enumerate(self.names)
                     }
                 )
         else:
             score = float(self.forest.score(point))
-        is_anomaly = ready and score > self.params.threshold
-        if is_anomaly and self.held < self.params.anomaly_hold_windows:
-            self.held += 1
-        else:
+        is_anomaly, learn, _ = self.rule.decide(score, ready)
+        if learn:
             self.forest.update(point)
             self.learned_point = point
-            self.held = 0
+            self.usual.learn({"clicks": row["clicks"], "impressions": row["impressions"],
+                              "ctr": row.get("ctr")})
         self.windows_seen += 1
         episode = None
         if is_anomaly:
             cooldown_ms = self.params.cooldown_seconds * 1000
-            if (
+            if dark and self.silence_episode is not None:
+                self.episode_id = self.silence_episode  # one silence, one alert
+            elif (
                 self.episode_id is None
                 or self.last_anomaly_end_ms is None
                 or window_end_ms - self.last_anomaly_end_ms > cooldown_ms + 1
             ):
                 self.episode_id = f"{row['site']}@{row['window_start']}"
+            if dark:
+                self.silence_episode = self.episode_id
             self.last_anomaly_end_ms = window_end_ms
             episode = self.episode_id
         out.update(
@@ -250,6 +392,7 @@ class SiteModel:
             forest_ready=ready,
             attribution=attribution,
             episode_id=episode,
+            run_score=round(self.rule.run, 6),
         )
         return out
 

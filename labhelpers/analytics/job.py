@@ -15,11 +15,11 @@ import argparse
 import json
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..contracts import SCORE_COLUMNS, sql_values
+from ..contracts import SCORE_COLUMNS, SCORE_TYPES, sql_values
 from ..errors import ConfigError
 from .forest import ForestParams, SiteModel
 from .params import JobParams
@@ -131,16 +131,20 @@ def filesystem_sink(path: Path | str, rollover: str = "1s") -> dict:
 def _score_type():
     from pyflink.common import Types
 
-    kinds = {
-        "clicks": Types.LONG(),
-        "impressions": Types.LONG(),
-        "ctr": Types.DOUBLE(),
-        "anomaly_score": Types.DOUBLE(),
-        "is_anomaly": Types.BOOLEAN(),
-        "forest_ready": Types.BOOLEAN(),
-    }
-    types = [kinds.get(c, Types.STRING()) for c in SCORE_COLUMNS]
+    kinds = {"BIGINT": Types.LONG(), "DOUBLE": Types.DOUBLE(), "BOOLEAN": Types.BOOLEAN()}
+    types = [kinds[SCORE_TYPES[c]] if c in SCORE_TYPES else Types.STRING()
+             for c in SCORE_COLUMNS]
     return Types.ROW_NAMED(list(SCORE_COLUMNS), types)
+
+
+# Flink's watermark at the end of a bounded input (Long.MAX_VALUE).
+END_OF_INPUT = 2**63 - 1
+
+
+def _iso_ms(ms: int) -> str:
+    """Epoch ms as the SQL's window text (yyyy-MM-ddTHH:mm:ss.SSSZ)."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.") + \
+        f"{ms % 1000:03d}Z"
 
 
 def _make_scorer(params: ForestParams):
@@ -155,7 +159,20 @@ def _make_scorer(params: ForestParams):
         SNAPSHOT_EVERY learned windows, the points learned since, and a small meta record.
         Between windows the live model stays in this worker's cache, which open() empties;
         open() runs again whenever the job restores from a checkpoint, so a restored job
-        rebuilds every model from its state instead of trusting a stale one."""
+        rebuilds every model from its state instead of trusting a stale one.
+
+        Windows are scored on an event-time timer at their end, not when they arrive:
+        - a window row waits in keyed state (``pending``) until the watermark passes its
+          end. If that watermark is the end of a bounded input (Long.MAX_VALUE) and no
+          window of any site started at or after its end, the input ended inside it: it is
+          reported with ``complete`` false and never scored or alerted on;
+        - a site that sent a window but has no row for the next one when the watermark
+          passes its end went silent: it gets a window with zero counts, scored like any
+          other (a dark site is an anomaly), for at most ``dark_windows`` windows in a row.
+          No zero window is made after the end of a bounded input, nor for a site that
+          never sent anything. Timers and pending rows are keyed state, so they are in the
+          checkpoint and a restored job emits the same windows as an uninterrupted one.
+        """
 
         def __init__(self, params_dict: dict[str, Any]) -> None:
             self.params_dict = params_dict
@@ -168,8 +185,15 @@ def _make_scorer(params: ForestParams):
                 ValueStateDescriptor("forest_snapshot", Types.PICKLED_BYTE_ARRAY()))
             self.points_state = runtime_context.get_list_state(
                 ListStateDescriptor("points_since_snapshot", Types.STRING()))
+            # window rows waiting for their timer: {window_end_ms: row} as JSON, and the
+            # site's window length (for the next window's silence timer)
+            self.pending_state = runtime_context.get_state(
+                ValueStateDescriptor("pending_windows", Types.STRING()))
             self.cache: dict[str, SiteModel] = {}
             self.since_snapshot: dict[str, int] = {}
+            # the latest window start seen by this worker (any site): a window that ends
+            # at or before it was followed by more input, so it is complete
+            self.latest_start_ms = -(2**62)
 
         def _model(self, site: str) -> SiteModel:
             model = self.cache.get(site)
@@ -187,13 +211,45 @@ def _make_scorer(params: ForestParams):
             self.cache[site] = model
             return model
 
+        def _pending(self) -> dict[str, Any]:
+            raw = self.pending_state.value()
+            return {"rows": {}, "window_ms": None} if raw is None else json.loads(raw)
+
         def process_element(self, value, ctx):
             row = value.as_dict()
-            site = row["site"]
-            model = self._model(site)
-            # window_end comes from the SQL's DATE_FORMAT, always ...T..:..:..Z
+            # window_start/end come from the SQL's DATE_FORMAT, always ...T..:..:..Z
+            start_ms = int(datetime.fromisoformat(row["window_start"]).timestamp() * 1000)
             end_ms = int(datetime.fromisoformat(row["window_end"]).timestamp() * 1000)
-            out = model.score(row, end_ms)
+            self.latest_start_ms = max(self.latest_start_ms, start_ms)
+            pending = self._pending()
+            pending["rows"][str(end_ms)] = row
+            pending["window_ms"] = end_ms - start_ms
+            self.pending_state.update(json.dumps(pending))
+            ctx.timer_service().register_event_time_timer(end_ms - 1)
+            return iter(())
+
+        def on_timer(self, timestamp: int, ctx):
+            end_ms = timestamp + 1
+            at_end = ctx.timer_service().current_watermark() >= END_OF_INPUT
+            pending = self._pending()
+            row = pending["rows"].pop(str(end_ms), None)
+            site = ctx.get_current_key()
+            window_ms = pending["window_ms"]
+            if row is None:
+                model = self._model(site)
+                # a silent window: only while the input goes on, only for a site that has
+                # sent something, and only for dark_windows windows in a row
+                if at_end or model.silent >= self.params.dark_windows:
+                    return
+                row = {"window_start": _iso_ms(end_ms - window_ms),
+                       "window_end": _iso_ms(end_ms), "site": site, "clicks": 0,
+                       "impressions": 0, "ctr": None}
+                complete = True
+            else:
+                model = self._model(site)
+                complete = not at_end or end_ms <= self.latest_start_ms
+            self.pending_state.update(json.dumps(pending))
+            out = model.score(row, end_ms, complete=complete)
             if model.learned_point is not None:
                 n = self.since_snapshot[site] + 1
                 if n >= SNAPSHOT_EVERY:
@@ -204,6 +260,9 @@ def _make_scorer(params: ForestParams):
                     self.points_state.add(json.dumps(model.learned_point))
                 self.since_snapshot[site] = n
             self.meta_state.update(json.dumps(model.meta()))
+            if not at_end and self.params.dark_windows > 0:
+                # watch the next window: no row for it by then means the site went silent
+                ctx.timer_service().register_event_time_timer(end_ms + window_ms - 1)
             yield Row(*[out[c] for c in SCORE_COLUMNS])
 
     return ForestScorer(params.to_dict())

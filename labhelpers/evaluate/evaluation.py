@@ -50,7 +50,8 @@ LAB_SCENARIO = "lab-spike"
 # Columns of the per-scenario table, in print order.
 TABLE_COLUMNS = ("scenario", "quiet", "sites", "windows", "labelled", "flagged", "tp", "fp",
                  "fn", "precision", "recall", "anomalies", "detected", "delay_median_s",
-                 "delay_max_s", "false_alarms", "site_days", "fa_per_site_day")
+                 "delay_max_s", "false_alarms", "site_days", "fa_per_site_day", "episodes",
+                 "episodes_per_site_day")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,6 +122,10 @@ def scenario_metrics(flagged: set[tuple[str, int]], anomalies: Sequence[Anomaly]
     found = [d for d in delays if d is not None]
     site_days = len(sites) * duration_s / 86_400
     fa = false_alarms(flagged, labels, window_s, cooldown_s)
+    by_site: dict[str, list[int]] = {}
+    for site, start in flagged:
+        by_site.setdefault(site, []).append(start + window_s * 1000)
+    n_episodes = sum(len(episodes(ends, cooldown_s)) for ends in by_site.values())
     return {
         "sites": len(sites),
         "windows": scored_windows,
@@ -138,6 +143,8 @@ def scenario_metrics(flagged: set[tuple[str, int]], anomalies: Sequence[Anomaly]
         "false_alarms": fa,
         "site_days": site_days,
         "fa_per_site_day": fa / site_days if site_days else None,
+        "episodes": n_episodes,
+        "episodes_per_site_day": n_episodes / site_days if site_days else None,
     }
 
 
@@ -159,6 +166,10 @@ def totals(table: pd.DataFrame) -> dict[str, Any]:
         "quiet_false_alarms": int(quiet["false_alarms"].sum()),
         "quiet_fa_per_site_day": (float(quiet["false_alarms"].sum() / quiet["site_days"].sum())
                                   if len(quiet) else None),
+        # the issue's bar for quiet days: false-alarm windows per quiet scenario, episodes
+        "quiet_max_fp_windows": int(quiet["fp"].max()) if len(quiet) else None,
+        "quiet_episodes_per_site_day": (float(quiet["episodes"].sum() / quiet["site_days"].sum())
+                                        if len(quiet) else None),
         # the lab's own test: every spike window flagged, and nothing else on that site
         "lab_spike_caught": bool(len(lab) and (lab["fn"] == 0).all() and (lab["fp"] == 0).all()),
     }
@@ -183,6 +194,8 @@ def load_scores(path: Path | str) -> pd.DataFrame:
                           "run the evaluation (python -m labhelpers evaluate) first.")
     df = pd.read_csv(path, dtype={"window_start": str, "window_end": str, "site": str})
     df["is_anomaly"] = df["is_anomaly"].astype(str) == "True"
+    # complete: False for a window the input ended inside (older files: all complete)
+    df["complete"] = (df["complete"].astype(str) != "False") if "complete" in df else True
     df["window_start_ms"] = [_ms(t) for t in df["window_start"]]
     df["scenario"] = df["site"].str.split("/", n=1).str[0]
     return df.sort_values(["window_start_ms", "site"], kind="stable").reset_index(drop=True)
@@ -204,7 +217,13 @@ def _rescore_site(rows: list[dict[str, Any]], params: ForestParams,
     model = SiteModel(params if inputs is None else replace(params, inputs=inputs))
     out = []
     for row in rows:
-        r = model.score(row, _ms(row["window_end"]))
+        if row["clicks"] == 0 and row["impressions"] == 0 and \
+                model.silent >= model.params.dark_windows:
+            # the job made no more dark-site windows than dark_windows in a row; with a
+            # smaller value here, the windows beyond it do not exist
+            out.append((math.nan, False))
+            continue
+        r = model.score(row, _ms(row["window_end"]), complete=row.get("complete", True))
         score = r["anomaly_score"]
         out.append((math.nan if score is None else float(score), bool(r["is_anomaly"])))
     return out
@@ -222,11 +241,13 @@ def rescore(windows: pd.DataFrame, params: ForestParams,
     scores: dict[int, float] = {}
     flags: dict[int, bool] = {}
     for _, g in out.groupby("site", sort=False):
+        complete = g["complete"] if "complete" in g else [True] * len(g)
         rows = [{"window_start": ws, "window_end": we, "site": s, "clicks": int(c),
-                 "impressions": int(i), "ctr": None if pd.isna(ctr) else float(ctr)}
-                for ws, we, s, c, i, ctr in zip(g["window_start"], g["window_end"], g["site"],
-                                                g["clicks"], g["impressions"], g["ctr"],
-                                                strict=True)]
+                 "impressions": int(i), "ctr": None if pd.isna(ctr) else float(ctr),
+                 "complete": bool(ok)}
+                for ws, we, s, c, i, ctr, ok in zip(g["window_start"], g["window_end"],
+                                                    g["site"], g["clicks"], g["impressions"],
+                                                    g["ctr"], complete, strict=True)]
         for idx, (score, flag) in zip(g.index, _rescore_site(rows, params, inputs),
                                       strict=True):
             scores[idx] = score
@@ -289,11 +310,12 @@ def evaluate_scores(suite: Suite, scores: pd.DataFrame, cooldown_s: int = 60,
 
 def count_mismatches(suite: Suite, scores: pd.DataFrame, lateness_s: int) -> int:
     """Windows whose clicks/impressions in the job's output differ from a plain recount of the
-    suite's records (with the watermark's drop of too-late records): must be 0."""
+    suite's records (with the watermark's drop of too-late records): must be 0. The job's
+    dark-site windows (zero counts) are not in a recount and are left out."""
     expected = window_counts(suite.records(), suite.window_s, lateness_s)
     got = {(s, w): (int(c), int(i)) for s, w, c, i in zip(
         scores["site"], scores["window_start_ms"], scores["clicks"], scores["impressions"],
-        strict=True)}
+        strict=True) if c or i}
     keys = set(expected) | set(got)
     return sum(expected.get(k) != got.get(k) for k in keys)
 
@@ -377,9 +399,10 @@ def format_table(table: pd.DataFrame) -> str:
 # ---------------------------------------------------------------------------------------------
 
 GRID_COLUMNS = ("inputs", "num_trees", "subsample_size", "shingle_size", "threshold",
-                "precision", "recall", "detected", "anomalies", "false_alarms",
-                "fa_per_site_day", "quiet_fa_per_site_day", "delay_max_s", "lab_spike_caught",
-                "seconds")
+                "run_level", "run_threshold", "precision", "recall", "detected", "anomalies",
+                "false_alarms", "fa_per_site_day", "quiet_fa_per_site_day",
+                "quiet_max_fp_windows", "quiet_episodes_per_site_day", "delay_max_s",
+                "lab_spike_caught", "seconds")
 
 
 def _grid_point(args: tuple[Suite, pd.DataFrame, ForestParams, str]) -> dict[str, Any]:
@@ -389,7 +412,9 @@ def _grid_point(args: tuple[Suite, pd.DataFrame, ForestParams, str]) -> dict[str
     tot = totals(evaluate_scores(suite, scored, params.cooldown_seconds))
     return {"inputs": inputs, "num_trees": params.num_trees,
             "subsample_size": params.subsample_size, "shingle_size": params.shingle_size,
-            "threshold": params.threshold, **{k: tot[k] for k in GRID_COLUMNS if k in tot},
+            "threshold": params.threshold, "run_level": params.run_level,
+            "run_threshold": params.run_threshold,
+            **{k: tot[k] for k in GRID_COLUMNS if k in tot},
             "seconds": round(time.perf_counter() - t, 1)}
 
 
@@ -397,6 +422,8 @@ def grid(suite: Suite, windows: pd.DataFrame, base: ForestParams | None = None,
          thresholds: Sequence[float] = (3.0,), subsample_sizes: Sequence[int] = (64,),
          shingle_sizes: Sequence[int] = (1,), num_trees: Sequence[int] = (100,),
          inputs: Sequence[str] = ("anscombe",), processes: int | None = None,
+         run_levels: Sequence[float] | None = None,
+         run_thresholds: Sequence[float] | None = None,
          progress: Callable[[dict[str, Any]], None] | None = None) -> pd.DataFrame:
     """Suite-wide figures (GRID_COLUMNS) for every combination of the given parameters.
 
@@ -407,11 +434,14 @@ def grid(suite: Suite, windows: pd.DataFrame, base: ForestParams | None = None,
     base = base or ForestParams()
     for name in inputs:
         _check_inputs(name)
-    points = [(replace(base, num_trees=n, subsample_size=s, shingle_size=sh, threshold=th), inp)
-              for inp, n, s, sh, th in product(inputs, num_trees, subsample_sizes,
-                                               shingle_sizes, thresholds)]
+    levels = (base.run_level,) if run_levels is None else run_levels
+    runs = (base.run_threshold,) if run_thresholds is None else run_thresholds
+    points = [(replace(base, num_trees=n, subsample_size=s, shingle_size=sh, threshold=th,
+                       run_level=rl, run_threshold=rt), inp)
+              for inp, n, s, sh, th, rl, rt in product(inputs, num_trees, subsample_sizes,
+                                                       shingle_sizes, thresholds, levels, runs)]
     cols = ["window_start", "window_end", "site", "clicks", "impressions", "ctr",
-            "window_start_ms", "scenario"]
+            "window_start_ms", "scenario", "complete"]
     # the records stay behind: workers need only the ground truth and the windows
     tasks = [(suite.without_records(), windows[cols], p, inp) for p, inp in points]
     workers = max(1, min(processes or os.cpu_count() or 1, len(tasks)))
@@ -472,102 +502,3 @@ def relative_rule(scores: pd.DataFrame, threshold: float, k: float = 6.0,
         vals = [None if pd.isna(v) else float(v) for v in g["anomaly_score"]]
         flags.loc[g.index] = relative_flags(vals, threshold, k, history, min_history)
     return flags.astype(bool)
-
-
-# ---------------------------------------------------------------------------------------------
-# Plots (notebook 06)
-# ---------------------------------------------------------------------------------------------
-
-
-def _pyplot(path: Path | str | None):
-    import matplotlib
-
-    if path is not None:
-        matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_scenarios(table: pd.DataFrame, path: Path | str | None = None):
-    """Per scenario: precision and recall (bars), false alarms per site-day (right panel)."""
-    plt = _pyplot(path)
-    fig, (ax, ax_fa) = plt.subplots(1, 2, figsize=(12, 5), sharey=True,
-                                    gridspec_kw={"width_ratios": [2, 1]})
-    names = list(table["scenario"])
-    y = list(range(len(names)))
-    prec = [0 if v is None or pd.isna(v) else v for v in table["precision"]]
-    rec = [0 if v is None or pd.isna(v) else v for v in table["recall"]]
-    ax.barh([i - 0.2 for i in y], prec, height=0.4, label="precision")
-    ax.barh([i + 0.2 for i in y], rec, height=0.4, label="recall (windows)")
-    ax.set_yticks(y, names)
-    ax.invert_yaxis()
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("share of windows")
-    ax.legend(loc="lower right")
-    ax.set_title("flagged windows per scenario")
-    ax_fa.barh(y, table["fa_per_site_day"], color="tab:red")
-    ax_fa.set_xlim(0, max(1.0, float(table["fa_per_site_day"].max()) * 1.1))  # 0 = none at all
-    ax_fa.set_xlabel("false alarms per site-day")
-    ax_fa.set_title("false alarms (alert episodes)")
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=100)
-    return fig
-
-
-def plot_grid(grid_df: pd.DataFrame, path: Path | str | None = None):
-    """Anomalies detected (left) and false alarms per site-day (right, log) vs threshold,
-    one line per (inputs, subsample size, shingle size, trees)."""
-    plt = _pyplot(path)
-    fig, (ax_det, ax_fa) = plt.subplots(1, 2, figsize=(12, 4.5), sharex=True)
-    keys = ["inputs", "subsample_size", "shingle_size", "num_trees"]
-    for key, g in grid_df.sort_values("threshold").groupby(keys):
-        label = f"{key[0]}, subsample {key[1]}" + (f", shingle {key[2]}" if key[2] != 1 else "") \
-            + (f", {key[3]} trees" if key[3] != 100 else "")
-        style = "-" if key[0] == "raw" else "--"
-        ax_det.plot(g["threshold"], g["detected"], style, marker="o", label=label)
-        # log scale: show 0 false alarms just below the lowest tick
-        ax_fa.plot(g["threshold"], g["fa_per_site_day"].clip(lower=0.05), style, marker="o",
-                   label=label)
-    total = int(grid_df["anomalies"].max()) if len(grid_df) else 0
-    ax_det.axhline(total, color="grey", lw=0.8)
-    ax_det.set_ylabel(f"anomalies detected (of {total})")
-    ax_fa.set_yscale("log")
-    ax_fa.set_ylabel("false alarms per site-day (0 shown as 0.05)")
-    for a in (ax_det, ax_fa):
-        a.set_xlabel("threshold")
-        a.grid(alpha=0.3)
-    ax_fa.legend(fontsize=8)
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=100)
-    return fig
-
-
-def plot_score_histograms(frames: Mapping[str, pd.DataFrame], suite: Suite, threshold: float,
-                          path: Path | str | None = None):
-    """Scores of normal vs anomalous windows (log counts), one panel per scored frame, with the
-    threshold: where the two overlap, no threshold separates them."""
-    plt = _pyplot(path)
-    fig, axes = plt.subplots(1, len(frames), figsize=(6 * len(frames), 4), squeeze=False)
-    labels = suite.labels()
-    for ax, (name, df) in zip(axes[0], frames.items(), strict=True):
-        is_label = pd.Series([(s, w) in labels for s, w in zip(df["site"], df["window_start_ms"],
-                                                               strict=True)], index=df.index)
-        scores = df["anomaly_score"].astype(float)
-        top = float(scores.max()) if scores.notna().any() else threshold
-        bins = [i * 0.1 for i in range(int(max(top, threshold) * 10) + 2)]
-        ax.hist(scores[~is_label & (scores > 0)].dropna(), bins=bins, alpha=0.6,
-                label="normal windows")
-        ax.hist(scores[is_label].dropna(), bins=bins, alpha=0.8, label="anomalous windows")
-        ax.axvline(threshold, color="red", ls="--", label=f"threshold {threshold:g}")
-        ax.set_yscale("log")
-        ax.set_xlabel("anomaly score")
-        ax.set_ylabel("windows")
-        ax.set_title(name)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=100)
-    return fig

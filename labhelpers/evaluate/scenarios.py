@@ -200,7 +200,8 @@ class _Builder:
     """Collects the records of one scenario: steady traffic, edits, delays, anomalies."""
 
     def __init__(self, name: str, description: str, start_ms: int, duration_s: int,
-                 seed: int) -> None:
+                 seed: int, make_records: bool = True) -> None:
+        self.make_records = make_records
         self.name = name
         self.description = description
         self.start_ms = start_ms
@@ -231,6 +232,8 @@ class _Builder:
         seeded random subset (keep probability profile(t) / OVERSAMPLE).
         """
         t1 = self.duration_s if t1 is None else t1
+        if not self.make_records:
+            return  # ground truth only (evaluate: labels without minutes of generation)
         k = OVERSAMPLE if noise else 1
         sender = Sender(payload, rate=rate * k, start_s=t0, seconds=t1 - t0, count=count)
         plan = Plan((sender,), sites=(site,))
@@ -253,6 +256,14 @@ class _Builder:
                       if not (r["site"] == site and r["browseraction"] == payload
                               and lo <= ms < hi)]
         return before - len(self.items)
+
+    def thin(self, site: str, payload: str, t0: float, t1: float, keep: float) -> None:
+        """Keep a seeded random ``keep`` share of the ``payload`` records of ``site`` in
+        [t0, t1) seconds (e.g. 0.5: the clicks halve)."""
+        lo, hi = self.start_ms + round(t0 * 1000), self.start_ms + round(t1 * 1000)
+        self.items = [(ms, r) for ms, r in self.items
+                      if not (r["site"] == site and r["browseraction"] == payload
+                              and lo <= ms < hi and self.rng.random() >= keep)]
 
     def delay(self, fraction: float, lo_ms: int, hi_ms: int) -> None:
         """Delay a random ``fraction`` of the records by lo..hi ms (arrival, not event time)."""
@@ -382,6 +393,56 @@ def _quiet_low_volume(b: _Builder) -> None:
         _lab_traffic(b, b.site(short), impressions=imp, clicks=clk)
 
 
+def _busy(b: _Builder, short: str, impressions: float = 10.0, clicks: float = 1.0) -> str:
+    """A busy noisy site (default 10 impressions/s, CTR ~10 %)."""
+    s = b.site(short)
+    _lab_traffic(b, s, impressions=impressions, clicks=clicks)
+    return s
+
+
+def _busy_x2(b: _Builder) -> None:
+    # the case the first forest missed: clicks double for 60 s on a busy noisy site
+    s = _busy(b, "site1")
+    for f in (0.4, 0.75):
+        b.spike(s, b.at(f), 60, 1, kind="rise_x2")
+
+
+def _busy_ctr_half(b: _Builder) -> None:
+    s = _busy(b, "site1")
+    for f in (0.4, 0.75):
+        t0 = b.at(f)
+        b.thin(s, CLICK, t0, t0 + 180, keep=0.5)
+        b.anomaly(s, "ctr_half", t0, t0 + 180)
+
+
+def _dark_site(b: _Builder) -> None:
+    # three sites; one sends nothing at all for 2 minutes (a broken tag, an outage)
+    sites = [b.site(short) for short in ("site1", "site2", "site3")]
+    for s in sites:
+        _lab_traffic(b, s)
+    t0 = b.at(0.5)
+    for payload in (IMPRESSION, CLICK):
+        b.remove(sites[1], payload, t0, t0 + 120)
+    b.anomaly(sites[1], "dark", t0, t0 + 120)
+
+
+def _click_bot(b: _Builder) -> None:
+    s = _busy(b, "site1", impressions=20.0, clicks=2.0)
+    for f in (0.4, 0.75):
+        b.spike(s, b.at(f), 30, 3, kind="click_bot")
+
+
+def _quiet_daily_low(b: _Builder) -> None:
+    # a day's cycle (10-100 %) on low-volume sites: at night a window often has no record
+    period = b.duration_s
+    for short, imp, clk, phase in (("site1", 0.5, 0.1, 0.0), ("site2", 0.3, 0.05, 0.5)):
+        def profile(t: float, phase: float = phase) -> float:
+            return 0.1 + 0.9 * (1 - math.cos(2 * math.pi * (t / period + phase))) / 2
+        s = b.site(short)
+        b.traffic(s, IMPRESSION, imp, profile=profile)
+        b.traffic(s, CLICK, clk, profile=profile)
+
+
 # name -> (builder, description). Quiet scenarios have names starting with "quiet-".
 SCENARIOS: dict[str, tuple[Callable[[_Builder], None], str]] = {
     "lab-spike": (_lab_spike, "the lab's test: exact ticks (1 Impression/s, 1 Click/s), "
@@ -401,33 +462,45 @@ SCENARIOS: dict[str, tuple[Callable[[_Builder], None], str]] = {
                    "(clicks x4 for 30 s)"),
     "late-out-of-order": (_late_out_of_order, "noisy, 20 % of records up to 4.5 s late, "
                           "1 % 10-15 min late (dropped), one lab spike"),
+    "busy-x2-60s": (_busy_x2, "busy noisy site (10 impressions/s, CTR ~10 %), clicks x2 "
+                    "for 60 s, twice"),
+    "busy-ctr-half-3min": (_busy_ctr_half, "busy noisy site, half the clicks missing for "
+                           "3 min (CTR halves), twice"),
+    "dark-site": (_dark_site, "3 noisy lab sites; one sends nothing for 2 min"),
+    "click-bot": (_click_bot, "site with 20 impressions/s (CTR ~10 %), a bot adds 3 clicks/s "
+                  "for 30 s, twice"),
     "quiet-noisy": (_quiet_noisy, "noisy lab traffic, nothing happens"),
     "quiet-daily-cycle": (_quiet_daily_cycle, "a day's traffic cycle (20-100 %) compressed "
                           "into the scenario, CTR steady"),
     "quiet-slow-drift": (_quiet_slow_drift, "CTR drifts from 100 % to 50 % over the scenario"),
     "quiet-low-volume": (_quiet_low_volume, "3 sites with 2-5 impressions and 0-1 clicks per "
                          "window"),
+    "quiet-daily-low-volume": (_quiet_daily_low, "2 low-volume sites (at most 5 and 3 "
+                               "impressions per window) with a daily cycle (10-100 %)"),
 }
 
 
 def build_scenario(name: str, size: str = "full", seed: int = 0,
-                   start: datetime = SUITE_START) -> Scenario:
-    """One scenario by name (see SCENARIOS), ``size`` "small" or "full", deterministic."""
+                   start: datetime = SUITE_START, records: bool = True) -> Scenario:
+    """One scenario by name (see SCENARIOS), ``size`` "small" or "full", deterministic.
+    ``records`` False: the ground truth only (sites, anomalies), no records."""
     if name not in SCENARIOS:
         raise ConfigError(f"Unknown scenario {name!r}", f"use one of {', '.join(SCENARIOS)}.")
     duration = _size_seconds(size)
     fn, description = SCENARIOS[name]
     start_ms = calendar.timegm(start.utctimetuple()) * 1000
-    b = _Builder(name, description, start_ms, duration, seed)
+    b = _Builder(name, description, start_ms, duration, seed, make_records=records)
     fn(b)
     return b.build()
 
 
 def build_suite(size: str = "full", seed: int = 0,
-                names: Iterable[str] | None = None) -> Suite:
-    """The scenario suite (all of SCENARIOS, or ``names``) at ``size``, deterministic."""
+                names: Iterable[str] | None = None, records: bool = True) -> Suite:
+    """The scenario suite (all of SCENARIOS, or ``names``) at ``size``, deterministic.
+    ``records`` False: the ground truth only (what evaluating a saved run needs)."""
     chosen = list(SCENARIOS) if names is None else list(names)
-    return Suite([build_scenario(n, size, seed) for n in chosen], size=size, seed=seed)
+    return Suite([build_scenario(n, size, seed, records=records) for n in chosen], size=size,
+                 seed=seed)
 
 
 def _size_seconds(size: str) -> int:

@@ -12,14 +12,25 @@ out of the forest for up to ``anomaly_hold_windows`` points in a row.
 Input: a CSV file whose first line is a header with columns ``timestamp`` and ``value`` (any
 other columns are ignored; a header of exactly two other names is read as timestamp, value).
 Timestamps are ISO-8601 (``2026-11-27T10:00:00Z``, ``2026-11-27 10:00``, ``2026-11-27``) or
-plain numbers (e.g. epoch seconds), and must increase. Output: ``timestamp,value,
-anomaly_score,is_anomaly`` with the input's timestamp text unchanged.
+plain numbers (e.g. epoch seconds), and must not decrease (a repeated timestamp, common
+around clock changes, is scored in file order with a warning). Output: ``timestamp,value,
+anomaly_score,is_anomaly,usual_value`` with the input's timestamp text unchanged;
+``usual_value`` is the running level the point was compared with.
+
+The score's scale: the forest scores the point's deviation from the running level in units
+of the running scale (see SeriesModel), so a score means the same on a drifting series as
+on a flat one: ordinary points score about 1, the threshold (3 by default, as the job)
+marks points that the forest isolates far more easily than ordinary ones. While the forest
+holds few points (the first ~100) the highest possible score is lower (about 3 after 50
+points), so only very clear outliers are flagged that early.
 """
 
 from __future__ import annotations
 
 import csv
 import math
+import random
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,10 +38,10 @@ from typing import Any
 
 import krcf
 
-from ..analytics.forest import ForestParams
+from ..analytics.forest import AlertRule, ForestParams
 from ..errors import ConfigError
 
-OUTPUT_COLUMNS = ("timestamp", "value", "anomaly_score", "is_anomaly")
+OUTPUT_COLUMNS = ("timestamp", "value", "anomaly_score", "is_anomaly", "usual_value")
 _FIX_HEADER = "make the first line `timestamp,value` and each further line e.g. " \
               "`2026-11-27T10:00:00Z,42.0`."
 
@@ -79,8 +90,12 @@ def _time_key(text: str, line: int, path: Path) -> tuple[str, float]:
     return "datetime", dt.timestamp()
 
 
-def read_series(path: Path | str) -> list[Point]:
-    """Read and check a ``timestamp,value`` CSV file; errors name the line and the fix."""
+def read_series(path: Path | str, warnings: list[str] | None = None) -> list[Point]:
+    """Read and check a ``timestamp,value`` CSV file; errors name the line and the fix.
+
+    A timestamp equal to the previous one (real exports repeat an hour at a clock change)
+    is kept, in file order, with a message appended to ``warnings``; an earlier timestamp
+    is an error."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"Series file {path} does not exist",
@@ -127,58 +142,144 @@ def read_series(path: Path | str) -> list[Point]:
             raise ConfigError(f"{path}, line {n}: timestamp {row[ti]!r} is a {this_kind}, "
                               f"earlier lines have {kind}s",
                               "use one form of timestamp in the whole file.")
-        if points and key <= points[-1].key:
+        if points and key < points[-1].key:
             raise ConfigError(
-                f"{path}, line {n}: timestamp {row[ti].strip()!r} is not after "
-                f"{points[-1].timestamp!r} (line {points[-1].line}); timestamps must increase",
-                "sort the rows by timestamp (header line first) and keep one row per "
-                "timestamp.")
+                f"{path}, line {n}: timestamp {row[ti].strip()!r} is before "
+                f"{points[-1].timestamp!r} (line {points[-1].line}); timestamps must not "
+                "decrease",
+                "sort the rows by timestamp (header line first).")
+        if points and key == points[-1].key and warnings is not None:
+            warnings.append(f"{path}, line {n}: timestamp {row[ti].strip()!r} repeats line "
+                            f"{points[-1].line}'s; scored in file order")
         points.append(Point(row[ti].strip(), key, value, n))
     if not points:
         raise ConfigError(f"Series file {path} has a header but no data", _FIX_HEADER)
     return points
 
 
+# score-series' own defaults on top of ForestParams (same names; chosen on the tuning half of
+# the labelled series suite, series_suite.build_series_suite, by bench/evaluate_defaults.py;
+# figures in docs/figures.md). A point is one number: a shorter hold lets the level catch
+# up within a few points instead of flagging them all.
+SERIES_DEFAULTS: dict[str, Any] = {"anomaly_hold_windows": 2}
+# Spans (in learned points) of the running level and scale a value is compared with.
+LEVEL_SPAN = 10
+SCALE_SPAN = 30
+# A change of the data's resolution (its smallest step) is at most 1/RES_UNITS scale units.
+RES_UNITS = 3.0
+# Deviations within this many scale units of the level are all "ordinary": the forest sees
+# them spread evenly (seeded) over that band. In one dimension a forest isolates anything
+# that differs from a point mass, so a series that is flat for long stretches (deviation
+# exactly 0) would flag every tiny step; a spread band keeps the tree deep as on noise.
+ORDINARY_BAND = 1.0
+
+
+def series_params(forest: ForestParams | dict[str, Any] | None = None) -> ForestParams:
+    """ForestParams for score-series: SERIES_DEFAULTS, then the caller's values on top.
+
+    A ForestParams is taken as it is (the caller chose every value)."""
+    if isinstance(forest, ForestParams):
+        return forest
+    return ForestParams.from_dict({**SERIES_DEFAULTS, **(forest or {})})
+
+
 class SeriesModel:
-    """The forest and alert rule of ``forest.SiteModel`` for one-dimensional points."""
+    """score-series' model of one series: the job's forest and alert rule (forest.AlertRule)
+    on a one-dimensional point that keeps its meaning on drifting data.
+
+    The forest does not see the raw value: a trend or a slow cycle would put every new value
+    outside what it has learned, and scores would sit at the subsample's ceiling. It sees
+    the value's deviation from the series' running level, in units of its running scale
+    (an exponential mean over LEVEL_SPAN learned points; the root mean square of the
+    deviations over SCALE_SPAN). A spike is far from the level; a trend or a season moves
+    the level with it; after a level shift the level catches up within about LEVEL_SPAN
+    points. Anomalous points are not learned (up to the hold), so they do not move the level.
+    """
 
     def __init__(self, params: ForestParams) -> None:
         self.params = params
         self.forest = krcf.RandomCutForest(series_options(params))
-        self.held = 0  # consecutive anomalous points not learned
+        self.rule = AlertRule(params)
+        self.level: float | None = None
+        self.var = 0.0  # running mean square of the deviations
+        self.n = 0
+        self.last: float | None = None  # the last learned value
+        self.resolution = math.inf  # the smallest step between learned values seen
+        self.spread = random.Random(params.random_seed)
+
+    @property
+    def held(self) -> int:
+        return self.rule.held
+
+    def deviation(self, value: float) -> float:
+        """The value's distance from the running level, in running-scale units."""
+        if self.level is None:
+            return 0.0
+        # floors: after a long flat stretch the running scale shrinks towards 0, and a
+        # change of one unit of the data's resolution (a reading's last digit) would look
+        # huge; such a change is never more than one scale unit
+        res = 0.0 if math.isinf(self.resolution) else self.resolution
+        scale = max(math.sqrt(self.var), RES_UNITS * res, 1e-9 * max(1.0, abs(self.level)))
+        return (value - self.level) / scale
+
+    def _learn_level(self, value: float) -> None:
+        self.n += 1
+        if self.last is not None and value != self.last:
+            self.resolution = min(self.resolution, abs(value - self.last))
+        self.last = value
+        if self.level is None:
+            self.level = value
+            return
+        dev = value - self.level
+        a_scale = max(1.0 / self.n, 2.0 / (SCALE_SPAN + 1))
+        self.var += a_scale * (dev * dev - self.var)
+        self.level += max(1.0 / self.n, 2.0 / (LEVEL_SPAN + 1)) * dev
 
     def score(self, value: float) -> tuple[float, bool]:
         """Score one value, then learn it (unless held as an anomaly): (score, is_anomaly)."""
-        point = [float(value)]
+        z = self.deviation(float(value))
+        band = self.spread.uniform(-ORDINARY_BAND, ORDINARY_BAND)  # drawn for every point
+        point = [band if abs(z) <= ORDINARY_BAND else z]
         score = float(self.forest.score(point))
         # krcf scores from `output_after` points on (same readiness rule as SiteModel)
         ready = int(self.forest.entries_seen()) >= self.params.warmup_windows
-        is_anomaly = ready and score > self.params.threshold
-        if is_anomaly and self.held < self.params.anomaly_hold_windows:
-            self.held += 1
-        else:
+        is_anomaly, learn, _ = self.rule.decide(score, ready)
+        if learn:
             self.forest.update(point)
-            self.held = 0
+            self._learn_level(float(value))
         return round(score, 6), is_anomaly
 
+    @property
+    def usual(self) -> float | None:
+        """The running level: what the series usually is around now."""
+        return self.level
 
-def score_points(points: list[Point], params: ForestParams | None = None) -> list[dict[str, Any]]:
+
+def score_points(points: list[Point],
+                 params: ForestParams | dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Score points in order; rows with the keys of OUTPUT_COLUMNS."""
-    model = SeriesModel(params or ForestParams())
+    model = SeriesModel(series_params(params))
     out = []
     for p in points:
+        usual = model.usual
         score, flag = model.score(p.value)
         out.append({"timestamp": p.timestamp, "value": p.value, "anomaly_score": score,
-                    "is_anomaly": flag})
+                    "is_anomaly": flag,
+                    "usual_value": None if usual is None else round(usual, 6)})
     return out
 
 
 def score_series(input_path: Path | str, out_path: Path | str,
                  forest: ForestParams | dict[str, Any] | None = None) -> dict[str, Any]:
-    """Score the series in ``input_path`` and write ``out_path``; returns a summary."""
-    params = ForestParams.from_dict(forest) if isinstance(forest, dict) else (
-        forest or ForestParams())
-    points = read_series(input_path)
+    """Score the series in ``input_path`` and write ``out_path``; returns a summary.
+
+    Repeated timestamps are scored in file order; the summary's ``warnings`` say where
+    (they are also printed to standard error)."""
+    params = series_params(forest)
+    warnings: list[str] = []
+    points = read_series(input_path, warnings)
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
     rows = score_points(points, params)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -194,5 +295,7 @@ def score_series(input_path: Path | str, out_path: Path | str,
         "anomalies": len(flagged),
         "first_anomalies": [r["timestamp"] for r in flagged[:10]],
         "max_score": max(r["anomaly_score"] for r in rows),
+        "threshold": params.threshold,
         "warmup_points": min(len(rows), params.warmup_windows),
+        "warnings": warnings,
     }

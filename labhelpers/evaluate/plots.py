@@ -1,0 +1,111 @@
+"""The evaluation's plots (notebook 06): scenarios found and missed, the parameter grid, the
+score histograms."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from .scenarios import Suite
+
+# ---------------------------------------------------------------------------------------------
+# Plots (notebook 06)
+# ---------------------------------------------------------------------------------------------
+
+
+def _pyplot(path: Path | str | None):
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_scenarios(table: pd.DataFrame, path: Path | str | None = None):
+    """Per scenario: precision and recall (bars), false alarms per site-day (right panel)."""
+    plt = _pyplot(path)
+    fig, (ax, ax_fa) = plt.subplots(1, 2, figsize=(12, 5), sharey=True,
+                                    gridspec_kw={"width_ratios": [2, 1]})
+    names = list(table["scenario"])
+    y = list(range(len(names)))
+    prec = [0 if v is None or pd.isna(v) else v for v in table["precision"]]
+    rec = [0 if v is None or pd.isna(v) else v for v in table["recall"]]
+    ax.barh([i - 0.2 for i in y], prec, height=0.4, label="precision")
+    ax.barh([i + 0.2 for i in y], rec, height=0.4, label="recall (windows)")
+    ax.set_yticks(y, names)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of windows")
+    ax.legend(loc="lower right")
+    ax.set_title("flagged windows per scenario")
+    ax_fa.barh(y, table["fa_per_site_day"], color="tab:red")
+    ax_fa.set_xlim(0, max(1.0, float(table["fa_per_site_day"].max()) * 1.1))  # 0 = none at all
+    ax_fa.set_xlabel("false alarms per site-day")
+    ax_fa.set_title("false alarms (alert episodes)")
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=100)
+    return fig
+
+
+def plot_grid(grid_df: pd.DataFrame, path: Path | str | None = None):
+    """Anomalies detected (left) and false alarms per site-day (right, log) vs threshold,
+    one line per (inputs, subsample size, shingle size, trees)."""
+    plt = _pyplot(path)
+    fig, (ax_det, ax_fa) = plt.subplots(1, 2, figsize=(12, 4.5), sharex=True)
+    keys = ["inputs", "subsample_size", "shingle_size", "num_trees"]
+    for key, g in grid_df.sort_values("threshold").groupby(keys):
+        label = f"{key[0]}, subsample {key[1]}" + (f", shingle {key[2]}" if key[2] != 1 else "") \
+            + (f", {key[3]} trees" if key[3] != 100 else "")
+        style = "-" if key[0] == "raw" else "--"
+        ax_det.plot(g["threshold"], g["detected"], style, marker="o", label=label)
+        # log scale: show 0 false alarms just below the lowest tick
+        ax_fa.plot(g["threshold"], g["fa_per_site_day"].clip(lower=0.05), style, marker="o",
+                   label=label)
+    total = int(grid_df["anomalies"].max()) if len(grid_df) else 0
+    ax_det.axhline(total, color="grey", lw=0.8)
+    ax_det.set_ylabel(f"anomalies detected (of {total})")
+    ax_fa.set_yscale("log")
+    ax_fa.set_ylabel("false alarms per site-day (0 shown as 0.05)")
+    for a in (ax_det, ax_fa):
+        a.set_xlabel("threshold")
+        a.grid(alpha=0.3)
+    ax_fa.legend(fontsize=8)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=100)
+    return fig
+
+
+def plot_score_histograms(frames: Mapping[str, pd.DataFrame], suite: Suite, threshold: float,
+                          path: Path | str | None = None):
+    """Scores of normal vs anomalous windows (log counts), one panel per scored frame, with the
+    threshold: where the two overlap, no threshold separates them."""
+    plt = _pyplot(path)
+    fig, axes = plt.subplots(1, len(frames), figsize=(6 * len(frames), 4), squeeze=False)
+    labels = suite.labels()
+    for ax, (name, df) in zip(axes[0], frames.items(), strict=True):
+        is_label = pd.Series([(s, w) in labels for s, w in zip(df["site"], df["window_start_ms"],
+                                                               strict=True)], index=df.index)
+        scores = df["anomaly_score"].astype(float)
+        top = float(scores.max()) if scores.notna().any() else threshold
+        bins = [i * 0.1 for i in range(int(max(top, threshold) * 10) + 2)]
+        ax.hist(scores[~is_label & (scores > 0)].dropna(), bins=bins, alpha=0.6,
+                label="normal windows")
+        ax.hist(scores[is_label].dropna(), bins=bins, alpha=0.8, label="anomalous windows")
+        ax.axvline(threshold, color="red", ls="--", label=f"threshold {threshold:g}")
+        ax.set_yscale("log")
+        ax.set_xlabel("anomaly score")
+        ax.set_ylabel("windows")
+        ax.set_title(name)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=100)
+    return fig
+
+
