@@ -66,8 +66,6 @@ def main() -> int:
     print(f"{'one student, in all':48s} {total:7.0f} MB")
     usable = (64 - 8) * 1024
     print(f"students on a 64 GB server (8 GB kept for the system): {int(usable // total)}")
-    print("CPU, not memory, limits a class on one server: each app's JVM uses ~5-15 % of a core "
-          "at the lab's rates, a job start ~15-30 core-seconds.")
     return 0
 
 

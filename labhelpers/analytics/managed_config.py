@@ -14,7 +14,7 @@ from .job import JobSettings
 from .params import JobParams
 
 RUN_OPTIONS_GROUP = "kinesis.analytics.flink.run.options"
-EMULATOR_DISCOVERY_INTERVAL = "300s"  # see emulator_settings
+EMULATOR_DISCOVERY_INTERVAL = "30s"  # see emulator_settings
 _FLINK_RE = re.compile(r"^FLINK-(\d+)_(\d+)$")
 # Flink configuration keys an application may change in its own code on the managed service:
 # from Flink 2.2 the service throws on any other key ("Programmatic Flink configuration
