@@ -36,7 +36,8 @@ def test_whole_lab_runs_headless(tmp_path, monkeypatch):
     # 6 the spike scored at the threshold once in CI), not their length. A 10-s spike covers
     # 2-3 such windows, like the lab's 20-s spike with 10-s windows.
     run = run_lab(tmp_path / "run", parameters={
-        "PREFIX": "nblab", "WINDOW_SECONDS": 5, "LEARNED_WINDOWS": 24, "SPIKE_SECONDS": 10})
+        "PREFIX": "nblab", "WINDOW_SECONDS": 5, "LEARNED_WINDOWS": 24, "SPIKE_SECONDS": 10,
+        "RUN_SQL_EXERCISES": False})
     summary = json.loads((run / "summary.json").read_text())
     assert summary["ok"], f"a notebook failed: {summary['failed']}"
     v = summary["values"]
@@ -52,3 +53,17 @@ def test_whole_lab_runs_headless(tmp_path, monkeypatch):
     # notebook 06: the scenario suite through the real job
     assert v["evaluation_lab_spike_caught"] is True, v
     assert v["evaluation_fa_per_site_day"] <= 6, f"quiet traffic must stay quiet: {v}"
+
+
+def test_papermill_reads_every_parameter():
+    """A comment papermill cannot parse (an '=' in it) hides the parameter from headless runs."""
+    import nbformat
+    from papermill.translators import PythonTranslator
+
+    for book in lab_notebooks():
+        nb = nbformat.read(book, as_version=4)
+        cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        names = [ln.split("=")[0].strip() for ln in cell.source.splitlines()
+                 if ln.strip() and not ln.lstrip().startswith("#")]
+        found = [p.name for p in PythonTranslator.inspect(cell)]
+        assert found == names, f"{book.name}: papermill reads {found}, the cell has {names}"
