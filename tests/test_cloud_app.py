@@ -24,7 +24,6 @@ from labhelpers.errors import AppError
 from labhelpers.infra import inventory, stack
 from labhelpers.infra.config import LabConfig
 from tests.aws_env import aws_cfg_on_emulator
-from tests.connector_jar import require_connector_jar
 
 ARNS = {
     "InputStreamArn": "arn:aws:kinesis:eu-west-1:123456789012:stream/lab-clicks",
@@ -413,28 +412,3 @@ def test_create_on_the_emulator_then_update_with_stubber(emulator_cfg, monkeypat
         kda = cfg.client("kinesisanalyticsv2")
         # moto cannot delete applications; its in-memory state goes with the server.
         stack.delete(cfg, progress=False)
-
-
-@pytest.mark.integration
-@pytest.mark.timeout(1200)
-def test_job_reads_and_writes_kinesis_on_the_emulator(tmp_path):
-    """The PACKAGED app (the real connector jar, the zip's code) through the managed-service
-    stand-in against the emulator: records in through the input stream, score rows and the
-    spike's anomaly out of the scores stream. Fails in CI without the jar (connector_jar.py).
-    One heavy run: a JVM, the mini-cluster and the emulator, ~2-4 min on a busy machine."""
-    import subprocess
-    import sys
-
-    from tests.test_packaging import installed_krcf_wheel
-
-    jar = require_connector_jar()
-    zip_path = packaging.build_zip(jar, [installed_krcf_wheel(tmp_path)], out=tmp_path / "a.zip")
-    script = Path(packaging.CLOUD_DIR / "prove_kinesis_local.py")
-    proc = subprocess.run([sys.executable, str(script), "--zip", str(zip_path), "--seconds",
-                           "300"], capture_output=True, text=True, timeout=1100)
-    summary = json.loads(proc.stdout[proc.stdout.index("{"):])
-    print("kinesis proof:", json.dumps(summary))  # the timings, with pytest -s
-    assert proc.returncode == 0 and summary["score_rows"] > 0, summary
-    assert summary["anomalies"] >= 1, summary
-    assert summary["seconds_to_first_score"] is not None, summary
-    assert not any("pemja" in line for line in summary["error_lines"]), summary

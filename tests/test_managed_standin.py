@@ -1,7 +1,7 @@
 """The managed-service stand-in (labhelpers.analytics.managed_standin) without a JVM: the
 environment it gives the packaged app, the properties it hands over, and what it says when the
 app dies at start. The run itself (Kinesis in and out through the real connector) is
-tests/test_cloud_app.py::test_job_reads_and_writes_kinesis_on_the_emulator."""
+tests/test_aws_rehearsal.py (the job reads and writes Kinesis on the emulator)."""
 
 from __future__ import annotations
 
