@@ -42,6 +42,9 @@ def sample_row(anomalous: bool = True, site: str = DEMO_SITE,
     start = datetime.fromtimestamp(now, tz=UTC)
     end = datetime.fromtimestamp(now + 10, tz=UTC)
     fmt = "%Y-%m-%dT%H:%M:%S.000Z"
+    # what the forest considered normal for this site, and a complete window
+    usual = {"complete": True, "run_score": 0.0, "usual_clicks": 10.0,
+             "usual_impressions": 10.0, "usual_ctr": 100.0}
     if anomalous:
         episode = episode_id or f"{site}-demo-{uuid.uuid4().hex[:8]}"
         return {"window_start": start.strftime(fmt), "window_end": end.strftime(fmt),
@@ -50,12 +53,12 @@ def sample_row(anomalous: bool = True, site: str = DEMO_SITE,
                 "attribution": json.dumps({"clicks": {"high": 3.1, "low": 0.0},
                                            "impressions": {"high": 0.2, "low": 0.3},
                                            "ctr": {"high": 0.6, "low": 0.0}}),
-                "episode_id": episode}
+                "episode_id": episode, **usual}
     return {"window_start": start.strftime(fmt), "window_end": end.strftime(fmt),
             "site": site, "clicks": 10, "impressions": 10, "ctr": 100.0,
             "anomaly_score": 0.6, "is_anomaly": False, "forest_ready": True,
             "attribution": json.dumps({"clicks": {"high": 0.2, "low": 0.1}}),
-            "episode_id": None}
+            "episode_id": None, **usual}
 
 
 def sample_event(cfg: LabConfig, rows: list[dict[str, Any] | str] | None = None,

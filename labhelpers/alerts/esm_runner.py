@@ -48,6 +48,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ..background import BackgroundProcess
 from ..errors import AlertError, LabError
 from ..infra.config import LOCAL_CREDENTIALS, LabConfig
+from .poller import function_env
 
 LOG = logging.getLogger(__name__)
 POSITION_FILE = "esm-runner.position.json"
@@ -56,7 +57,6 @@ _LOOPBACK = ("http://127.0.0.1:", "http://localhost:", "http://[::1]:")
 COUNT_KEYS = ("batches", "invocations", "records", "ok", "failed_invocations", "bisected",
               "retries", "partial_failures", "sent_to_on_failure", "expired", "alerts_sent")
 
-_ENV_LOCK = threading.Lock()
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
@@ -230,20 +230,8 @@ class EsmRunner:
                   "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS["aws_secret_access_key"],
                   "AWS_REGION": self.cfg.region, "AWS_DEFAULT_REGION": self.cfg.region,
                   "AWS_LAMBDA_FUNCTION_NAME": self.function_name}
-        removed = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE")
-        with _ENV_LOCK:
-            saved = {k: os.environ.get(k) for k in (*values, *removed)}
-            os.environ.update(values)
-            for k in removed:
-                os.environ.pop(k, None)
-            try:
-                yield
-            finally:
-                for k, v in saved.items():
-                    if v is None:
-                        os.environ.pop(k, None)
-                    else:
-                        os.environ[k] = v
+        with function_env(values):
+            yield
 
     def invoke(self, shard_id: str, records: list[dict[str, Any]]) -> int | None:
         """Call the handler with ``records``; None on success, else the index of the first

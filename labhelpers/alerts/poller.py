@@ -116,7 +116,15 @@ def _handler_env(cfg: LabConfig, outputs: dict[str, str]) -> Iterator[None]:
         "AWS_DEFAULT_REGION": cfg.region,
         "AWS_REGION": cfg.region,
     }
-    # Anything that could send the fake credentials' calls elsewhere is removed meanwhile.
+    with function_env(values):
+        yield
+
+
+@contextmanager
+def function_env(values: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` as the alert function sees it on Lambda, while its handler runs in this
+    process (one call at a time: the environment is the process's). Anything that could send
+    the fake credentials' calls elsewhere is removed meanwhile."""
     removed = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE")
     with _ENV_LOCK:
         saved = {k: os.environ.get(k) for k in (*values, *removed)}
