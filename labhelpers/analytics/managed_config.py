@@ -163,6 +163,10 @@ def kinesis_sink(stream_arn: str, region: str, *, endpoint: str | None = None,
         "stream.arn": stream_arn,
         "aws.region": region,
         "format": "json",
+        # a score row leaves within 1 s (the sink's default waits up to 5 s for a fuller
+        # batch): it is what the alert's latency is made of, and the lab writes a few rows
+        # a window, far below a shard's limits
+        "sink.flush-buffer.timeout": "1000",
         **_endpoint_options(endpoint, credentials),
     }
 
