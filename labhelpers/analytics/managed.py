@@ -29,6 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ..errors import AppError
 from ..infra.config import LabConfig
+from ..wait import WaitTimeout, wait_until
 from .job import JobSettings
 from .managed_config import (
     application_properties,
@@ -300,21 +301,24 @@ def status(cfg: LabConfig, kda=None) -> dict[str, Any]:
 
 def _wait_status(kda, name: str, done: Callable[[str | None], bool], timeout: float,
                  poll: float, progress: bool) -> str | None:
-    deadline = time.monotonic() + timeout
-    last = ""
-    while True:
+    seen: list[str | None] = []
+
+    def settled() -> tuple[str | None] | None:
         detail = _describe(kda, name)
         state = detail["ApplicationStatus"] if detail else None
-        if progress and state != last:
-            print(f"  {time.strftime('%H:%M:%S')}  {state or 'deleted'}")
-            last = state or ""
-        if done(state):
-            return state
-        if time.monotonic() > deadline:
-            raise AppError(f"The application {name} is still {state} after {timeout:.0f} s",
-                           "look at it in the Managed Service for Apache Flink console, and run "
-                           "the same step again when it has settled.")
-        time.sleep(poll)
+        if progress and (not seen or state != seen[-1]):
+            print(f"  {time.strftime('%H:%M:%S')}  {state or 'deleted'}")  # the progress
+        seen.append(state)
+        return (state,) if done(state) else None
+
+    try:
+        return wait_until(settled, f"the application {name}", timeout=timeout, interval=poll,
+                          progress=False)[0]
+    except WaitTimeout as err:
+        raise AppError(f"The application {name} is still {seen[-1] if seen else None} after "
+                       f"{timeout:.0f} s",
+                       "look at it in the Managed Service for Apache Flink console, and run "
+                       "the same step again when it has settled.") from err
 
 
 def start(cfg: LabConfig, *, wait: bool = True, timeout: float = START_TIMEOUT_S,

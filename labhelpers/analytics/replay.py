@@ -22,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from ..contracts import REPLAY_CSV_COLUMNS
 from ..errors import AppError, ConfigError
 from ..flinkenv import flink_env, local_runtime
 from ..stream.log import read_all_lines
+from ..wait import WaitTimeout, wait_until
 from .job import JobSettings, filesystem_sink, filesystem_source
 from .params import JobParams
 
@@ -74,21 +76,30 @@ def _count_lines(path: Path) -> int:
     return n
 
 
-def _run_job(cmd: list[str], env: dict[str, str], cwd: Path, timeout: float
-             ) -> subprocess.CompletedProcess:
-    """Run the job in its own process group, so that a timeout stops its JVM as well."""
+def _run_job(cmd: list[str], env: dict[str, str], cwd: Path, timeout: float,
+             progress: bool = True) -> subprocess.CompletedProcess:
+    """Run the job in its own process group, so that a timeout stops its JVM as well; a
+    progress line counts the seconds meanwhile (a replay takes from ~15 s to minutes)."""
+    output: dict[str, str] = {}
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           env=env, cwd=str(cwd), start_new_session=True) as proc:
+        def read() -> None:
+            output["out"], output["err"] = proc.communicate()
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
         try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
+            wait_until(lambda: not reader.is_alive(), "the replay job (Flink)", timeout=timeout,
+                       interval=0.5, progress=progress)
+        except WaitTimeout:
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
+            reader.join()
             raise AppError(
                 f"The replay job did not end within {timeout:.0f} s",
                 f"read the Flink log {flink_log(cwd / 'log')}, or give a longer timeout.",
             ) from None
-    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+    return subprocess.CompletedProcess(cmd, proc.returncode, output.get("out", ""),
+                                       output.get("err", ""))
 
 
 def replay(
