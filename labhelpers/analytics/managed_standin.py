@@ -148,8 +148,10 @@ def start(cfg: LabConfig, zip_path: Path | str, outputs: dict[str, str], *,
 
     def failed(why: str) -> AppError:
         lines = "\n".join(f"    {ln}" for ln in error_lines(cfg)) or "    (none)"
-        return AppError(f"The managed-service stand-in did not start: {why.splitlines()[0]}; "
-                        f"error lines:\n{lines}",
+        # the error lines below (Flink's log included) say more than the log's tail
+        reason = why.split("; last log lines")[0]
+        return AppError(f"The managed-service stand-in did not start: {reason}; error lines:"
+                        f"\n{lines}",
                         f"read {standin.log} and Flink's log in {work / 'log'}, fix the cause, "
                         "rebuild the package and start again (a busy machine: a larger "
                         "wait_seconds).")
