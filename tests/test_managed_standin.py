@@ -71,7 +71,7 @@ def test_exit_at_start_shows_flink_log_errors(app_zip, tmp_path):
         managed_standin.start(cfg, _broken(app_zip, tmp_path, main), OUTPUTS,
                               endpoint="http://127.0.0.1:4999", progress=False, wait_seconds=60)
     text = str(err.value)
-    assert "did not start: it exited with code 3" in text and "No module named 'pemja'" in text, text
+    assert "it exited with code 3" in text and "No module named 'pemja'" in text, text
     assert "worker failed" in text and "Hadoop" not in text, "INFO noise is left out"
     assert managed_standin.status(cfg)["running"] is False
     # The properties handed over are the service's groups, pointed at the emulator.
