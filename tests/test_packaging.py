@@ -112,7 +112,8 @@ def test_main_py_reads_the_properties_file(built_zip, tmp_path):
     with zipfile.ZipFile(built_zip) as zf:
         main = zf.read("main.py").decode()
     assert "job.CLOUD_PROPERTIES" in main and "from labhelpers.analytics import job" in main
-    assert "wait=args.wait" in main, "on the service main must return after submitting"
+    assert "job.run(settings, wait=False)" in main and "if args.wait:" in main, (
+        "on the service main must return after submitting")
 
 
 @pytest.mark.parametrize("name, fits", [

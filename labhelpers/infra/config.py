@@ -62,7 +62,7 @@ def emulator_port(home: Path, wanted: int | None = None) -> int:
     on this machine has claimed; a port taken by someone else (another student's lab,
     another program) is never used. The choice is remembered in the home."""
     remembered = home / PORT_FILE
-    try:  # the home exists before it claims a port: a claim whose home is gone is stale
+    try:  # the home first: the port is remembered in it
         home.mkdir(parents=True, exist_ok=True)
     except OSError:
         pass
@@ -77,30 +77,32 @@ def emulator_port(home: Path, wanted: int | None = None) -> int:
         return port
     # A class starts notebook 00 at once: a claim file per port (created exclusively in the
     # machine's temp folder) makes two homes that look at the same free port pick two ports.
-    for candidate in range(DEFAULT_EMULATOR_PORT, DEFAULT_EMULATOR_PORT + 200):
+    for candidate in range(DEFAULT_EMULATOR_PORT, DEFAULT_EMULATOR_PORT + 2000):
         if _port_free(candidate) and _claim(candidate, home):
             _remember(remembered, candidate)
             return candidate
-    with socket.socket() as sock:  # 200 claimed ports: let the system pick one
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    _remember(remembered, port)
-    return port
+    while True:  # 2,000 claimed ports: ports the system picks, claimed the same way
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if _claim(port, home):
+            _remember(remembered, port)
+            return port
 
 
 def _claim(port: int, home: Path) -> bool:
-    """Claim ``port`` for ``home`` on this machine; True if it is (now or already) ours."""
+    """Claim ``port`` for ``home`` on this machine; True if it is (now or already) ours.
+
+    A claim is a file created exclusively, so two homes can never both get one. Claims are
+    never taken over (a check-then-take is a race): a port whose home was deleted stays
+    skipped, and there are plenty of ports."""
     path = Path(tempfile.gettempdir()) / f"clicklab-port-{port}"
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
         try:
-            owner = path.read_text().strip()
-            if owner != str(home) and not Path(owner).exists():
-                path.write_text(str(home))  # its lab home is gone: the port is free again
-                owner = path.read_text().strip()
-            return owner == str(home)
-        except OSError:  # another user's claim: not ours to change
+            return path.read_text().strip() == str(home)
+        except OSError:  # another user's claim
             return False
     except OSError:  # no writable temp folder: rely on the port check alone
         return True
