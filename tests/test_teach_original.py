@@ -31,7 +31,7 @@ def test_forest_excerpt_is_read_from_the_job():
     ex = original.forest_excerpt()
     assert ex.wiring.startswith("windows = t_env.to_data_stream")
     assert "key_by" in ex.wiring and ex.wiring.rstrip().endswith(")")
-    assert ex.scorer.startswith("def process_element(self, value, ctx):")
+    assert ex.scorer.startswith("def on_timer(self, timestamp: int, ctx):")
     assert "model.score(row" in ex.scorer and "SNAPSHOT_EVERY" in ex.scorer
     lines = ex.path.read_text().splitlines()
     assert lines[ex.wiring_line - 1].strip() == ex.wiring.splitlines()[0].strip()

@@ -76,7 +76,7 @@ def new_sql() -> str:
 
 def _source_segment(path: Path, names: tuple[str, ...]) -> tuple[str, int]:
     """Source of the definition found by walking ``names`` (e.g. ("_make_scorer",
-    "ForestScorer", "process_element")) in ``path``; returns (text, first line number)."""
+    "ForestScorer", "on_timer")) in ``path``; returns (text, first line number)."""
     text = path.read_text(encoding="utf-8")
     node: ast.AST = ast.parse(text)
     for name in names:
@@ -127,7 +127,7 @@ class Excerpt:
         return (f"# {self.path.name}, build() (line {self.wiring_line}): each window row of "
                 "the SQL goes to its site's forest\n"
                 f"{self.wiring}\n\n"
-                f"# {self.path.name}, ForestScorer.process_element (line {self.scorer_line}): "
+                f"# {self.path.name}, ForestScorer.on_timer (line {self.scorer_line}): "
                 "one window of one site\n"
                 f"{self.scorer}\n")
 
@@ -147,8 +147,8 @@ def forest_excerpt() -> Excerpt:
     wiring = _lines_between(build_src, "to_data_stream", '.name("random_cut_forest")')
     offset = build_src.splitlines().index(wiring.splitlines()[0])
     wiring = textwrap.dedent(wiring)
-    scorer, scorer_line = _source_segment(path, ("_make_scorer", "ForestScorer",
-                                                 "process_element"))
+    # the window's row waits for its event-time timer; the timer scores it with the forest
+    scorer, scorer_line = _source_segment(path, ("_make_scorer", "ForestScorer", "on_timer"))
     return Excerpt(path, wiring, build_line + offset, scorer, scorer_line)
 
 
