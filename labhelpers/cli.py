@@ -216,6 +216,7 @@ def cmd_run_lab(args) -> int:
     import os
 
     from .run.headless import run_lab
+    from .run.report import checks
 
     # the notebooks' kernels read LAB_* (their parameters cells leave BACKEND empty)
     if args.backend:
@@ -225,7 +226,10 @@ def cmd_run_lab(args) -> int:
     params = json.loads(args.parameters) if args.parameters else None
     run = run_lab(args.run_dir, parameters=params)
     summary = json.loads((Path(run) / "summary.json").read_text())
-    return 0 if summary["ok"] else 1
+    failed = [c.name for c in checks(summary) if not c.passed]
+    if failed:
+        print(f"Failed checks: {', '.join(failed)} (see report.html)", file=sys.stderr)
+    return 0 if summary["ok"] and not failed else 1
 
 
 def _forest_json(text):
