@@ -72,7 +72,8 @@ def _build_archive(work: Path, java: Path) -> None:
     """Run the real job once, listing the classes it loads, then dump them into flink.jsa."""
     _training_input(work / "input.jsonl")
     class_list = work / "classes.lst"
-    replay(work / "input.jsonl", work / "out", jvm_args=f"-XX:DumpLoadedClassList={class_list}")
+    replay(work / "input.jsonl", work / "out", progress=False,
+           jvm_args=f"-XX:DumpLoadedClassList={class_list}")
     # classes from class loaders of their own (Flink's RPC system) cannot be archived
     wanted = work / "classes-builtin.lst"
     wanted.write_text("".join(line for line in class_list.read_text().splitlines(True)

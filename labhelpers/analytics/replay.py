@@ -109,6 +109,7 @@ def replay(
     *,
     timeout: float = 1800,
     jvm_args: str = "",
+    progress: bool = True,
     **changes: Any,
 ) -> dict[str, Any]:
     """Score ``input_path`` (JSON lines) and write ``out_dir/scores.csv``; returns a summary.
@@ -139,7 +140,7 @@ def replay(
     env["JVM_ARGS"] = f"{env['JVM_ARGS']} {jvm_args}".strip()
     started = time.perf_counter()
     proc = _run_job([sys.executable, "-m", "labhelpers.analytics.job", "--properties",
-                     str(props)], env, work, timeout)
+                     str(props)], env, work, timeout, progress=progress)
     seconds = time.perf_counter() - started
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).splitlines()[-25:])
