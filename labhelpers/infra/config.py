@@ -70,11 +70,11 @@ def emulator_port(home: Path, wanted: int | None = None) -> int:
         known = int(remembered.read_text().strip())
     except (OSError, ValueError):
         known = None
-    port = wanted or known
-    if port and (_ours(home, port) or (_port_free(port) and _claim(port, home))):
-        if not wanted and port != known:
-            _remember(remembered, port)
-        return port
+    if wanted and (_ours(home, wanted) or _port_free(wanted)):
+        _claim(wanted, home)  # an explicit choice wins over another home's idle claim
+        return wanted
+    if known and (_ours(home, known) or (_port_free(known) and _claim(known, home))):
+        return known
     # A class starts notebook 00 at once: a claim file per port (created exclusively in the
     # machine's temp folder) makes two homes that look at the same free port pick two ports.
     for candidate in range(DEFAULT_EMULATOR_PORT, DEFAULT_EMULATOR_PORT + 2000):
