@@ -105,7 +105,7 @@ class BackgroundProcess:
         except LabError as err:
             if self.running and not ready():
                 self.stop()
-                raise failed(f"no {what} within {timeout:.0f} s; last log lines:\n"
+                raise failed(f"still waiting for {what} after {timeout:.0f} s; last log lines:\n"
                              f"{self.log_tail()}") from err
             raise
 
