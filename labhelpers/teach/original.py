@@ -112,7 +112,7 @@ def _lines_between(text: str, start: str, end: str) -> str:
     return "\n".join(lines[a:b + 1])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Excerpt:
     """Two excerpts of the job: where windows go to the forest, and what it does with each."""
 
@@ -133,6 +133,9 @@ class Excerpt:
 
     def __str__(self) -> str:
         return self.text()
+
+    # the plain-text form of the notebook's output: no machine path in it (nbval compares it)
+    __repr__ = __str__
 
     def _repr_html_(self) -> str:
         return f"<pre style='font-size:85%'>{html.escape(self.text())}</pre>"
