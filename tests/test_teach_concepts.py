@@ -97,3 +97,22 @@ def test_watermark_figure_follows_the_notebook_parameters(lateness, window):
     assert any(f"− {lateness} s" in label for label in labels), labels
     assert any(label.startswith("late:") for label in labels)
     assert any(label.startswith("out of order") for label in labels) == (lateness >= 1)
+
+
+def test_figures_show_in_a_notebook_even_after_one_was_saved_to_a_file(tmp_path):
+    """In a real kernel every figure is shown, also after a plot was saved to a file (once,
+    switching to the headless backend there hid every later figure of the notebook)."""
+    import nbclient
+    import nbformat
+
+    cells = [
+        "from labhelpers.teach import concepts\nfig = concepts.tumbling_windows()",
+        "import pandas as pd\nfrom labhelpers.monitor.tables import plot_scores\n"
+        "fig = plot_scores(pd.DataFrame(columns=['window_end', 'site', 'ctr', "
+        f"'anomaly_score', 'is_anomaly']), 3.5, path={str(tmp_path / 'p.png')!r})",
+        "fig = concepts.alert_episode()",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nbclient.NotebookClient(nb, kernel_name="python3", timeout=120).execute()
+    shown = [sum("image/png" in o.get("data", {}) for o in c.outputs) for c in nb.cells]
+    assert shown == [1, 1, 1], shown

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..pyplot import pyplot
 from .scenarios import Suite
 
 # ---------------------------------------------------------------------------------------------
@@ -15,19 +16,9 @@ from .scenarios import Suite
 # ---------------------------------------------------------------------------------------------
 
 
-def _pyplot(path: Path | str | None):
-    import matplotlib
-
-    if path is not None:
-        matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_scenarios(table: pd.DataFrame, path: Path | str | None = None):
     """Per scenario: precision and recall (bars), false alarms per site-day (right panel)."""
-    plt = _pyplot(path)
+    plt = pyplot()
     fig, (ax, ax_fa) = plt.subplots(1, 2, figsize=(12, 5), sharey=True,
                                     gridspec_kw={"width_ratios": [2, 1]})
     names = list(table["scenario"])
@@ -55,7 +46,7 @@ def plot_scenarios(table: pd.DataFrame, path: Path | str | None = None):
 def plot_grid(grid_df: pd.DataFrame, path: Path | str | None = None):
     """Anomalies detected (left) and false alarms per site-day (right, log) vs threshold,
     one line per (inputs, subsample size, shingle size, trees)."""
-    plt = _pyplot(path)
+    plt = pyplot()
     fig, (ax_det, ax_fa) = plt.subplots(1, 2, figsize=(12, 4.5), sharex=True)
     keys = ["inputs", "subsample_size", "shingle_size", "num_trees"]
     for key, g in grid_df.sort_values("threshold").groupby(keys):
@@ -85,7 +76,7 @@ def plot_score_histograms(frames: Mapping[str, pd.DataFrame], suite: Suite, thre
                           path: Path | str | None = None):
     """Scores of normal vs anomalous windows (log counts), one panel per scored frame, with the
     threshold: where the two overlap, no threshold separates them."""
-    plt = _pyplot(path)
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(frames), figsize=(6 * len(frames), 4), squeeze=False)
     labels = suite.labels()
     for ax, (name, df) in zip(axes[0], frames.items(), strict=True):

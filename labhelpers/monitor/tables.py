@@ -42,11 +42,9 @@ def plot_scores(df: pd.DataFrame, threshold: float, path: Path | str | None = No
 
     Saves a PNG when ``path`` is given. Returns the matplotlib figure.
     """
-    import matplotlib
+    from ..pyplot import pyplot
 
-    if path is not None and ax is None:
-        matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (ax_ctr, ax_score) = plt.subplots(2, 1, sharex=True, figsize=(10, 6))
     if df.empty:

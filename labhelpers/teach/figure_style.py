@@ -12,14 +12,9 @@ ACCENT_C = "#2c7fb8"      # the app / the forest: blue
 
 
 def _pyplot():
-    import matplotlib
+    from ..pyplot import pyplot
 
-    # Only tests and headless runs have no display; in a notebook the inline backend is
-    # already chosen, and force=False leaves it alone.
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return pyplot()
 
 
 def save(fig, path: Path | str, dpi: int = 100) -> Path:
