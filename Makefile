@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: rehearse-aws install run test test-fast test-browser lab lint bench clean connector-jar
+.PHONY: rehearse-aws reference-run install run test test-fast test-browser lab lint bench clean connector-jar
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed: set PY=python3.11 (or newer) and run make again.")'
@@ -26,9 +26,23 @@ run: install
 rehearse-aws: connector-jar
 	$(BIN)/python -m labhelpers --backend aws run-lab --emulator
 
+# After changing a notebook: re-run the short reference run that nbval checks against
+# (docs/reference-run, ~6 min) and commit it with the change.
+reference-run: install
+	$(BIN)/python -m labhelpers reference-run
+
+# Two lanes at once: the tests that run notebooks or a browser (marked `notebooks` or
+# `browser`) mostly wait for live traffic, so they run beside the others, each test in its own
+# lab home; their output follows the others'. Fails if either lane fails.
 test: install
 	$(BIN)/python -m ruff check labhelpers tests bench
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
+	@log=$$(mktemp); \
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=8 -m "notebooks or browser" \
+	  >$$log 2>&1 & lane=$$!; \
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 -m "not notebooks and not browser"; \
+	rest=$$?; wait $$lane; notebooks=$$?; \
+	echo "== the tests marked notebooks or browser (run beside the ones above):"; \
+	cat $$log; rm -f $$log; exit $$(( rest || notebooks ))
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not integration and not notebooks and not browser"

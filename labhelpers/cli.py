@@ -248,6 +248,14 @@ def _forest_json(text):
     return forest
 
 
+def cmd_reference_run(args) -> int:
+    from .run.reference import make_reference_run
+
+    out = make_reference_run()
+    print(f"Reference run written to {out} (commit it with the notebooks' change)")
+    return 0
+
+
 def cmd_score_series(args) -> int:
     from .evaluate.series import score_series
 
@@ -385,6 +393,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="with --backend aws: rehearse the aws path with every AWS call going "
                          "to the local emulator (the managed service and Lambda stood in for)")
     rl.set_defaults(fn=cmd_run_lab)
+
+    sub.add_parser("reference-run", help="regenerate docs/reference-run (the run nbval checks "
+                   "against) after a notebook's change").set_defaults(fn=cmd_reference_run)
 
     ss = sub.add_parser("score-series",
                         help="score any timestamp,value CSV with the lab's forest")

@@ -21,7 +21,7 @@ from labhelpers.infra.config import LabConfig
 from labhelpers.wait import wait_until
 from tests.connector_jar import require_connector_jar
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.notebooks]  # it runs run_lab
 START = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 WARMUP_S = 300
 

@@ -1,20 +1,27 @@
-"""The whole lab, headless, as `make run` runs it (papermill, local backend, live traffic).
-Checks the values the notebooks record, not only that they ran."""
+"""The notebooks: committed clean, papermill reads their parameters, and a fresh run of all of
+them (nbval, local backend, live traffic) shows what the committed reference run shows and
+records the values a short run of the lab produces. ``make run`` (papermill) itself is run by
+the aws rehearsal (tests/test_aws_rehearsal.py) and its report by tests/test_report.py."""
 
 import json
-import socket
+import os
+import subprocess
+import sys
 
 import pytest
 
-from labhelpers.run.headless import lab_notebooks, run_lab
+from labhelpers.infra.cleanup import cleanup
+from labhelpers.infra.config import REPO_ROOT, load_config
+from labhelpers.run.headless import lab_notebooks
+from labhelpers.run.reference import REFERENCE_DIR, REFERENCE_PREFIX, stale_notebooks
 
 pytestmark = pytest.mark.notebooks
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# What `pytest --nbval-lax` needs for this lab: the kernel of this environment, and the
+# sanitizers for what changes from run to run (ports, times, paths).
+NBVAL_OPTIONS = ["--nbval-lax", "--nbval-current-env",
+                 "--nbval-sanitize-with", str(REPO_ROOT / "tests" / "nbval_sanitize.cfg")]
 
 
 def test_notebooks_have_parameters_and_no_outputs():
@@ -28,31 +35,50 @@ def test_notebooks_have_parameters_and_no_outputs():
             f"{book.name} is committed with outputs")
 
 
-def test_whole_lab_runs_headless(tmp_path, monkeypatch):
-    monkeypatch.setenv("LAB_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("LAB_EMULATOR_PORT", str(_free_port()))
-    # 5-s windows (the lab's are 10 s) halve the wait before the spike; what limits the
-    # spike's score is how many windows the forest has learned (24 here, 20 in the lab; with
-    # 6 the spike scored at the threshold once in CI), not their length. A 10-s spike covers
-    # 2-3 such windows, like the lab's 20-s spike with 10-s windows.
-    run = run_lab(tmp_path / "run", parameters={
-        "PREFIX": "nblab", "WINDOW_SECONDS": 5, "LEARNED_WINDOWS": 24, "SPIKE_SECONDS": 10,
-        "RUN_SQL_EXERCISES": False})
-    summary = json.loads((run / "summary.json").read_text())
-    assert summary["ok"], f"a notebook failed: {summary['failed']}"
+@pytest.fixture()
+def notebook_env(tmp_path):
+    """The environment the notebooks' kernels get: a lab home of their own (its own emulator
+    port) and the reference run's prefix; whatever a failing notebook left running is stopped
+    at the end."""
+    home = tmp_path / "home"
+    env = {**os.environ, "LAB_HOME": str(home), "LAB_PREFIX": REFERENCE_PREFIX}
+    for name in ("LAB_EMULATOR_PORT", "LAB_BACKEND", "LAB_EMULATED"):
+        env.pop(name, None)
+    yield home, env
+    cleanup(load_config(home=home, prefix=REFERENCE_PREFIX), progress=False)
+
+
+def test_reference_run_is_current():
+    """docs/reference-run holds every notebook as it is now, with the report and plots."""
+    stale = stale_notebooks()
+    assert not stale, f"{stale} changed since the reference run: run `make reference-run`"
+    files = {f.name for f in REFERENCE_DIR.iterdir()}
+    assert {"report.html", "summary.json", "scores.png"} <= files, files
+    assert json.loads((REFERENCE_DIR / "summary.json").read_text())["ok"]
+
+
+def test_a_fresh_run_shows_what_the_reference_run_shows(notebook_env):
+    """Every notebook, in order, through nbval: no cell may fail, the cells tagged
+    ``nbval-check-output`` must print what the reference run printed (sanitized), and the
+    run's record must hold what a short run of the lab produces."""
+    home, env = notebook_env
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *NBVAL_OPTIONS,
+         str(REFERENCE_DIR)],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1500)
+    assert proc.returncode == 0, f"nbval:\n{proc.stdout[-8000:]}\n{proc.stderr[-2000:]}"
+    runs = sorted((home / "runs").glob(f"{REFERENCE_PREFIX}-*"))
+    assert len(runs) == 1, f"one run record per walk-through: {runs}"
+    summary = json.loads((runs[0] / "summary.json").read_text())
     v = summary["values"]
+    assert summary["ok"], summary
     assert summary["alerts_received"] == 1, f"exactly one alert per spike: {v}"
     assert 1 <= summary["anomalies"] <= 3, f"the spike covers 2-3 windows: {v}"
     assert summary["windows_scored"] >= 8, v
     assert summary["records_sent"] > 100, v
     assert v["leftovers"] == [], "cleanup left resources behind"
     assert 0 < v["alert_latency_s"] <= 20, f"alert latency {v['alert_latency_s']} s"
-    assert (run / "scores.png").stat().st_size > 10_000, "the monitor's plot was not saved"
-    report = (run / "report.html").read_text()
-    assert "PASS: The lab works" in report and report.count("data:image/png") >= 2
-    # notebook 06: the scenario suite through the real job
-    assert v["evaluation_lab_spike_caught"] is True, v
-    assert v["evaluation_fa_per_site_day"] <= 6, f"quiet traffic must stay quiet: {v}"
+    assert (runs[0] / "report.html").exists() and (runs[0] / "scores.png").exists()
 
 
 def test_papermill_reads_every_parameter():
