@@ -23,18 +23,29 @@ def plot_scenarios(table: pd.DataFrame, path: Path | str | None = None):
                                     gridspec_kw={"width_ratios": [2, 1]})
     names = list(table["scenario"])
     y = list(range(len(names)))
-    prec = [0 if v is None or pd.isna(v) else v for v in table["precision"]]
-    rec = [0 if v is None or pd.isna(v) else v for v in table["recall"]]
-    ax.barh([i - 0.2 for i in y], prec, height=0.4, label="precision")
-    ax.barh([i + 0.2 for i in y], rec, height=0.4, label="recall (windows)")
+
+    def bars(axis, ys, values, none_text, **kw):
+        # every bar gets its number, so 0 reads as 0 and "not defined" is said, not blank
+        values = [None if v is None or pd.isna(v) else float(v) for v in values]
+        axis.barh(ys, [v or 0 for v in values], **kw)
+        for yy, v in zip(ys, values, strict=True):
+            axis.text(v or 0, yy, f" {none_text}" if v is None else f" {v:.2g}",
+                      va="center", fontsize=7, color="dimgray" if not v else "black")
+
+    bars(ax, [i - 0.2 for i in y], table["precision"], "n/a: nothing flagged", height=0.4,
+         label="precision")
+    bars(ax, [i + 0.2 for i in y], table["recall"], "n/a: no anomaly", height=0.4,
+         label="recall (windows)")
     ax.set_yticks(y, names)
     ax.invert_yaxis()
-    ax.set_xlim(0, 1)
+    ax.set_xlim(0, 1.3)
+    ax.set_xticks([0, 0.25, 0.5, 0.75, 1])
     ax.set_xlabel("share of windows")
     ax.legend(loc="lower right")
     ax.set_title("flagged windows per scenario")
-    ax_fa.barh(y, table["fa_per_site_day"], color="tab:red")
-    ax_fa.set_xlim(0, max(1.0, float(table["fa_per_site_day"].max()) * 1.1))  # 0 = none at all
+    fa = table["fa_per_site_day"]
+    bars(ax_fa, y, fa, "", color="tab:red")
+    ax_fa.set_xlim(0, max(1.0, float(fa.max()) * 1.25))  # 0 = none at all
     ax_fa.set_xlabel("false alarms per site-day")
     ax_fa.set_title("false alarms (alert episodes)")
     fig.tight_layout()
@@ -44,7 +55,7 @@ def plot_scenarios(table: pd.DataFrame, path: Path | str | None = None):
 
 
 def plot_grid(grid_df: pd.DataFrame, path: Path | str | None = None):
-    """Anomalies detected (left) and false alarms per site-day (right, log) vs threshold,
+    """Anomalies detected (left) and false alarms per site-day (right, symlog) vs threshold,
     one line per (inputs, subsample size, shingle size, trees)."""
     plt = pyplot()
     fig, (ax_det, ax_fa) = plt.subplots(1, 2, figsize=(12, 4.5), sharex=True)
@@ -54,14 +65,18 @@ def plot_grid(grid_df: pd.DataFrame, path: Path | str | None = None):
             + (f", {key[3]} trees" if key[3] != 100 else "")
         style = "-" if key[0] == "raw" else "--"
         ax_det.plot(g["threshold"], g["detected"], style, marker="o", label=label)
-        # log scale: show 0 false alarms just below the lowest tick
-        ax_fa.plot(g["threshold"], g["fa_per_site_day"].clip(lower=0.05), style, marker="o",
-                   label=label)
+        ax_fa.plot(g["threshold"], g["fa_per_site_day"], style, marker="o", label=label)
     total = int(grid_df["anomalies"].max()) if len(grid_df) else 0
     ax_det.axhline(total, color="grey", lw=0.8)
+    ax_det.set_ylim(0, max(1, total) * 1.05)  # from zero: a drop from 33 to 23 looks its size
     ax_det.set_ylabel(f"anomalies detected (of {total})")
-    ax_fa.set_yscale("log")
-    ax_fa.set_ylabel("false alarms per site-day (0 shown as 0.05)")
+    # symlog: linear below 1, logarithmic above, so 0 false alarms is drawn at 0
+    ax_fa.set_yscale("symlog", linthresh=1)
+    top = max(1.0, float(grid_df["fa_per_site_day"].max()) if len(grid_df) else 1.0)
+    ticks = [t for t in (0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000) if t <= top * 1.5]
+    ax_fa.set_yticks(ticks, [str(t) for t in ticks])
+    ax_fa.set_ylim(0, top * 1.3)
+    ax_fa.set_ylabel("false alarms per site-day (log above 1)")
     for a in (ax_det, ax_fa):
         a.set_xlabel("threshold")
         a.grid(alpha=0.3)
