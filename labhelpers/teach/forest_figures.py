@@ -303,7 +303,7 @@ def forest_learning(max_windows: int = 80, learned_now: int | None = None,
     ax2.set_ylabel("anomaly score")
     ax2.set_title("The highest score it can give grows with what it learned", loc="left",
                   fontsize=10)
-    ax2.legend(fontsize=7.5, loc="center right")
+    ax2.legend(fontsize=7.5, loc="lower right")
     fig.tight_layout()
     return fig
 
