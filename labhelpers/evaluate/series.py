@@ -243,7 +243,7 @@ class SeriesModel:
         score = float(self.forest.score(point))
         # krcf scores from `output_after` points on (same readiness rule as SiteModel)
         ready = int(self.forest.entries_seen()) >= self.params.warmup_windows
-        is_anomaly, learn, _ = self.rule.decide(score, ready)
+        is_anomaly, learn, _ = self.rule.decide(score, ready, (z,))
         if learn:
             self.forest.update(point)
             self._learn_level(float(value))
