@@ -2,10 +2,12 @@
 
 So that students can try the detector on their own data: the same forest configuration as the
 job (``ForestParams``: trees, subsample size, time decay, shingle size, warm-up, seed,
-threshold, anomaly hold), with one-dimensional points (the value). Points are scored, then
-learned, in time order, exactly as the job treats a site's windows: the score is 0 during the
-warm-up, a point scoring above the threshold is an anomaly, and an anomalous point is kept
-out of the forest for up to ``anomaly_hold_windows`` points in a row.
+threshold, run rule, anomaly hold), with one-dimensional points (the value). Points are
+scored, then learned, in time order, exactly as the job treats a site's windows: the score
+is 0 during the warm-up, a point scoring above the threshold is an anomaly, so is a run of
+points each moderately off the running level (the run rule, with the value's deviation as
+its one driving input), and an anomalous point is kept out of the forest for up to
+``anomaly_hold_windows`` points in a row.
 
     python -m labhelpers score-series IN.csv --out OUT.csv [--forest '{"threshold": 3.5}']
 
@@ -194,6 +196,7 @@ class SeriesModel:
     deviations over SCALE_SPAN). A spike is far from the level; a trend or a season moves
     the level with it; after a level shift the level catches up within about LEVEL_SPAN
     points. Anomalous points are not learned (up to the hold), so they do not move the level.
+    The run rule (AlertRule) watches the same deviation, up and down.
     """
 
     def __init__(self, params: ForestParams) -> None:
