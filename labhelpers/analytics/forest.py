@@ -133,6 +133,9 @@ class ForestParams:
       counts (scored like any window, so a site going dark is an anomaly), for at most this
       many windows in a row; after that it is considered gone and nothing is invented until
       it sends again. All flagged windows of one silence are one alert episode. 0 = off.
+      The zero windows come on event-time timers: they need event time to move on (other
+      sites still sending). When the whole input goes quiet the watermark stops and no
+      window comes at all; that is for a watch on the input stream, not for this job.
     """
 
     num_trees: int = 100
@@ -240,10 +243,11 @@ class AlertRule:
         self.down: list[float] = []
         self.dev_ms: list[float] = []
         self.dev_n: list[int] = []
+        self.last_run = 0.0  # ``run`` at the last decision, before a flag reset it (run_score)
 
     @property
     def run(self) -> float:
-        """The largest running sum (reported as ``run_score``; 0 with no input yet)."""
+        """The largest running sum now (0 with no input yet)."""
         return max(self.up + self.down, default=0.0)
 
     def scaled(self, i: int, deviation: float) -> float:
@@ -271,6 +275,7 @@ class AlertRule:
                         z = self.scaled(i, d)
                         self.up[i] = max(0.0, self.up[i] + z - p.run_slack)
                         self.down[i] = max(0.0, self.down[i] - z - p.run_slack)
+            self.last_run = self.run
             if score > p.threshold:
                 reason = "threshold"
             elif self.run > p.run_threshold > 0:
@@ -480,7 +485,7 @@ class SiteModel:
             forest_ready=ready,
             attribution=attribution,
             episode_id=episode,
-            run_score=round(self.rule.run, 6),
+            run_score=round(self.rule.last_run, 6),
         )
         return out
 
