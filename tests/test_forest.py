@@ -155,7 +155,8 @@ def test_run_rule_flags_a_sustained_x2_rise_below_the_threshold():
     assert any(r["is_anomaly"] for r in rows[:3]), [(r["anomaly_score"], r["run_score"])
                                                     for r in rows]
     flagged = next(r for r in rows if r["is_anomaly"])
-    assert flagged["anomaly_score"] < 3.5 < 4.0 < flagged["run_score"], (
+    p = ForestParams()
+    assert flagged["anomaly_score"] < p.threshold < p.run_threshold < flagged["run_score"], (
         "flagged by the run rule; run_score shows the sum that crossed run_threshold")
     off = _busy(ForestParams(threshold=1e6, run_threshold=0), x2, n_after=6)
     assert not any(r["is_anomaly"] for r in off)

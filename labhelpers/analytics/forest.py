@@ -55,6 +55,8 @@ USUAL_SPAN = 30
 # arrivals on the stabilised scale (2*sqrt(n + 3/8) has a standard deviation of about 1).
 RUN_SCALE_SPAN = 200
 RUN_SCALE_FLOOR = 1.0
+# Span (in learned windows) of the recent impressions the run rule compares a window with.
+RECENT_SPAN = 10
 
 
 def click_deviation(clicks: int, impressions: int, usual_clicks: float | None,
@@ -81,15 +83,18 @@ def impression_deviation(impressions: int, usual_impressions: float | None) -> f
 
 
 # The run rule's driving inputs of a window (forest.AlertRule): clicks given the usual CTR,
-# impressions against their usual count.
+# impressions against their recent count (a faster running mean, over RECENT_SPAN learned
+# windows: traffic follows a daily cycle, which a slower mean would lag behind; a drop to
+# nothing still stands out at once).
 RUN_INPUTS = ("clicks_given_ctr", "impressions")
 
 
 def window_deviations(clicks: int, impressions: int, usual_clicks: float | None,
-                      usual_impressions: float | None) -> list[float | None]:
+                      usual_impressions: float | None, recent_impressions: float | None
+                      ) -> list[float | None]:
     """The deviations of RUN_INPUTS for one window."""
     return [click_deviation(clicks, impressions, usual_clicks, usual_impressions),
-            impression_deviation(impressions, usual_impressions)]
+            impression_deviation(impressions, recent_impressions)]
 
 
 @dataclass(frozen=True)
@@ -145,8 +150,8 @@ class ForestParams:
     warmup_windows: int = 12
     random_seed: int = 42
     threshold: float = 3.5
-    run_slack: float = 1.0
-    run_threshold: float = 4.0
+    run_slack: float = 0.75
+    run_threshold: float = 5.0
     cooldown_seconds: int = 60
     anomaly_hold_windows: int = 6
     dark_windows: int = 30
@@ -314,15 +319,16 @@ class AlertRule:
 class Usual:
     """Running means of what a site usually sends (learned windows only), for alert text."""
 
-    def __init__(self, names: tuple[str, ...]) -> None:
+    def __init__(self, names: tuple[str, ...], span: int = USUAL_SPAN) -> None:
         self.names = names
+        self.span = span
         self.values: dict[str, float | None] = dict.fromkeys(names)
         self.n = 0
 
     def learn(self, values: dict[str, float | None]) -> None:
         self.n += 1
-        # a plain mean until USUAL_SPAN windows, then an exponential one over that span
-        alpha = max(1.0 / self.n, 2.0 / (USUAL_SPAN + 1))
+        # a plain mean until ``span`` windows, then an exponential one over that span
+        alpha = max(1.0 / self.n, 2.0 / (self.span + 1))
         for name in self.names:
             x = values.get(name)
             if x is None:
@@ -342,6 +348,8 @@ class SiteModel:
         self.forest = krcf.RandomCutForest(params.krcf_options())
         self.rule = AlertRule(params)
         self.usual = Usual(("clicks", "impressions", "ctr"))
+        # the run rule's baseline for impressions: what the site sent lately (RECENT_SPAN)
+        self.recent = Usual(("impressions",), span=RECENT_SPAN)
         self.names = POINT_INPUTS[params.inputs]
         self.windows_seen = 0
         self.episode_id: str | None = None
@@ -369,6 +377,8 @@ class SiteModel:
             **self.rule.state(),
             "usual": self.usual.values,
             "usual_n": self.usual.n,
+            "recent": self.recent.values,
+            "recent_n": self.recent.n,
             "silent": self.silent,
             "silence_episode": self.silence_episode,
         }
@@ -399,6 +409,8 @@ class SiteModel:
         model.rule.load(meta)
         model.usual.values.update(meta.get("usual") or {})
         model.usual.n = int(meta.get("usual_n", 0))
+        model.recent.values.update(meta.get("recent") or {})
+        model.recent.n = int(meta.get("recent_n", 0))
         model.silent = int(meta.get("silent", 0))
         model.silence_episode = meta.get("silence_episode")
         return model
@@ -495,11 +507,13 @@ class SiteModel:
         sweep calls it on the job's own scores.)"""
         values = self.usual.values
         deviations = window_deviations(row["clicks"], row["impressions"], values["clicks"],
-                                       values["impressions"])
+                                       values["impressions"],
+                                       self.recent.values["impressions"])
         is_anomaly, learn, _ = self.rule.decide(score, ready, deviations)
         if learn:
             self.usual.learn({"clicks": row["clicks"], "impressions": row["impressions"],
                               "ctr": row.get("ctr")})
+            self.recent.learn({"impressions": row["impressions"]})
         return is_anomaly, learn
 
     @property
