@@ -148,8 +148,9 @@ def choose(table: pd.DataFrame) -> dict:
 # The issue's timed targets: scenario -> (what, bound in seconds).
 TIMED_TARGETS = {"busy-x2-60s": ("x2 click rise", 40), "dark-site": ("site gone dark", 40),
                  "busy-ctr-half-3min": ("CTR halving", 60)}
-# Today's rule (before the run rule): threshold 3, no run rule, the same hold.
-TODAY = {"threshold": 3.0, "run_threshold": 0.0}
+# Today's rule (before issue 14): threshold 3, no run rule, no zero-count windows for a
+# silent site (dark_windows 0: the job made none); the same hold.
+TODAY = {"threshold": 3.0, "run_threshold": 0.0, "dark_windows": 0}
 
 
 def targets(suite, scores: pd.DataFrame, table: pd.DataFrame, today_table: pd.DataFrame

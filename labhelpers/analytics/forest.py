@@ -113,15 +113,17 @@ class ForestParams:
     random_seed: makes scores repeatable.
     threshold: a window whose score is above this is an anomaly (lab: 2).
     run_slack, run_threshold: the run rule, for shifts that are moderate but sustained (a
-      x2 click rise, a CTR that halves), which no single window shows clearly. It watches
-      the driving input, not the forest's score: each window's clicks against what the
-      usual CTR expects for its impressions (``click_deviation``), in units of its running
-      noise (at least 1). Two running sums that never go below 0 (a two-sided CUSUM) add
-      (deviation - run_slack) and (-deviation - run_slack); when either exceeds
-      run_threshold the window is an anomaly and both start again from 0. Noise (under
-      run_slack on average) drains the sums; a run of windows each a little off adds up.
-      A daily traffic cycle with a steady CTR does not move the deviation. run_threshold 0
-      turns the rule off.
+      x2 click rise, a CTR that halves, a site going quiet), which no single window shows
+      clearly. It watches the driving inputs (RUN_INPUTS), not the forest's score: each
+      window's clicks against what the usual CTR expects for its impressions
+      (``click_deviation``), and its impressions against their recent count
+      (``impression_deviation``), each in units of its running noise (at least 1). Per
+      input, two running sums that never go below 0 (a two-sided CUSUM) add
+      (deviation - run_slack) and (-deviation - run_slack); when one exceeds run_threshold
+      the window is an anomaly and all sums start again from 0. Noise (under run_slack on
+      average) drains the sums; a run of windows each a little off adds up. A daily
+      traffic cycle with a steady CTR does not move the clicks' deviation, and the recent
+      count follows it for impressions. run_threshold 0 turns the rule off.
     inputs: how a window becomes the forest's point.
       "anscombe" (default): 2*sqrt(n + 3/8) of clicks and of impressions, and their
       difference. Counts of random arrivals then have noise of about 1 at any traffic level,
