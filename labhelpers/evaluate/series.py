@@ -5,9 +5,9 @@ job (``ForestParams``: trees, subsample size, time decay, shingle size, warm-up,
 threshold, run rule, anomaly hold), with one-dimensional points (the value). Points are
 scored, then learned, in time order, exactly as the job treats a site's windows: the score
 is 0 during the warm-up, a point scoring above the threshold is an anomaly, so is a run of
-points each moderately off the running level (the run rule, with the value's deviation as
-its one driving input), and an anomalous point is kept out of the forest for up to
-``anomaly_hold_windows`` points in a row.
+points each moderately off the running level if the run rule is on (off by default here,
+SERIES_DEFAULTS; the value's deviation is its one driving input), and an anomalous point is
+kept out of the forest for up to ``anomaly_hold_windows`` points in a row.
 
     python -m labhelpers score-series IN.csv --out OUT.csv [--forest '{"threshold": 3.5}']
 
@@ -162,8 +162,11 @@ def read_series(path: Path | str, warnings: list[str] | None = None) -> list[Poi
 # score-series' own defaults on top of ForestParams (same names; chosen on the tuning half of
 # the labelled series suite, series_suite.build_series_suite, by bench/evaluate_defaults.py;
 # figures in docs/figures.md). A point is one number: a shorter hold lets the level catch
-# up within a few points instead of flagging them all.
-SERIES_DEFAULTS: dict[str, Any] = {"anomaly_hold_windows": 2}
+# up within a few points instead of flagging them all. The run rule is off: on the tuning
+# half it found nothing the threshold missed, and at the job's setting (run_slack 0.75,
+# run_threshold 5) a weekly season gave 78 false alarms in 6,000 points; turn it on with
+# e.g. --forest '{"run_threshold": 6, "run_slack": 1}'.
+SERIES_DEFAULTS: dict[str, Any] = {"anomaly_hold_windows": 2, "run_threshold": 0.0}
 # Spans (in learned points) of the running level and scale a value is compared with.
 LEVEL_SPAN = 10
 SCALE_SPAN = 30
