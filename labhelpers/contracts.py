@@ -43,7 +43,8 @@ SCORE_COLUMNS = WINDOW_COLUMNS + (
     # False when the input ended inside the window (a replay's last window): reported with
     # its counts, never scored or alerted on.
     "complete",
-    # the run rule's running sum of excess score (forest.ForestParams: run_level)
+    # the run rule's largest running sum at this window (forest.AlertRule), before a
+    # flag starts it again
     "run_score",
     # what the site usually sends (running means of its learned windows): the alert says
     # "clicks 40, usually about 10"

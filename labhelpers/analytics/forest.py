@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -49,6 +50,51 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 # Span (in learned windows) of the running means reported as "usual" values.
 USUAL_SPAN = 30
+# The run rule's deviations are divided by their running root mean square over this many
+# learned windows, but never by less than RUN_SCALE_FLOOR: the noise of a count of random
+# arrivals on the stabilised scale (2*sqrt(n + 3/8) has a standard deviation of about 1).
+RUN_SCALE_SPAN = 200
+RUN_SCALE_FLOOR = 1.0
+# Span (in learned windows) of the recent impressions the run rule compares a window with.
+RECENT_SPAN = 10
+
+
+def click_deviation(clicks: int, impressions: int, usual_clicks: float | None,
+                    usual_impressions: float | None) -> float | None:
+    """How far a window's clicks are from what the usual CTR expects for its impressions.
+
+    Expected clicks = impressions x usual clicks / usual impressions; the deviation is
+    2*sqrt(clicks + 3/8) - 2*sqrt(expected + 3/8), noise of about 1 at any traffic level.
+    It depends on the CTR only, so a daily cycle of traffic (CTR steady) does not move it;
+    clicks doubling or a CTR halving does, up and down. None (nothing to compare) without
+    impressions or before a usual CTR exists."""
+    if impressions <= 0 or not usual_impressions or usual_clicks is None:
+        return None
+    expected = impressions * usual_clicks / usual_impressions
+    return 2.0 * (math.sqrt(clicks + 0.375) - math.sqrt(expected + 0.375))
+
+
+def impression_deviation(impressions: int, usual_impressions: float | None) -> float | None:
+    """Impressions against their usual count, on the same stabilised scale (a site going
+    dark, an impression outage, a traffic surge); None before a usual count exists."""
+    if usual_impressions is None:
+        return None
+    return 2.0 * (math.sqrt(impressions + 0.375) - math.sqrt(usual_impressions + 0.375))
+
+
+# The run rule's driving inputs of a window (forest.AlertRule): clicks given the usual CTR,
+# impressions against their recent count (a faster running mean, over RECENT_SPAN learned
+# windows: traffic follows a daily cycle, which a slower mean would lag behind; a drop to
+# nothing still stands out at once).
+RUN_INPUTS = ("clicks_given_ctr", "impressions")
+
+
+def window_deviations(clicks: int, impressions: int, usual_clicks: float | None,
+                      usual_impressions: float | None, recent_impressions: float | None
+                      ) -> list[float | None]:
+    """The deviations of RUN_INPUTS for one window."""
+    return [click_deviation(clicks, impressions, usual_clicks, usual_impressions),
+            impression_deviation(impressions, recent_impressions)]
 
 
 @dataclass(frozen=True)
@@ -66,11 +112,18 @@ class ForestParams:
       ``forest_ready`` false until then (lab: about the subsample size).
     random_seed: makes scores repeatable.
     threshold: a window whose score is above this is an anomaly (lab: 2).
-    run_level, run_threshold: the run rule, for shifts that are moderate but sustained. Each
-      ready window adds (score - run_level) to a running sum that never goes below 0 (a
-      CUSUM); when the sum exceeds run_threshold the window is an anomaly and the sum starts
-      again from 0. Normal windows score below run_level, so noise drains the sum; a run of
-      windows each a little above it adds up. run_threshold 0 turns the rule off.
+    run_slack, run_threshold: the run rule, for shifts that are moderate but sustained (a
+      x2 click rise, a CTR that halves, a site going quiet), which no single window shows
+      clearly. It watches the driving inputs (RUN_INPUTS), not the forest's score: each
+      window's clicks against what the usual CTR expects for its impressions
+      (``click_deviation``), and its impressions against their recent count
+      (``impression_deviation``), each in units of its running noise (at least 1). Per
+      input, two running sums that never go below 0 (a two-sided CUSUM) add
+      (deviation - run_slack) and (-deviation - run_slack); when one exceeds run_threshold
+      the window is an anomaly and all sums start again from 0. Noise (under run_slack on
+      average) drains the sums; a run of windows each a little off adds up. A daily
+      traffic cycle with a steady CTR does not move the clicks' deviation, and the recent
+      count follows it for impressions. run_threshold 0 turns the rule off.
     inputs: how a window becomes the forest's point.
       "anscombe" (default): 2*sqrt(n + 3/8) of clicks and of impressions, and their
       difference. Counts of random arrivals then have noise of about 1 at any traffic level,
@@ -87,6 +140,9 @@ class ForestParams:
       counts (scored like any window, so a site going dark is an anomaly), for at most this
       many windows in a row; after that it is considered gone and nothing is invented until
       it sends again. All flagged windows of one silence are one alert episode. 0 = off.
+      The zero windows come on event-time timers: they need event time to move on (other
+      sites still sending). When the whole input goes quiet the watermark stops and no
+      window comes at all; that is for a watch on the input stream, not for this job.
     """
 
     num_trees: int = 100
@@ -96,8 +152,8 @@ class ForestParams:
     warmup_windows: int = 12
     random_seed: int = 42
     threshold: float = 3.5
-    run_level: float = 1.4
-    run_threshold: float = 2.0
+    run_slack: float = 0.75
+    run_threshold: float = 5.0
     cooldown_seconds: int = 60
     anomaly_hold_windows: int = 6
     dark_windows: int = 30
@@ -112,7 +168,7 @@ class ForestParams:
             "warmup_windows": (1, 100_000),
             "random_seed": (0, 2**63 - 1),
             "threshold": (0.0, 1e6),
-            "run_level": (0.0, 1e6),
+            "run_slack": (0.0, 1e6),
             "run_threshold": (0.0, 1e6),
             "cooldown_seconds": (0, 86_400),
             "anomaly_hold_windows": (0, 10_000),
@@ -179,55 +235,102 @@ class AlertRule:
 
     The one implementation shared by the job's forest (SiteModel) and ``score-series``
     (series.SeriesModel): a score above ``threshold`` is an anomaly; a run of moderate
-    excess (CUSUM of score - run_level above run_threshold) is an anomaly; anomalous points
-    are held out of the forest for up to ``anomaly_hold_windows`` in a row, then learned.
+    deviations of a driving input (per input, a two-sided CUSUM of its deviation from the
+    usual value in units of its running noise, minus run_slack, above run_threshold) is an
+    anomaly; anomalous points are held out of the forest for up to ``anomaly_hold_windows``
+    in a row, then learned.
     """
 
     def __init__(self, params: ForestParams) -> None:
         self.params = params
         self.held = 0  # consecutive anomalous points (held while below the hold limit)
-        self.run = 0.0  # the CUSUM of score - run_level
+        # per driving input: the CUSUMs above and below the usual value, and the running
+        # mean square (and count) of its learned deviations
+        self.up: list[float] = []
+        self.down: list[float] = []
+        self.dev_ms: list[float] = []
+        self.dev_n: list[int] = []
+        self.last_run = 0.0  # ``run`` at the last decision, before a flag reset it (run_score)
 
-    def decide(self, score: float, ready: bool) -> tuple[bool, bool, str | None]:
-        """(is_anomaly, learn the point, reason "threshold" | "run" | None) for one score."""
-        if not ready:
-            return False, True, None
+    @property
+    def run(self) -> float:
+        """The largest running sum now (0 with no input yet)."""
+        return max(self.up + self.down, default=0.0)
+
+    def scaled(self, i: int, deviation: float) -> float:
+        """Input ``i``'s deviation in units of its running noise (never below
+        RUN_SCALE_FLOOR)."""
+        return deviation / max(RUN_SCALE_FLOOR, math.sqrt(self.dev_ms[i]))
+
+    def decide(self, score: float, ready: bool, deviations: Sequence[float | None] = ()
+               ) -> tuple[bool, bool, str | None]:
+        """(is_anomaly, learn the point, reason "threshold" | "run" | None) for one score.
+
+        ``deviations``: each driving input's deviation from its usual value (None: not
+        measurable in this window, that input's sums stay as they are); learned points
+        also update each input's running noise."""
+        while len(self.up) < len(deviations):
+            for values, zero in ((self.up, 0.0), (self.down, 0.0), (self.dev_ms, 0.0),
+                                 (self.dev_n, 0)):
+                values.append(zero)
+        learn, reason = True, None
         p = self.params
-        reason = None
-        if score > p.threshold:
-            reason = "threshold"
-        elif p.run_threshold > 0:
-            self.run = max(0.0, self.run + score - p.run_level)
-            if self.run > p.run_threshold:
+        if ready:
+            if p.run_threshold > 0:
+                for i, d in enumerate(deviations):
+                    if d is not None:
+                        z = self.scaled(i, d)
+                        self.up[i] = max(0.0, self.up[i] + z - p.run_slack)
+                        self.down[i] = max(0.0, self.down[i] - z - p.run_slack)
+            self.last_run = self.run
+            if score > p.threshold:
+                reason = "threshold"
+            elif self.run > p.run_threshold > 0:
                 reason = "run"
-        if reason is None:
-            self.held = 0
-            return False, True, None
-        self.run = 0.0  # a flag starts the next run afresh
-        learn = self.held >= p.anomaly_hold_windows
-        self.held += 1
-        return True, learn, reason
+            if reason is None:
+                self.held = 0
+            else:
+                # a flag starts the next run afresh
+                self.up = [0.0] * len(self.up)
+                self.down = [0.0] * len(self.down)
+                learn = self.held >= p.anomaly_hold_windows
+                self.held += 1
+        if learn:
+            for i, d in enumerate(deviations):
+                if d is not None:
+                    self.dev_n[i] += 1
+                    alpha = max(1.0 / self.dev_n[i], 2.0 / (RUN_SCALE_SPAN + 1))
+                    self.dev_ms[i] += alpha * (d * d - self.dev_ms[i])
+        return reason is not None, learn, reason
 
     def state(self) -> dict[str, Any]:
-        return {"held": self.held, "run": self.run}
+        return {"held": self.held, "run_up": list(self.up), "run_down": list(self.down),
+                "dev_ms": list(self.dev_ms), "dev_n": list(self.dev_n)}
 
     def load(self, meta: dict[str, Any]) -> None:
+        """Restore ``state()`` (keys missing in an older checkpoint start afresh)."""
         self.held = int(meta.get("held", 0))
-        self.run = float(meta.get("run", 0.0))
+        self.up = [float(x) for x in meta.get("run_up") or []]
+        self.down = [float(x) for x in meta.get("run_down") or []]
+        self.dev_ms = [float(x) for x in meta.get("dev_ms") or []]
+        self.dev_n = [int(x) for x in meta.get("dev_n") or []]
+        if not len(self.up) == len(self.down) == len(self.dev_ms) == len(self.dev_n):
+            self.up, self.down, self.dev_ms, self.dev_n = [], [], [], []
 
 
 class Usual:
     """Running means of what a site usually sends (learned windows only), for alert text."""
 
-    def __init__(self, names: tuple[str, ...]) -> None:
+    def __init__(self, names: tuple[str, ...], span: int = USUAL_SPAN) -> None:
         self.names = names
+        self.span = span
         self.values: dict[str, float | None] = dict.fromkeys(names)
         self.n = 0
 
     def learn(self, values: dict[str, float | None]) -> None:
         self.n += 1
-        # a plain mean until USUAL_SPAN windows, then an exponential one over that span
-        alpha = max(1.0 / self.n, 2.0 / (USUAL_SPAN + 1))
+        # a plain mean until ``span`` windows, then an exponential one over that span
+        alpha = max(1.0 / self.n, 2.0 / (self.span + 1))
         for name in self.names:
             x = values.get(name)
             if x is None:
@@ -247,6 +350,8 @@ class SiteModel:
         self.forest = krcf.RandomCutForest(params.krcf_options())
         self.rule = AlertRule(params)
         self.usual = Usual(("clicks", "impressions", "ctr"))
+        # the run rule's baseline for impressions: what the site sent lately (RECENT_SPAN)
+        self.recent = Usual(("impressions",), span=RECENT_SPAN)
         self.names = POINT_INPUTS[params.inputs]
         self.windows_seen = 0
         self.episode_id: str | None = None
@@ -274,6 +379,8 @@ class SiteModel:
             **self.rule.state(),
             "usual": self.usual.values,
             "usual_n": self.usual.n,
+            "recent": self.recent.values,
+            "recent_n": self.recent.n,
             "silent": self.silent,
             "silence_episode": self.silence_episode,
         }
@@ -304,6 +411,8 @@ class SiteModel:
         model.rule.load(meta)
         model.usual.values.update(meta.get("usual") or {})
         model.usual.n = int(meta.get("usual_n", 0))
+        model.recent.values.update(meta.get("recent") or {})
+        model.recent.n = int(meta.get("recent_n", 0))
         model.silent = int(meta.get("silent", 0))
         model.silence_episode = meta.get("silence_episode")
         return model
@@ -364,12 +473,10 @@ class SiteModel:
                 )
         else:
             score = float(self.forest.score(point))
-        is_anomaly, learn, _ = self.rule.decide(score, ready)
+        is_anomaly, learn = self.decide(row, score, ready)
         if learn:
             self.forest.update(point)
             self.learned_point = point
-            self.usual.learn({"clicks": row["clicks"], "impressions": row["impressions"],
-                              "ctr": row.get("ctr")})
         self.windows_seen += 1
         episode = None
         if is_anomaly:
@@ -392,9 +499,24 @@ class SiteModel:
             forest_ready=ready,
             attribution=attribution,
             episode_id=episode,
-            run_score=round(self.rule.run, 6),
+            run_score=round(self.rule.last_run, 6),
         )
         return out
+
+    def decide(self, row: dict[str, Any], score: float, ready: bool) -> tuple[bool, bool]:
+        """The alert rule for one scored window: (is_anomaly, learn it); a learned window
+        also updates the usual values. (``score`` calls it; bench/evaluate_defaults.py's
+        sweep calls it on the job's own scores.)"""
+        values = self.usual.values
+        deviations = window_deviations(row["clicks"], row["impressions"], values["clicks"],
+                                       values["impressions"],
+                                       self.recent.values["impressions"])
+        is_anomaly, learn, _ = self.rule.decide(score, ready, deviations)
+        if learn:
+            self.usual.learn({"clicks": row["clicks"], "impressions": row["impressions"],
+                              "ctr": row.get("ctr")})
+            self.recent.learn({"impressions": row["impressions"]})
+        return is_anomaly, learn
 
     @property
     def ready(self) -> bool:

@@ -399,7 +399,7 @@ def format_table(table: pd.DataFrame) -> str:
 # ---------------------------------------------------------------------------------------------
 
 GRID_COLUMNS = ("inputs", "num_trees", "subsample_size", "shingle_size", "threshold",
-                "run_level", "run_threshold", "precision", "recall", "detected", "anomalies",
+                "run_slack", "run_threshold", "precision", "recall", "detected", "anomalies",
                 "false_alarms", "fa_per_site_day", "quiet_fa_per_site_day",
                 "quiet_max_fp_windows", "quiet_episodes_per_site_day", "delay_max_s",
                 "lab_spike_caught", "seconds")
@@ -412,7 +412,7 @@ def _grid_point(args: tuple[Suite, pd.DataFrame, ForestParams, str]) -> dict[str
     tot = totals(evaluate_scores(suite, scored, params.cooldown_seconds))
     return {"inputs": inputs, "num_trees": params.num_trees,
             "subsample_size": params.subsample_size, "shingle_size": params.shingle_size,
-            "threshold": params.threshold, "run_level": params.run_level,
+            "threshold": params.threshold, "run_slack": params.run_slack,
             "run_threshold": params.run_threshold,
             **{k: tot[k] for k in GRID_COLUMNS if k in tot},
             "seconds": round(time.perf_counter() - t, 1)}
@@ -422,7 +422,7 @@ def grid(suite: Suite, windows: pd.DataFrame, base: ForestParams | None = None,
          thresholds: Sequence[float] = (3.0,), subsample_sizes: Sequence[int] = (64,),
          shingle_sizes: Sequence[int] = (1,), num_trees: Sequence[int] = (100,),
          inputs: Sequence[str] = ("anscombe",), processes: int | None = None,
-         run_levels: Sequence[float] | None = None,
+         run_slacks: Sequence[float] | None = None,
          run_thresholds: Sequence[float] | None = None,
          progress: Callable[[dict[str, Any]], None] | None = None) -> pd.DataFrame:
     """Suite-wide figures (GRID_COLUMNS) for every combination of the given parameters.
@@ -434,10 +434,10 @@ def grid(suite: Suite, windows: pd.DataFrame, base: ForestParams | None = None,
     base = base or ForestParams()
     for name in inputs:
         _check_inputs(name)
-    levels = (base.run_level,) if run_levels is None else run_levels
+    levels = (base.run_slack,) if run_slacks is None else run_slacks
     runs = (base.run_threshold,) if run_thresholds is None else run_thresholds
     points = [(replace(base, num_trees=n, subsample_size=s, shingle_size=sh, threshold=th,
-                       run_level=rl, run_threshold=rt), inp)
+                       run_slack=rl, run_threshold=rt), inp)
               for inp, n, s, sh, th, rl, rt in product(inputs, num_trees, subsample_sizes,
                                                        shingle_sizes, thresholds, levels, runs)]
     cols = ["window_start", "window_end", "site", "clicks", "impressions", "ctr",

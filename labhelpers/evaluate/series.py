@@ -2,10 +2,12 @@
 
 So that students can try the detector on their own data: the same forest configuration as the
 job (``ForestParams``: trees, subsample size, time decay, shingle size, warm-up, seed,
-threshold, anomaly hold), with one-dimensional points (the value). Points are scored, then
-learned, in time order, exactly as the job treats a site's windows: the score is 0 during the
-warm-up, a point scoring above the threshold is an anomaly, and an anomalous point is kept
-out of the forest for up to ``anomaly_hold_windows`` points in a row.
+threshold, run rule, anomaly hold), with one-dimensional points (the value). Points are
+scored, then learned, in time order, exactly as the job treats a site's windows: the score
+is 0 during the warm-up, a point scoring above the threshold is an anomaly, so is a run of
+points each moderately off the running level if the run rule is on (off by default here,
+SERIES_DEFAULTS; the value's deviation is its one driving input), and an anomalous point is
+kept out of the forest for up to ``anomaly_hold_windows`` points in a row.
 
     python -m labhelpers score-series IN.csv --out OUT.csv [--forest '{"threshold": 3.5}']
 
@@ -160,8 +162,11 @@ def read_series(path: Path | str, warnings: list[str] | None = None) -> list[Poi
 # score-series' own defaults on top of ForestParams (same names; chosen on the tuning half of
 # the labelled series suite, series_suite.build_series_suite, by bench/evaluate_defaults.py;
 # figures in docs/figures.md). A point is one number: a shorter hold lets the level catch
-# up within a few points instead of flagging them all.
-SERIES_DEFAULTS: dict[str, Any] = {"anomaly_hold_windows": 2}
+# up within a few points instead of flagging them all. The run rule is off: on the tuning
+# half it found nothing the threshold missed, and at the job's setting (run_slack 0.75,
+# run_threshold 5) a weekly season gave 78 false alarms in 6,000 points; turn it on with
+# e.g. --forest '{"run_threshold": 6, "run_slack": 1}'.
+SERIES_DEFAULTS: dict[str, Any] = {"anomaly_hold_windows": 2, "run_threshold": 0.0}
 # Spans (in learned points) of the running level and scale a value is compared with.
 LEVEL_SPAN = 10
 SCALE_SPAN = 30
@@ -194,6 +199,7 @@ class SeriesModel:
     deviations over SCALE_SPAN). A spike is far from the level; a trend or a season moves
     the level with it; after a level shift the level catches up within about LEVEL_SPAN
     points. Anomalous points are not learned (up to the hold), so they do not move the level.
+    The run rule (AlertRule) watches the same deviation, up and down.
     """
 
     def __init__(self, params: ForestParams) -> None:
@@ -243,7 +249,7 @@ class SeriesModel:
         score = float(self.forest.score(point))
         # krcf scores from `output_after` points on (same readiness rule as SiteModel)
         ready = int(self.forest.entries_seen()) >= self.params.warmup_windows
-        is_anomaly, learn, _ = self.rule.decide(score, ready)
+        is_anomaly, learn, _ = self.rule.decide(score, ready, (z,))
         if learn:
             self.forest.update(point)
             self._learn_level(float(value))
