@@ -55,6 +55,11 @@ def test_reference_run_is_current():
     files = {f.name for f in REFERENCE_DIR.iterdir()}
     assert {"report.html", "summary.json", "scores.png"} <= files, files
     assert json.loads((REFERENCE_DIR / "summary.json").read_text())["ok"]
+    for book in REFERENCE_DIR.glob("*.ipynb"):
+        text = book.read_text()
+        # a fresh run keeps its record in its own lab home; no path of the machine that made it
+        assert '"RUN_DIR = \\"\\"\\n"' in text, f"{book.name}: RUN_DIR not emptied"
+        assert "clicklab-reference-" not in text and str(REPO_ROOT) not in text, book.name
 
 
 def test_a_fresh_run_shows_what_the_reference_run_shows(notebook_env):

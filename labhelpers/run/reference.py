@@ -15,6 +15,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 from ..errors import LabError
 from ..infra.config import REPO_ROOT
@@ -93,17 +94,10 @@ def make_reference_run(out: Path = REFERENCE_DIR) -> Path:
     keep its notebooks, plots, summary and report in ``out`` (replaced)."""
     with tempfile.TemporaryDirectory(prefix="clicklab-reference-") as tmp:
         home, run = Path(tmp) / "home", Path(tmp) / "run"
-        saved = {k: os.environ.get(k) for k in ("LAB_HOME", "LAB_PREFIX", "LAB_EMULATOR_PORT")}
-        os.environ.update(LAB_HOME=str(home), LAB_PREFIX=REFERENCE_PREFIX)
-        os.environ.pop("LAB_EMULATOR_PORT", None)  # the home's own port
-        try:
+        # the kernels inherit this environment; patch.dict puts it back as it was
+        with mock.patch.dict(os.environ, LAB_HOME=str(home), LAB_PREFIX=REFERENCE_PREFIX):
+            os.environ.pop("LAB_EMULATOR_PORT", None)  # the home's own port
             run_lab(run, parameters=REFERENCE_PARAMETERS)
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
         summary = json.loads((run / "summary.json").read_text())
         if not summary["ok"]:
             raise LabError(f"the reference run failed: {summary['failed']}",
