@@ -31,17 +31,17 @@ rehearse-aws: connector-jar
 reference-run: install
 	$(BIN)/python -m labhelpers reference-run
 
-# Two lanes at once: the tests that run notebooks or a browser (marked `notebooks` or
-# `browser`) mostly wait for live traffic, so they run beside the others, each test in its own
-# lab home; their output follows the others'. Fails if either lane fails.
+# Two lanes at once: the tests that run notebooks, a browser or minutes of live traffic
+# (marked `notebooks`, `browser`, `live`) mostly wait, so they run beside the others, each
+# test in its own lab home; their output follows the others'. Fails if either lane fails.
 test: install
 	$(BIN)/python -m ruff check labhelpers tests bench
 	@log=$$(mktemp); \
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=8 -m "notebooks or browser" \
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=8 -m "notebooks or browser or live" \
 	  >$$log 2>&1 & lane=$$!; \
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 -m "not notebooks and not browser"; \
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 -m "not notebooks and not browser and not live"; \
 	rest=$$?; wait $$lane; notebooks=$$?; \
-	echo "== the tests marked notebooks or browser (run beside the ones above):"; \
+	echo "== the tests marked notebooks, browser or live (run beside the ones above):"; \
 	cat $$log; rm -f $$log; exit $$(( rest || notebooks ))
 
 test-fast: install

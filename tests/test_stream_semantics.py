@@ -23,7 +23,8 @@ from labhelpers.monitor.tables import scores_frame
 from labhelpers.stream.log import StreamLogWriter, read_all_lines
 from labhelpers.wait import wait_until
 
-pytestmark = pytest.mark.integration
+# `live`: minutes of real-time traffic, mostly waiting: make test runs it in the second lane
+pytestmark = [pytest.mark.integration, pytest.mark.live]
 WINDOW = 2
 SITES = ("example.com", "shop.example")
 FOREST = {"warmup_windows": 3}
