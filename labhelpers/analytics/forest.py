@@ -127,8 +127,9 @@ def window_deviations(clicks: int, impressions: int, usual_clicks: float | None,
 class ForestParams:
     """Forest and alert-rule parameters (the lab's names; defaults chosen for 10-s windows).
 
-    The defaults are chosen on the tuning half of the scenario suite and measured on the
-    held-out half (``bench/evaluate_defaults.py``; figures in docs/figures.md, not here).
+    The defaults are chosen on the tuning part of the scenario suite (seeds 0 and 1) and
+    measured on a held-out part (seed 2) (``bench/evaluate_defaults.py``; figures in
+    docs/figures.md, not here).
 
     num_trees: trees in the forest (lab: 100).
     subsample_size: points each tree keeps (lab: 12; we keep more for steadier scores).
