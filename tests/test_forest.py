@@ -9,6 +9,7 @@ from labhelpers.analytics.forest import (
     ForestParams,
     SiteModel,
     click_deviation,
+    nearest,
     rise_deviation,
     window_deviations,
 )
@@ -275,6 +276,36 @@ def test_a_quiet_low_volume_night_gives_no_run_flag():
             c, i = int(rng.poisson(1.5 * level)), int(rng.poisson(5 * level))
             flags.append(model.score(_row(k, c, i), (k + 1) * 10_000)["is_anomaly"])
         assert sum(flags) == 0, (seed, [k for k, f in enumerate(flags) if f])
+
+
+def test_nearest_counts_only_beyond_both_baselines():
+    assert nearest(-2.0, -0.5) == -0.5 and nearest(3.0, 1.0) == 1.0
+    assert nearest(-2.0, 1.0) == 0.0, "between the two baselines: no deviation"
+    assert nearest(None, 1.5) == 1.5 and nearest(-1.0, None) == -1.0
+    assert nearest(None, None) is None
+
+
+def test_the_return_to_normal_after_a_long_shift_is_not_flagged():
+    """Lab-like Poisson traffic, clicks x3 for 30 windows (5 min), then back: the shift is
+    flagged; the 60 windows after it are not (the run rule alone, threshold out of the way;
+    before the slow baseline, 1-3 flags after the return in 7 of these 8 seeds)."""
+    import numpy as np
+
+    def row(k, c, i):
+        return {"window_start": f"2026-11-27T{k // 360:02d}:{k // 6 % 60:02d}:"
+                f"{k % 6 * 10:02d}.000Z", "window_end": "x", "site": "a", "clicks": c,
+                "impressions": i, "ctr": None if i == 0 else 100.0 * c / i}
+
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        model = SiteModel(ForestParams(threshold=1e6))
+        flags = []
+        for k in range(390):
+            shifted = 300 <= k < 330
+            c, i = int(rng.poisson(30 if shifted else 10)), int(rng.poisson(10))
+            flags.append(model.score(row(k, c, i), (k + 1) * 10_000)["is_anomaly"])
+        assert any(flags[300:330]), seed
+        assert not any(flags[330:]), (seed, [k for k in range(330, 390) if flags[k]])
 
 
 def test_a_silent_site_alerts_once_and_a_partial_window_never():
