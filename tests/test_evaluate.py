@@ -255,3 +255,28 @@ def test_quiet_scenarios_stay_quiet_with_anscombe_inputs(small_evaluation):
 def test_quiet_scenarios_stay_quiet_in_the_job(small_evaluation):
     assert small_evaluation.totals["quiet_false_alarms"] <= QUIET_MAX_FALSE_ALARMS, (
         small_evaluation.totals)
+
+
+def test_defaults_are_chosen_on_every_tuning_seed():
+    """bench/evaluate_defaults.py's choice: a grid point must meet the bars (quiet episodes
+    no more than today's rule) on EVERY tuning seed; among those, the most found in all."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    from evaluate_defaults import choose
+
+    def row(seed, th, rl, rt, detected, quiet_eps):
+        return {"seed": seed, "threshold": th, "run_slack": rl, "run_threshold": rt,
+                "detected": detected, "anomalies": 33, "delay_max_s": 40.0,
+                "quiet_false_alarms": 0, "quiet_max_fp_windows": 0,
+                "quiet_episodes_per_site_day": quiet_eps, "lab_spike_caught": True,
+                "delay_sum_s": 100.0, "lab_spike_run_alone_delay_s": 10.0}
+
+    table = pd.DataFrame([
+        row(0, 3.0, 0.5, 0.0, 25, 0.0), row(1, 3.0, 0.5, 0.0, 25, 0.0),  # today's rule
+        # finds the most, but adds quiet episodes on seed 1 only
+        row(0, 3.5, 0.5, 4.0, 33, 0.0), row(1, 3.5, 0.5, 4.0, 33, 0.7),
+        row(0, 3.5, 0.75, 5.0, 32, 0.0), row(1, 3.5, 0.75, 5.0, 33, 0.0),
+    ])
+    assert choose(table) == {"threshold": 3.5, "run_slack": 0.75, "run_threshold": 5.0}
