@@ -51,6 +51,10 @@ SCORE_COLUMNS = WINDOW_COLUMNS + (
     "usual_clicks",
     "usual_impressions",
     "usual_ctr",
+    # what flagged an anomalous window (None otherwise): "score" (the score above the
+    # threshold) or "run:<input>:<high|low>" (a run of one driving input: the inputs are
+    # analytics.deviations.RUN_INPUTS)
+    "flagged_by",
 )
 # Types of the score columns that are not text (the job's row type and the SQL table).
 SCORE_TYPES = {"clicks": "BIGINT", "impressions": "BIGINT", "ctr": "DOUBLE",

@@ -140,7 +140,8 @@ CREATE TABLE scores (
   run_score DOUBLE,
   usual_clicks DOUBLE,
   usual_impressions DOUBLE,
-  usual_ctr DOUBLE
+  usual_ctr DOUBLE,
+  flagged_by STRING
 ) WITH (
   {{scores_connector}}
 );

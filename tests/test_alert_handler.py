@@ -228,6 +228,17 @@ def test_message_says_what_was_expected():
     assert "usually about" not in alert_handler.alert_message(score_row(), "e-3")
 
 
+def test_message_says_what_flagged_the_window():
+    halving = score_row(clicks=4, impressions=100, ctr=4.0, anomaly_score=1.3,
+                        run_score=5.26, flagged_by="run:clicks_given_ctr:low")
+    assert ("Flagged by: a run of windows with fewer clicks than the usual click-through rate "
+            "predicts (run sum 5.3)") in alert_handler.alert_message(halving, "e-1")
+    spike = alert_handler.alert_message(score_row(flagged_by="score"), "e-2")
+    assert "Flagged by: the anomaly score, above the alert threshold" in spike
+    # rows from an older job have no flagged_by: no such line
+    assert "Flagged by" not in alert_handler.alert_message(score_row(), "e-3")
+
+
 def test_partial_window_never_alerts(aws):
     out = alert_handler.handler(event(score_row(0, complete=False)), None)
     assert out["counts"]["alerts_sent"] == 0 and not aws["messages"]()

@@ -53,12 +53,12 @@ def sample_row(anomalous: bool = True, site: str = DEMO_SITE,
                 "attribution": json.dumps({"clicks": {"high": 3.1, "low": 0.0},
                                            "impressions": {"high": 0.2, "low": 0.3},
                                            "ctr": {"high": 0.6, "low": 0.0}}),
-                "episode_id": episode, **usual}
+                "episode_id": episode, **usual, "flagged_by": "score"}
     return {"window_start": start.strftime(fmt), "window_end": end.strftime(fmt),
             "site": site, "clicks": 10, "impressions": 10, "ctr": 100.0,
             "anomaly_score": 0.6, "is_anomaly": False, "forest_ready": True,
             "attribution": json.dumps({"clicks": {"high": 0.2, "low": 0.1}}),
-            "episode_id": None, **usual}
+            "episode_id": None, **usual, "flagged_by": None}
 
 
 def sample_event(cfg: LabConfig, rows: list[dict[str, Any] | str] | None = None,

@@ -59,11 +59,21 @@ SCORE_COLUMNS = (
     "usual_clicks",
     "usual_impressions",
     "usual_ctr",
+    "flagged_by",
 )
 # Fields a row must carry to be handled; the later ones (forest_ready, attribution, episode_id,
-# complete, run_score, usual_*) may be absent (rows from an older job).
+# complete, run_score, usual_*, flagged_by) may be absent (rows from an older job).
 REQUIRED_FIELDS = SCORE_COLUMNS[:8]
 INPUT_WORDS = {"clicks": "clicks", "impressions": "impressions", "ctr": "click-through rate"}
+# What a run of windows flagged (the row's flagged_by "run:<input>:<direction>"; the inputs
+# are labhelpers.analytics.deviations.RUN_INPUTS).
+RUN_WORDS = {
+    ("clicks_given_ctr", "high"): "more clicks than the usual click-through rate predicts",
+    ("clicks_given_ctr", "low"): "fewer clicks than the usual click-through rate predicts",
+    ("impressions", "high"): "more impressions than lately",
+    ("impressions", "low"): "fewer impressions than lately",
+    ("clicks_rise", "high"): "more clicks than usual",
+}
 SUBJECT_MAX = 100  # SNS limit for e-mail subjects
 
 _CLIENTS: dict[tuple, Any] = {}
@@ -189,9 +199,24 @@ def _value_text(row: dict[str, Any], name: str) -> str:
     return f"{format(value, spec)}{unit}" + (f", {usual[2:-1]}" if usual else "")
 
 
+def flagged_by_text(row: dict[str, Any]) -> str:
+    """Why the window is anomalous, in words, from the row's flagged_by ("" when absent)."""
+    value = row.get("flagged_by")
+    if value == "score":
+        return "the anomaly score, above the alert threshold"
+    if isinstance(value, str) and value.startswith("run:"):
+        _, name, direction = (value.split(":") + ["", ""])[:3]
+        words = RUN_WORDS.get((name, direction), f"{name} {direction}")
+        run = row.get("run_score")
+        run_text = f" (run sum {run:.1f})" if isinstance(run, int | float) and not \
+            isinstance(run, bool) and math.isfinite(run) else ""
+        return f"a run of windows with {words}{run_text}"
+    return ""
+
+
 def alert_message(row: dict[str, Any], episode_id: str) -> str:
     """The message body, in words: site, window, CTR, counts and what is usual for them,
-    score and what drove it."""
+    score, what drove it and what flagged it."""
     ctr = _fmt(row["ctr"], ".1f")
     ctr_text = (f"{ctr} %" + _usual_text(row, "ctr", ".1f", " %") if row["ctr"] is not None
                 else "n/a (no impressions)")
@@ -207,6 +232,8 @@ def alert_message(row: dict[str, Any], episode_id: str) -> str:
             f"{INPUT_WORDS.get(name, name)} unusually {direction}: "
             f"{_value_text(row, name)} ({strength:.2f} of the anomaly score)"
         )
+    flagged = flagged_by_text(row)
+    flagged_line = f"Flagged by: {flagged}\n" if flagged else ""
     return (
         f"Unusual traffic on site {row['site']}.\n"
         f"\n"
@@ -217,6 +244,7 @@ def alert_message(row: dict[str, Any], episode_id: str) -> str:
         f"{_usual_text(row, 'impressions', '.0f')}\n"
         f"Anomaly score: {_fmt(row['anomaly_score'], '.2f')} (higher means more unusual)\n"
         f"Main driver: {driver_text}\n"
+        f"{flagged_line}"
         f"\n"
         f"This is the first anomalous window of episode {episode_id}. Later anomalous windows "
         f"of this episode send no further message; each one is written as a CSV under "

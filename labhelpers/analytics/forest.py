@@ -18,6 +18,7 @@ import krcf
 
 from ..contracts import FOREST_INPUTS
 from ..errors import ConfigError
+from .deviations import RECENT_SPAN, RUN_INPUTS, SLOW_SPAN, window_deviations
 
 
 def anscombe_point(clicks: int, impressions: int, ctr: float | None) -> list[float]:
@@ -55,94 +56,6 @@ USUAL_SPAN = 30
 # arrivals on the stabilised scale (2*sqrt(n + 3/8) has a standard deviation of about 1).
 RUN_SCALE_SPAN = 200
 RUN_SCALE_FLOOR = 1.0
-# Span (in learned windows) of the recent impressions the run rule compares a window with.
-RECENT_SPAN = 10
-
-
-def click_deviation(clicks: int, impressions: int, usual_clicks: float | None,
-                    usual_impressions: float | None) -> float | None:
-    """How far a window's clicks are from what the usual CTR expects for its impressions.
-
-    Expected clicks = impressions x usual clicks / usual impressions; the deviation is
-    2*sqrt(clicks + 3/8) - 2*sqrt(expected + 3/8), noise of about 1 at any traffic level.
-    It depends on the CTR only, so a daily cycle of traffic (CTR steady) does not move it;
-    clicks doubling or a CTR halving does, up and down. None (nothing to compare) without
-    impressions or before a usual CTR exists."""
-    if impressions <= 0 or not usual_impressions or usual_clicks is None:
-        return None
-    expected = impressions * usual_clicks / usual_impressions
-    return 2.0 * (math.sqrt(clicks + 0.375) - math.sqrt(expected + 0.375))
-
-
-def impression_deviation(impressions: int, usual_impressions: float | None) -> float | None:
-    """Impressions against their usual count, on the same stabilised scale (a site going
-    dark, an impression outage, a traffic surge); None before a usual count exists."""
-    if usual_impressions is None:
-        return None
-    return 2.0 * (math.sqrt(impressions + 0.375) - math.sqrt(usual_impressions + 0.375))
-
-
-# Below this many impressions per window lately (the recent count), a window with fewer
-# impressions than usual is not counted as a drop: at night a low-volume site sends 0-2
-# impressions per window by chance, a silence is indistinguishable from a quiet night. A
-# site going dark after normal traffic still counts (its recent count is well above this:
-# held windows are not learned, so the recent count stays at the level before the silence).
-RECENT_FLOOR = 3.0
-# Span (in learned windows) of the slow running means of clicks and impressions: the click
-# inputs' deviations count only beyond both the usual and this slow baseline (``nearest``),
-# so traffic coming back to its long-run level after a lasting change (the end of a level
-# shift, clicks back after an outage: once the hold ends those windows are learned and move
-# the usual values) is not flagged as a change.
-SLOW_SPAN = 360
-
-
-def rise_deviation(clicks: int, usual_clicks: float | None) -> float | None:
-    """Clicks above their usual count (USUAL_SPAN), on the stabilised scale; a fall counts as
-    0 (a CTR that falls shows in ``click_deviation``). None before a usual count exists.
-
-    On lab-like traffic (about 10 clicks per window) clicks doubling give about 2.6 here
-    against about 1.8 in ``click_deviation`` (impressions' own noise enters the expected
-    clicks there); the usual count moves slowly enough that a few doubled windows do not
-    become "usual", and fast enough to follow a daily cycle."""
-    if usual_clicks is None:
-        return None
-    return max(0.0, 2.0 * (math.sqrt(clicks + 0.375) - math.sqrt(usual_clicks + 0.375)))
-
-
-# The run rule's driving inputs of a window (forest.AlertRule): clicks given the usual CTR,
-# impressions against their recent count (a faster running mean, over RECENT_SPAN learned
-# windows: traffic follows a daily cycle, which a slower mean would lag behind; a drop to
-# nothing still stands out at once; a drop below a recent count under RECENT_FLOOR is not
-# counted), clicks rising above their usual count (``rise_deviation``).
-RUN_INPUTS = ("clicks_given_ctr", "impressions", "clicks_rise")
-
-
-def nearest(a: float | None, b: float | None) -> float | None:
-    """The deviation from the nearer of two baselines: 0 between them (signs differ), the
-    smaller one when both agree; one alone when the other is None."""
-    if a is None or b is None:
-        return a if b is None else b
-    if (a > 0) != (b > 0):
-        return 0.0
-    return a if abs(a) < abs(b) else b
-
-
-def window_deviations(clicks: int, impressions: int, usual_clicks: float | None,
-                      usual_impressions: float | None, recent_impressions: float | None,
-                      slow_clicks: float | None = None, slow_impressions: float | None = None
-                      ) -> list[float | None]:
-    """The deviations of RUN_INPUTS for one window. ``slow_clicks``, ``slow_impressions``:
-    the slow running means (SLOW_SPAN); the clicks' deviations count only beyond both the
-    usual and the slow baseline (``nearest``), so traffic coming back to its long-run level
-    after a lasting change is not itself a change."""
-    imp = impression_deviation(impressions, recent_impressions)
-    if imp is not None and recent_impressions is not None and \
-            recent_impressions < RECENT_FLOOR:
-        imp = max(imp, 0.0)
-    ctr = nearest(click_deviation(clicks, impressions, usual_clicks, usual_impressions),
-                  click_deviation(clicks, impressions, slow_clicks, slow_impressions))
-    rise = nearest(rise_deviation(clicks, usual_clicks), rise_deviation(clicks, slow_clicks))
-    return [ctr, imp, rise]
 
 
 @dataclass(frozen=True)
@@ -150,7 +63,7 @@ class ForestParams:
     """Forest and alert-rule parameters (the lab's names; defaults chosen for 10-s windows).
 
     The defaults are chosen on the tuning part of the scenario suite (seeds 0 and 1) and
-    measured on a held-out part (seed 2) (``bench/evaluate_defaults.py``; figures in
+    measured on a held-out part (seed 3) (``bench/evaluate_defaults.py``; figures in
     docs/figures.md, not here).
 
     num_trees: trees in the forest (lab: 100).
@@ -168,10 +81,11 @@ class ForestParams:
       (``click_deviation``), and its impressions against their recent count
       (``impression_deviation``; a drop is not counted while the recent count is under
       RECENT_FLOOR), and its clicks above their usual count (``rise_deviation``, rises
-      only); the two click inputs count only beyond both the usual and a slow baseline
-      (SLOW_SPAN windows), so a return to the long-run level after a lasting change is not
-      a change. Each is in units of its running noise (at least 1). Per
-      input, two running sums that never go below 0 (a two-sided CUSUM) add
+      only; the usual count scaled up when impressions are busier lately, ``busier``);
+      the two click inputs count only beyond both the usual and a slow baseline (SLOW_SPAN
+      windows), so a return to the long-run level after a lasting change is not a change.
+      Each is in units of its running noise (at least 1). Per input, two running sums that
+      never go below 0 (a two-sided CUSUM) add
       (deviation - run_slack) and (-deviation - run_slack); when one exceeds run_threshold
       the window is an anomaly and all sums start again from 0. Noise (under run_slack on
       average) drains the sums; a run of windows each a little off adds up. A daily
@@ -304,6 +218,8 @@ class AlertRule:
         self.dev_ms: list[float] = []
         self.dev_n: list[int] = []
         self.last_run = 0.0  # ``run`` at the last decision, before a flag reset it (run_score)
+        # the sum that flagged the last decision by the run rule: (input index, "high"|"low")
+        self.run_input: tuple[int, str] | None = None
 
     @property
     def run(self) -> float:
@@ -336,10 +252,14 @@ class AlertRule:
                         self.up[i] = max(0.0, self.up[i] + z - p.run_slack)
                         self.down[i] = max(0.0, self.down[i] - z - p.run_slack)
             self.last_run = self.run
+            self.run_input = None
             if score > p.threshold:
                 reason = "threshold"
             elif self.run > p.run_threshold > 0:
                 reason = "run"
+                self.run_input = max(
+                    [(s, i, "high") for i, s in enumerate(self.up)]
+                    + [(s, i, "low") for i, s in enumerate(self.down)])[1:]
             if reason is None:
                 self.held = 0
             else:
@@ -499,7 +419,7 @@ class SiteModel:
         usual = self.usual.rounded()
         out.update(complete=complete, run_score=round(self.rule.run, 6),
                    usual_clicks=usual["clicks"], usual_impressions=usual["impressions"],
-                   usual_ctr=usual["ctr"])
+                   usual_ctr=usual["ctr"], flagged_by=None)
         if not complete:
             out.update(anomaly_score=None, is_anomaly=False, forest_ready=self.ready,
                        attribution=None, episode_id=None)
@@ -559,8 +479,17 @@ class SiteModel:
             attribution=attribution,
             episode_id=episode,
             run_score=round(self.rule.last_run, 6),
+            flagged_by=self.flagged_by if is_anomaly else None,
         )
         return out
+
+    @property
+    def flagged_by(self) -> str:
+        """What flagged the last decision: "score" or "run:<RUN_INPUTS name>:<high|low>"."""
+        if self.rule.run_input is None:
+            return "score"
+        i, direction = self.rule.run_input
+        return f"run:{RUN_INPUTS[i]}:{direction}"
 
     def decide(self, row: dict[str, Any], score: float, ready: bool) -> tuple[bool, bool]:
         """The alert rule for one scored window: (is_anomaly, learn it); a learned window
