@@ -1,0 +1,199 @@
+"""How fast can ANY detector see a x2 click rise or a CTR halving, at a given false-alarm rate?
+
+    .venv/bin/python bench/detection_limits.py [--quiet-windows N] [--events M]
+        [--out docs/detection_limits.md]
+
+Issue 14 asks, on a busy noisy site (10 impressions/s, CTR ~10 %: about 10 clicks per 10-s
+window), for a x2 click rise to be flagged within 40 s and a CTR halving within 60 s, and
+for quiet days to stay as quiet as before. This measures how far apart those targets are,
+on simulated windows (clicks and impressions of one site, the change on a window boundary,
+as in the scenario suite):
+
+- **the bound**: a CUSUM of the exact log-likelihood ratio of the changed clicks against the
+  usual ones, told both true rates. No detector that must also learn the usual rate and
+  watch for other kinds of change can do better: for a given false-alarm rate the CUSUM is
+  the fastest (Lorden 1971, Moustakides 1986). Several thresholds.
+- **the lab's run rule** (``SiteModel.decide``, the job's code, the forest's score left
+  out), at its defaults and two stricter settings.
+- **today's rule** (the rule before issue 14: the forest's score above 3, nothing else;
+  ``SiteModel.score`` with the forest), false alarms only.
+
+For each: false alarms per site-day (8,640 windows) on steady traffic, and the share of
+changes flagged within the target. Two noise models: the scenario suite's (each sender's
+count Binomial(4n, 1/4): variance 0.75 x mean) and Poisson (variance = mean; real traffic
+is at least this noisy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from labhelpers.analytics.forest import ForestParams, SiteModel  # noqa: E402
+
+CLICKS, IMPRESSIONS = 10.0, 100.0  # per 10-s window on the busy site
+WINDOWS_PER_DAY = 8_640
+WARMUP = 200  # steady windows before each change (the rule learns its usual values)
+MAX_COUNT = 400
+# name -> (clicks per window during the change, windows within which it must be flagged)
+CHANGES = {"x2 click rise, within 40 s": (2 * CLICKS, 4),
+           "CTR halving, within 60 s": (CLICKS / 2, 6)}
+RULES = ({}, {"run_threshold": 6.0}, {"run_slack": 1.0})
+BOUND_THRESHOLDS = (6, 8, 10, 12)
+TODAY = {"threshold": 3.0, "run_threshold": 0.0, "dark_windows": 0}
+
+
+def _suite_n(mean: float) -> tuple[int, float]:
+    """The suite's Binomial(n, p) for a click count of ``mean`` per window: a rise adds
+    senders (Binomial(4 x mean, 1/4)); a halving thins the usual senders' records."""
+    if mean >= CLICKS:
+        return round(4 * mean), 0.25
+    return round(4 * CLICKS), mean / (4 * CLICKS)
+
+
+def _log_pmf(model: str, mean: float) -> np.ndarray:
+    """log P(count = k) for k in 0..MAX_COUNT-1."""
+    k = np.arange(MAX_COUNT)
+    lgam = np.array([math.lgamma(x + 1) for x in k])
+    if model == "poisson":
+        return k * math.log(mean) - mean - lgam
+    n, p = _suite_n(mean)
+    out = np.full(MAX_COUNT, -np.inf)
+    ok = k <= n
+    out[ok] = (math.lgamma(n + 1) - lgam[ok] - np.array([math.lgamma(n - x + 1) for x in k[ok]])
+               + k[ok] * math.log(p) + (n - k[ok]) * math.log(1 - p))
+    return out
+
+
+def _counts(rng, model: str, clicks_mean: float, size) -> tuple[np.ndarray, np.ndarray]:
+    """Clicks and impressions of ``size`` windows (impressions always as usual)."""
+    if model == "poisson":
+        return rng.poisson(clicks_mean, size), rng.poisson(IMPRESSIONS, size)
+    n, p = _suite_n(clicks_mean)
+    return rng.binomial(n, p, size), rng.binomial(round(4 * IMPRESSIONS), 0.25, size)
+
+
+def bound(rng, model: str, quiet_windows: int, events: int, changed: float, within: int
+          ) -> list[dict]:
+    """The exact-LLR CUSUM told both rates: per threshold, false alarms and catch share."""
+    with np.errstate(invalid="ignore"):  # counts no model can give: never drawn
+        llr = _log_pmf(model, changed) - _log_pmf(model, CLICKS)
+    quiet = llr[_counts(rng, model, CLICKS, quiet_windows)[0]]
+    during = llr[_counts(rng, model, changed, (events, within))[0]]
+    rows = []
+    for h in BOUND_THRESHOLDS:
+        s, alarms = 0.0, 0
+        for v in quiet:
+            s = max(0.0, s + v)
+            if s > h:
+                alarms, s = alarms + 1, 0.0
+        s = np.zeros(events)
+        caught = np.zeros(events, bool)
+        for k in range(within):
+            s = np.maximum(0.0, s + during[:, k])
+            caught |= s > h
+        rows.append({"detector": f"bound: exact CUSUM, h={h}",
+                     "fa": alarms / quiet_windows * WINDOWS_PER_DAY,
+                     "caught": float(caught.mean())})
+    return rows
+
+
+def _decide(model: SiteModel, clicks, imps) -> list[bool]:
+    return [model.decide({"clicks": int(c), "impressions": int(i), "ctr": None}, 0.0, True)[0]
+            for c, i in zip(clicks, imps, strict=True)]
+
+
+def rule_fa(rng, model: str, quiet_windows: int, params: ForestParams) -> float:
+    """The run rule's flags per site-day on steady traffic (a flag restarts the sums)."""
+    flags = _decide(SiteModel(params), *_counts(rng, model, CLICKS, quiet_windows))[WARMUP:]
+    return sum(flags) / len(flags) * WINDOWS_PER_DAY
+
+
+def rule_caught(rng, model: str, events: int, params: ForestParams, changed: float,
+                within: int) -> float:
+    """The share of changes the run rule flags within ``within`` windows."""
+    caught = 0
+    for _ in range(events):
+        m = SiteModel(params)
+        _decide(m, *_counts(rng, model, CLICKS, WARMUP))
+        m.rule.up = [0.0] * len(m.rule.up)  # the change starts from clean sums, as the bound's
+        m.rule.down = [0.0] * len(m.rule.down)
+        caught += any(_decide(m, *_counts(rng, model, changed, within)))
+    return caught / events
+
+
+def today_fa(rng, model: str, windows: int) -> float:
+    """Today's rule (the forest's score above 3) on steady traffic: episodes per site-day."""
+    m = SiteModel(ForestParams(**TODAY))
+    clicks, imps = _counts(rng, model, CLICKS, windows)
+    ends = []
+    for k, (c, i) in enumerate(zip(clicks, imps, strict=True)):
+        row = {"window_start": f"w{k}", "window_end": f"w{k + 1}", "site": "s",
+               "clicks": int(c), "impressions": int(i), "ctr": 100.0 * c / i if i else None}
+        if m.score(row, (k + 1) * 10_000)["is_anomaly"] and k >= WARMUP:
+            ends.append(k)
+    episodes = sum(1 for j, k in enumerate(ends) if j == 0 or k - ends[j - 1] > 6)
+    return episodes / (windows - WARMUP) * WINDOWS_PER_DAY
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quiet-windows", type=int, default=400_000)
+    ap.add_argument("--events", type=int, default=2_000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=None,
+                    help="also write the tables as markdown here (docs/detection_limits.md)")
+    args = ap.parse_args()
+    rng = np.random.default_rng(args.seed)
+    t0 = time.perf_counter()
+    lines = ["# How fast can a change be seen? (generated by bench/detection_limits.py; "
+             "do not edit)", "",
+             f"A busy site, about {CLICKS:.0f} clicks and {IMPRESSIONS:.0f} impressions per "
+             "10-s window; the clicks change on a window boundary, impressions go on as usual. "
+             "*false alarms*: flags per site-day (8,640 windows) on steady traffic "
+             f"({args.quiet_windows:,} windows; today's rule, which runs the forest: a tenth "
+             f"of them). *caught*: the share of {args.events:,} changes flagged within the "
+             "target (the lab's rule: a quarter of them). The lab's defaults are run_slack "
+             "0.75, run_threshold 5; the bound is the best any detector can do at its "
+             "false-alarm rate.", ""]
+    for model in ("suite", "poisson"):
+        noise = ("the scenario suite's (Binomial(4n, 1/4) per sender: variance 0.75 x mean)"
+                 if model == "suite" else "Poisson (variance = mean)")
+        fas = {}
+        for extra in RULES:
+            fas[tuple(extra.items())] = rule_fa(rng, model, args.quiet_windows,
+                                                ForestParams(**extra))
+        today = today_fa(rng, model, args.quiet_windows // 10)
+        lines += [f"## Noise: {noise}", "",
+                  f"Today's rule (the forest's score above 3, nothing else): {today:.2f} false "
+                  "alarms per site-day.", ""]
+        for name, (changed, within) in CHANGES.items():
+            rows = bound(rng, model, args.quiet_windows, args.events, changed, within)
+            for extra in RULES:
+                p = ForestParams(**extra)
+                rows.append({"detector": f"lab's run rule, slack {p.run_slack}, threshold "
+                                         f"{p.run_threshold:g}",
+                             "fa": fas[tuple(extra.items())],
+                             "caught": rule_caught(rng, model, args.events // 4, p, changed,
+                                                   within)})
+            lines += [f"### {name}", "", "| detector | false alarms per site-day | caught |",
+                      "|---|---|---|"]
+            lines += [f"| {r['detector']} | {r['fa']:.2f} | {r['caught']:.0%} |" for r in rows]
+            lines.append("")
+        print("\n".join(lines[-30:]), flush=True)
+    lines.append(f"Generated in {time.perf_counter() - t0:.0f} s.")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
