@@ -19,9 +19,9 @@ as in the scenario suite):
   ``SiteModel.score`` with the forest), false alarms only.
 
 For each: false alarms per site-day (8,640 windows) on steady traffic, and the share of
-changes flagged within the target. Two noise models: the scenario suite's (each sender's
-count Binomial(4n, 1/4): variance 0.75 x mean) and Poisson (variance = mean; real traffic
-is at least this noisy).
+changes flagged within the target. Two noise models: Binomial (each sender's count
+Binomial(4n, 1/4): variance 0.75 x mean, the scenario suite's noise before 2026-12-02) and
+Poisson (variance = mean, the suite's noise now; real traffic is at least this noisy).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ TODAY = {"threshold": 3.0, "run_threshold": 0.0, "dark_windows": 0}
 
 
 def _suite_n(mean: float) -> tuple[int, float]:
-    """The suite's Binomial(n, p) for a click count of ``mean`` per window: a rise adds
+    """The binomial noise's Binomial(n, p) for a click count of ``mean``: a rise adds
     senders (Binomial(4 x mean, 1/4)); a halving thins the usual senders' records."""
     if mean >= CLICKS:
         return round(4 * mean), 0.25
@@ -163,9 +163,10 @@ def main() -> None:
              "target (the lab's rule: a quarter of them). The lab's defaults are run_slack "
              "0.75, run_threshold 5; the bound is the best any detector can do at its "
              "false-alarm rate.", ""]
-    for model in ("suite", "poisson"):
-        noise = ("the scenario suite's (Binomial(4n, 1/4) per sender: variance 0.75 x mean)"
-                 if model == "suite" else "Poisson (variance = mean)")
+    for model in ("binomial", "poisson"):
+        noise = ("Binomial(4n, 1/4) per sender: variance 0.75 x mean (the scenario suite's "
+                 "before 2026-12-02)" if model == "binomial"
+                 else "Poisson: variance = mean (the scenario suite's now)")
         fas = {}
         for extra in RULES:
             fas[tuple(extra.items())] = rule_fa(rng, model, args.quiet_windows,

@@ -46,7 +46,8 @@ CODE_PREFIX = "flink-app/"  # the app role may read only this part of the artifa
 # The modules the job imports (job.py and what it needs); the rest of the package is
 # notebook-side code the service does not need.
 JOB_MODULES = ("__init__.py", "errors.py", "contracts.py", "infra/__init__.py",
-               "infra/config.py", "analytics/__init__.py", "analytics/forest.py",
+               "infra/config.py", "analytics/__init__.py", "analytics/deviations.py",
+               "analytics/forest.py",
                "analytics/params.py", "analytics/sqlfile.py", "analytics/job.py")
 # Python packages the job needs beyond PyFlink (which the service provides). Same pin as in
 # pyproject.toml; tests/test_packaging.py checks that they agree.

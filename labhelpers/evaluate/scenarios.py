@@ -4,10 +4,13 @@ stay quiet, to measure the detector (see labhelpers/evaluate.py and notebook 06)
 Every scenario is built from ``generate.timeline`` (the steady parts) plus simple
 record-level edits (extra senders for a spike, records removed for an outage, arrival delays
 for late records), and is deterministic for a seed. Real traffic does not tick exactly, so
-most scenarios add Poisson-like noise: the generator renders ``OVERSAMPLE`` times the rate
-and a seeded random subset of the records is kept (per 10-s window the count is then
-Binomial(4n, 1/4), variance 0.75 x mean, close to Poisson). A time-varying keep probability
-(a *profile*) gives daily cycles and slow drifts.
+most scenarios add Poisson noise: the generator renders ``OVERSAMPLE`` times the rate and
+each rendered record is kept a seeded random number of times, Poisson with mean
+1/OVERSAMPLE (mostly 0, sometimes 1, rarely 2), so a window's count is a sum of Poisson
+counts: Poisson, variance = mean, as random arrivals are. (Until 2026-12-02 each record was
+kept once or not at all: Binomial(4n, 1/4), variance 0.75 x mean, which flattered the false
+alarms: bench/detection_limits.py.) A time-varying mean (a *profile*) gives daily cycles and
+slow drifts.
 
 Ground truth: an ``Anomaly`` is a time interval on one site; the labelled windows are the
 tumbling windows that overlap it. Quiet scenarios have no labels.
@@ -43,7 +46,7 @@ WINDOW_S = 10
 # Seconds of event time per scenario. "full": 3 h per scenario, ~32k windows, one replay of
 # about 2 minutes here; "small": 30 min per scenario, for tests and quick notebook runs.
 SIZES: dict[str, int] = {"small": 1800, "full": 10_800}
-# Noise: render this many times the rate and keep a random 1/OVERSAMPLE of the records.
+# Noise: render this many times the rate; each record is kept Poisson(1/OVERSAMPLE) times.
 OVERSAMPLE = 4
 # Late records: "out of order" stays below the job's lateness (5 s) so nothing is lost;
 # "too late" is far above it (10-15 min), so the job's periodic watermark (which lags the
@@ -228,8 +231,9 @@ class _Builder:
                 profile: Profile | None = None) -> None:
         """``count`` senders of ``payload`` at ``rate``/s on ``site`` from t0 to t1 (seconds).
 
-        noise=False: the generator's exact ticks. noise=True: OVERSAMPLE x the rate, then a
-        seeded random subset (keep probability profile(t) / OVERSAMPLE).
+        noise=False: the generator's exact ticks. noise=True: OVERSAMPLE x the rate, each
+        record then kept a seeded Poisson number of times with mean profile(t) / OVERSAMPLE
+        (copies share the event time): Poisson counts per window.
         """
         t1 = self.duration_s if t1 is None else t1
         if not self.make_records:
@@ -242,11 +246,12 @@ class _Builder:
         start_s = self.start_ms / 1000
         for rec in timeline(plan, start_s, self.duration_s, seed=seed):
             ms = record_ms(rec)
+            copies = 1
             if noise:
                 keep = 1.0 if profile is None else profile((ms - self.start_ms) / 1000)
-                if rng.random() >= keep / k:
-                    continue
-            self.items.append((ms, rec))
+                copies = _poisson(rng, keep / k)
+            for c in range(copies):
+                self.items.append((ms, rec if c == 0 else dict(rec)))
 
     def remove(self, site: str, payload: str, t0: float, t1: float) -> int:
         """Drop the ``payload`` records of ``site`` in [t0, t1) seconds; returns how many."""
@@ -290,6 +295,17 @@ class _Builder:
             records=[t[3] for t in keyed], arrival_ms=[t[0] for t in keyed],
             anomalies=tuple(sorted(self.anomalies, key=lambda a: (a.site, a.start_ms))),
         )
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    """A Poisson draw with a small mean (inversion; the suite's means are at most 1/4)."""
+    u, k = rng.random(), 0
+    p = cum = math.exp(-mean)
+    while u > cum:
+        k += 1
+        p *= mean / k
+        cum += p
+    return k
 
 
 def _lab_traffic(b: _Builder, site: str, noise: bool = True, impressions: float = 1.0,
