@@ -245,15 +245,15 @@ def _markdown(fig: dict) -> str:
                          f"{r['fp']} | {r['false_alarms']} | "
                          f"{r['episodes_per_site_day']:.2f} |")
         lines += ["", f"Totals: `{json.dumps(fig[part]['totals'])}`", ""]
+    lines += ["score-series' defaults (labhelpers/evaluate/series.py: SERIES_DEFAULTS) were "
+              "chosen by hand on seeds 0-3 of the series suite; the held-out seed is a later "
+              "one.", ""]
     for part in ("series_held_out", "series_tuning"):
         which = part.split("_", 1)[1]
         seed = fig.get("series_seeds", {}).get(which)
         lines += [f"## score-series, {which.replace('_', ' ')}"
                   f"{'' if seed is None else f', seed {seed}'} (as deployed: "
                   f"`{json.dumps(fig['series_defaults'])}`)", "",
-                  "score-series' defaults (labhelpers/evaluate/series.py: SERIES_DEFAULTS) were "
-                  "chosen by hand on seeds 0-3 of the series suite; the held-out seed is a "
-                  "later one.", "",
                   "| series | quiet | points | events | found | delay max (points) | "
                   "false alarms | per 1,000 points |", "|---|---|---|---|---|---|---|---|"]
         for r in fig[part]["series"]:

@@ -187,18 +187,30 @@ def test_run_rule_flags_a_ctr_halving_within_six_windows(seed):
     assert rows[first]["flagged_by"] == "run:clicks_given_ctr:low"
 
 
+def _cycle_flags(seed, windows, period, night, clicks, impressions, forest=True):
+    """The run rule's flags (threshold out of the way) on a daily cycle of Poisson traffic,
+    CTR steady: the level goes from ``night`` to 1 and back every ``period`` windows.
+    forest=False: the rule alone (SiteModel.decide on a score of 0), much faster."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    model = SiteModel(ForestParams(threshold=1e6))
+    flags = []
+    for k in range(windows):
+        level = night + (1 - night) * (1 - math.cos(2 * math.pi * k / period)) / 2
+        c, i = int(rng.poisson(clicks * level)), int(rng.poisson(impressions * level))
+        if forest:
+            flags.append(model.score(_row(k, c, i), (k + 1) * 10_000)["is_anomaly"])
+        else:
+            row = {"clicks": c, "impressions": i, "ctr": None}
+            flags.append(model.decide(row, 0.0, k >= 12)[0])
+    return flags
+
+
 def test_a_quiet_noisy_daily_cycle_gives_no_run_flag():
     """Traffic from 20 % to 100 % and back (a day compressed into 1,080 windows), CTR steady,
     Poisson noise: the run rule (threshold out of the way) flags nothing."""
-    import numpy as np
-
-    rng = np.random.default_rng(5)
-    model = SiteModel(ForestParams(threshold=1e6))
-    flags = []
-    for k in range(1080):
-        level = 0.2 + 0.8 * (1 - math.cos(2 * math.pi * k / 1080)) / 2
-        c, i = int(rng.poisson(10 * level)), int(rng.poisson(20 * level))
-        flags.append(model.score(_row(k, c, i), (k + 1) * 10_000)["is_anomaly"])
+    flags = _cycle_flags(5, 1080, 1080, 0.2, 10, 20)
     assert sum(flags) == 0, [k for k, f in enumerate(flags) if f]
 
 
@@ -272,54 +284,30 @@ def test_a_quiet_low_volume_night_gives_no_run_flag():
     """A low-volume daily cycle (at night 0-2 impressions per window), CTR steady: the run
     rule (threshold out of the way) flags nothing; the quiet night's silences are not
     drops."""
-    import numpy as np
-
     for seed in range(3):
-        rng = np.random.default_rng(seed)
-        model = SiteModel(ForestParams(threshold=1e6))
-        flags = []
-        for k in range(1080):
-            level = 0.1 + 0.9 * (1 - math.cos(2 * math.pi * k / 1080)) / 2
-            c, i = int(rng.poisson(1.5 * level)), int(rng.poisson(5 * level))
-            flags.append(model.score(_row(k, c, i), (k + 1) * 10_000)["is_anomaly"])
+        flags = _cycle_flags(seed, 1080, 1080, 0.1, 1.5, 5)
         assert sum(flags) == 0, (seed, [k for k, f in enumerate(flags) if f])
 
 
-def test_a_fast_daily_cycle_with_a_steady_ctr_is_mostly_quiet():
+def test_a_fast_daily_cycle_with_a_steady_ctr_is_mostly_quiet(monkeypatch):
     """Notebook 06's small suite compresses a day into 30 minutes (180 windows): traffic
     from 20 % to 100 % and back, CTR steady. The usual click count lags behind the rising
     side, which alone read as a rise (the small suite's one quiet false alarm); scaled up
     by the busier impressions lately (``busier``) it does not. Poisson counts, the run rule
     alone (decide, no forest), 20 seeds: measured 9 seeds with any flag now, 19 without the
     scaling."""
-    import numpy as np
-
     import labhelpers.analytics.deviations as deviations
 
     def seeds_with_a_flag() -> int:
-        n = 0
-        for seed in range(20):
-            rng = np.random.default_rng(seed)
-            model = SiteModel(ForestParams(threshold=1e6))
-            flags = 0
-            for k in range(540):
-                level = 0.2 + 0.8 * (1 - math.cos(2 * math.pi * k / 180)) / 2
-                row = {"clicks": int(rng.poisson(10 * level)),
-                       "impressions": int(rng.poisson(20 * level)), "ctr": None}
-                flags += model.decide(row, 0.0, k >= 12)[0]
-            n += flags > 0
-        return n
+        return sum(any(_cycle_flags(seed, 540, 180, 0.2, 10, 20, forest=False))
+                   for seed in range(20))
 
     assert seeds_with_a_flag() <= 12
     assert deviations.busier(10.0, 100.0, 150.0) == pytest.approx(
         10.0 * ((150.375 ** 0.5 - 0.25) ** 2 - 0.375) / 100)
     assert deviations.busier(10.0, 100.0, 50.0) == 10.0, "quieter lately: the usual count stays"
-    original = deviations.busier
-    try:
-        deviations.busier = lambda clicks, usual, recent: clicks
-        assert seeds_with_a_flag() >= 16, "without the scaling the cycle reads as rises"
-    finally:
-        deviations.busier = original
+    monkeypatch.setattr(deviations, "busier", lambda clicks, usual, recent: clicks)
+    assert seeds_with_a_flag() >= 16, "without the scaling the cycle reads as rises"
 
 
 def test_nearest_counts_only_beyond_both_baselines():

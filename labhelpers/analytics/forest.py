@@ -76,21 +76,14 @@ class ForestParams:
     threshold: a window whose score is above this is an anomaly (lab: 2).
     run_slack, run_threshold: the run rule, for shifts that are moderate but sustained (a
       x2 click rise, a CTR that halves, a site going quiet), which no single window shows
-      clearly. It watches the driving inputs (RUN_INPUTS), not the forest's score: each
-      window's clicks against what the usual CTR expects for its impressions
-      (``click_deviation``), and its impressions against their recent count
-      (``impression_deviation``; a drop is not counted while the recent count is under
-      RECENT_FLOOR), and its clicks above their usual count (``rise_deviation``, rises
-      only; the usual count scaled up when impressions are busier lately, ``busier``);
-      the two click inputs count only beyond both the usual and a slow baseline (SLOW_SPAN
-      windows), so a return to the long-run level after a lasting change is not a change.
-      Each is in units of its running noise (at least 1). Per input, two running sums that
-      never go below 0 (a two-sided CUSUM) add
+      clearly. It watches the driving inputs, not the forest's score: each window's
+      deviations from what the site usually sends (deviations.py: RUN_INPUTS and
+      ``window_deviations`` say which and how), each in units of its running noise (at
+      least 1). Per input, two running sums that never go below 0 (a two-sided CUSUM) add
       (deviation - run_slack) and (-deviation - run_slack); when one exceeds run_threshold
-      the window is an anomaly and all sums start again from 0. Noise (under run_slack on
-      average) drains the sums; a run of windows each a little off adds up. A daily
-      traffic cycle with a steady CTR does not move the clicks' deviation, and the recent
-      count follows it for impressions. run_threshold 0 turns the rule off.
+      the window is an anomaly (``flagged_by`` names the sum) and all sums start again
+      from 0. Noise (under run_slack on average) drains the sums; a run of windows each a
+      little off adds up. run_threshold 0 turns the rule off.
     inputs: how a window becomes the forest's point.
       "anscombe" (default): 2*sqrt(n + 3/8) of clicks and of impressions, and their
       difference. Counts of random arrivals then have noise of about 1 at any traffic level,
