@@ -1,19 +1,19 @@
 """Choose the detector's defaults on a tuning suite and report them on a held-out suite.
 
     .venv/bin/python bench/evaluate_defaults.py [--size full|small] [--out DIR]
-        [--tune-seeds 0 1] [--held-seed 4] [--tune-scores DIR ...] [--held-scores DIR]
+        [--tune-seeds 0 1 2 3] [--held-seed 6] [--tune-scores DIR ...] [--held-scores DIR]
         [--figures docs/figures.json]
 
 1. Tuning part: the clickstream scenario suite (labhelpers/scenarios.py) with the tuning
-   seeds (default 0 and 1), each run through the REAL job once (``replay``; or reuse
+   seeds (default 0-3), each run through the REAL job once (``replay``; or reuse
    ``--tune-scores DIR ...``, one folder per tuning seed, in order). The alert rule
    (threshold, run_slack, run_threshold) is swept on the job's scores of every tuning seed,
-   and the point chosen is: the bars met on every tuning seed, then every labelled anomaly
+   and the point chosen is: the bars met (``choose``), then every labelled anomaly
    found if possible, then the fewest false-alarm episodes on quiet scenarios, then the
    shortest worst delay.
-2. Held-out part: the same scenarios with the held-out seed (default 4: other random
+2. Held-out part: the same scenarios with the held-out seed (default 6: other random
    traffic, not looked at while the rule and its defaults were worked on; seeds 0 and 1
-   were; seeds 2 and 3 were the held-out seeds of passes before, so they have been seen),
+   were; seeds 2-5 were the held-out seeds of passes before, so they have been seen),
    through
    the real job (or ``--held-scores DIR``), scored AS DEPLOYED with the
    chosen parameters: the tool's own
@@ -54,6 +54,7 @@ from labhelpers.evaluate.evaluation import (  # noqa: E402
     run_evaluation,
     totals,
 )
+from labhelpers.evaluate.quiet_days import episode_rate, long_quiet_days  # noqa: E402
 from labhelpers.evaluate.scenarios import build_suite  # noqa: E402
 from labhelpers.evaluate.series import SERIES_DEFAULTS  # noqa: E402
 from labhelpers.evaluate.series_suite import build_series_suite, evaluate_series  # noqa: E402
@@ -108,13 +109,35 @@ RULE_GRID = {"threshold": (3.0, 3.25, 3.5), "run_slack": (0.5, 0.75, 1.0, 1.25),
              "run_threshold": (0.0, 3.0, 4.0, 5.0, 6.0)}
 
 
-def sweep(suite, scores: pd.DataFrame, base: ForestParams) -> pd.DataFrame:
-    lab = scores[scores["scenario"] == "lab-spike"]
-    rows = []
+def grid_points(base: ForestParams):
+    """(threshold, run_slack, run_threshold, params) of each RULE_GRID point."""
     for th, rl, rt in itertools.product(*RULE_GRID.values()):
         if rt == 0 and rl != RULE_GRID["run_slack"][0]:
             continue  # the run rule off: its slack does not matter
-        p = replace(base, threshold=th, run_slack=rl, run_threshold=rt)
+        yield th, rl, rt, replace(base, threshold=th, run_slack=rl, run_threshold=rt)
+
+
+# Long quiet days (labhelpers/evaluate/quiet_days.py): site-days per quiet scenario, and the
+# simulation's seeds (tuning; held out: this + the held-out suite seed).
+LONG_QUIET_SITE_DAYS = 4.0
+LONG_QUIET_TUNE_SEED, LONG_QUIET_HELD_SEED = 1_000, 2_000
+
+
+def long_quiet_sweep(seed: int) -> pd.DataFrame:
+    """Alert episodes per site-day of each grid point on long simulated quiet days (the
+    forest scored once, with the defaults; the rule swept on those scores, as ``sweep``)."""
+    scores = rescore(long_quiet_days(LONG_QUIET_SITE_DAYS, seed), ForestParams())
+    return pd.DataFrame([
+        {"threshold": th, "run_slack": rl, "run_threshold": rt,
+         "long_quiet_episodes_per_site_day":
+             episode_rate(scores, rule_flags(scores, p), p.cooldown_seconds)["per_site_day"]}
+        for th, rl, rt, p in grid_points(ForestParams())])
+
+
+def sweep(suite, scores: pd.DataFrame, base: ForestParams) -> pd.DataFrame:
+    lab = scores[scores["scenario"] == "lab-spike"]
+    rows = []
+    for th, rl, rt, p in grid_points(base):
         table = evaluate_scores(suite, scores, p.cooldown_seconds, flags=rule_flags(scores, p))
         tot = totals(table)
         # the lab's own spike with the run rule alone (threshold out of the way): its score
@@ -141,30 +164,30 @@ def sweep_seeds(parts: dict[int, tuple]) -> pd.DataFrame:
 
 
 def choose(table: pd.DataFrame) -> dict:
-    """The issue's bars first, on EVERY tuning seed: the lab's spike caught, and caught by
-    the run rule alone as early as by the threshold (10 s); at most one false-alarm window
-    per quiet scenario; no more alert episodes per site-day on quiet days than today's rule
-    (threshold 3, no run rule); then, summed over the tuning seeds, the most anomalies
-    found, the fewest quiet false alarms, the shortest worst delay, the shortest delays
-    overall."""
+    """The issue's bars first: on EVERY tuning seed the lab's spike caught, and caught by
+    the run rule alone as early as by the threshold (10 s), and at most one false-alarm
+    window per quiet scenario; on long quiet days (column
+    ``long_quiet_episodes_per_site_day``: a seed's quiet scenarios are under 1.5 site-days,
+    0-2 episodes, too few to tell two rules apart), no more alert episodes per site-day than
+    today's rule (threshold 3, no run rule); then, summed over the tuning seeds, the most
+    anomalies found, the fewest quiet false alarms, the shortest worst delay, the shortest
+    delays overall."""
     if "seed" not in table:
         table = table.assign(seed=0)
     today = table[(table["threshold"] == 3.0) & (table["run_threshold"] == 0)]
-    today = today.set_index("seed")["quiet_episodes_per_site_day"]
-    table = table.assign(
-        quiet_ok=table["quiet_episodes_per_site_day"]
-        <= table["seed"].map(today) + 1e-9,
-        lab_alone=table["lab_spike_run_alone_delay_s"].fillna(1e9))
+    today_quiet = float(today["long_quiet_episodes_per_site_day"].max())
+    table = table.assign(lab_alone=table["lab_spike_run_alone_delay_s"].fillna(1e9))
     per = table.groupby(list(RULE_GRID), sort=False).agg(
         lab_spike_caught=("lab_spike_caught", "all"),
         quiet_max_fp_windows=("quiet_max_fp_windows", "max"),
-        quiet_ok=("quiet_ok", "all"),
+        quiet_episodes=("long_quiet_episodes_per_site_day", "max"),
         lab_alone=("lab_alone", "max"),
         detected=("detected", "sum"),
         quiet_false_alarms=("quiet_false_alarms", "sum"),
         delay_max_s=("delay_max_s", "max"),
         delay_sum_s=("delay_sum_s", "sum")).reset_index()
-    ok = per[per["lab_spike_caught"] & (per["quiet_max_fp_windows"] <= 1) & per["quiet_ok"]]
+    ok = per[per["lab_spike_caught"] & (per["quiet_max_fp_windows"] <= 1)
+             & (per["quiet_episodes"] <= today_quiet + 1e-9)]
     robust = ok[ok["lab_alone"] <= 10.0]
     ok = robust if not robust.empty else ok
     if ok.empty:
@@ -218,7 +241,7 @@ def _markdown(fig: dict) -> str:
              f"{', '.join(map(str, fig['tune_seeds']))}): `{json.dumps(fig['chosen'])}`. "
              f"Held out: seed {fig['held_seed']}, not looked at while the rule and its "
              "defaults were worked on (seeds 0 and 1 were: the rule was changed after "
-             "seeing them; seeds 2 and 3 were the held-out seeds of passes before and have "
+             "seeing them; seeds 2-5 were the held-out seeds of passes before and have "
              "been seen). The suite's noise is Poisson since 2026-12-02 (it was "
              "Binomial(4n, 1/4), variance 0.75 x mean, which flattered the false alarms).", ""]
     if "targets_held_out" in fig:
@@ -285,8 +308,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", choices=("small", "full"), default="full")
     ap.add_argument("--out", type=Path, default=Path("/tmp/evaluate-defaults"))
-    ap.add_argument("--tune-seeds", type=int, nargs="+", default=[0, 1])
-    ap.add_argument("--held-seed", type=int, default=4)
+    ap.add_argument("--tune-seeds", type=int, nargs="+", default=[0, 1, 2, 3])
+    ap.add_argument("--held-seed", type=int, default=6)
     ap.add_argument("--tune-scores", type=Path, nargs="+", default=None,
                     help="the job's scores of each tuning seed (one folder each, in order)")
     ap.add_argument("--held-scores", type=Path, default=None)
@@ -312,7 +335,7 @@ def main() -> None:
     reuse = args.tune_scores or [None] * len(args.tune_seeds)
     parts = {seed: _scores(seed, args.size, r, args.out)
              for seed, r in zip(args.tune_seeds, reuse, strict=True)}
-    table = sweep_seeds(parts)
+    table = sweep_seeds(parts).merge(long_quiet_sweep(LONG_QUIET_TUNE_SEED), on=list(RULE_GRID))
     table.to_csv(args.out / "rule_sweep.csv", index=False)
     chosen = choose(table)
     print(table.to_string(index=False), "\nchosen:", chosen)
@@ -337,6 +360,14 @@ def main() -> None:
     fig["today_held_out"] = {"scenarios": _records(t_table), "totals": totals(t_table),
                              "params": TODAY}
     fig["targets_held_out"] = targets(suite1, deployed, h_table, t_table)
+    long = long_quiet_days(LONG_QUIET_SITE_DAYS, LONG_QUIET_HELD_SEED + args.held_seed)
+    rates = {name: episode_rate(long, rescore(long, p)["is_anomaly"], p.cooldown_seconds)
+             for name, p in (("now", params), ("today", today))}
+    fig["long_quiet_held_out"] = rates
+    fig["targets_held_out"]["long quiet days: episodes per site-day no more than today's"] = {
+        "site_days": rates["now"]["site_days"], "now": round(rates["now"]["per_site_day"], 3),
+        "today": round(rates["today"]["per_site_day"], 3),
+        "met": rates["now"]["per_site_day"] <= rates["today"]["per_site_day"] + 1e-9}
     lab = ForestParams.preset("original-lab")
     o_table = evaluate_scores(suite1, rescore(held, lab), lab.cooldown_seconds)
     fig["original_lab_held_out"] = {"scenarios": _records(o_table), "totals": totals(o_table),

@@ -257,26 +257,34 @@ def test_quiet_scenarios_stay_quiet_in_the_job(small_evaluation):
         small_evaluation.totals)
 
 
-def test_defaults_are_chosen_on_every_tuning_seed():
-    """bench/evaluate_defaults.py's choice: a grid point must meet the bars (quiet episodes
-    no more than today's rule) on EVERY tuning seed; among those, the most found in all."""
+def test_defaults_are_chosen_on_all_tuning_seeds_together():
+    """bench/evaluate_defaults.py's choice: a grid point must have no more episodes than
+    today's rule on long quiet days (a seed's quiet scenarios, 0-2 episodes, cannot tell two
+    rules apart), at most one false-alarm window per quiet scenario on every seed; among
+    those, the most found in all."""
     import sys
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
     from evaluate_defaults import choose
 
-    def row(seed, th, rl, rt, detected, quiet_eps):
+    def row(seed, th, rl, rt, detected, quiet_eps, long_quiet, max_fp=0):
         return {"seed": seed, "threshold": th, "run_slack": rl, "run_threshold": rt,
                 "detected": detected, "anomalies": 33, "delay_max_s": 40.0,
-                "quiet_false_alarms": 0, "quiet_max_fp_windows": 0,
+                "quiet_false_alarms": 0, "quiet_max_fp_windows": max_fp,
                 "quiet_episodes_per_site_day": quiet_eps, "lab_spike_caught": True,
-                "delay_sum_s": 100.0, "lab_spike_run_alone_delay_s": 10.0}
+                "delay_sum_s": 100.0, "lab_spike_run_alone_delay_s": 10.0,
+                "long_quiet_episodes_per_site_day": long_quiet}
 
     table = pd.DataFrame([
-        row(0, 3.0, 0.5, 0.0, 25, 0.0), row(1, 3.0, 0.5, 0.0, 25, 0.0),  # today's rule
-        # finds the most, but adds quiet episodes on seed 1 only
-        row(0, 3.5, 0.5, 4.0, 33, 0.0), row(1, 3.5, 0.5, 4.0, 33, 0.7),
-        row(0, 3.5, 0.75, 5.0, 32, 0.0), row(1, 3.5, 0.75, 5.0, 33, 0.0),
+        row(0, 3.0, 0.5, 0.0, 25, 0.0, 0.4), row(1, 3.0, 0.5, 0.0, 25, 0.0, 0.4),  # today's
+        # finds the most, but more episodes than today's on long quiet days
+        row(0, 3.5, 0.5, 3.0, 33, 0.0, 0.9), row(1, 3.5, 0.5, 3.0, 33, 0.0, 0.9),
+        # finds as many, as quiet as today's, but two false-alarm windows on a quiet
+        # scenario of seed 1
+        row(0, 3.5, 0.5, 4.0, 33, 0.0, 0.3), row(1, 3.5, 0.5, 4.0, 33, 0.0, 0.3, max_fp=2),
+        # more episodes than today's in seed 1's quiet scenarios (chance), fewer on long
+        # quiet days: chosen
+        row(0, 3.5, 0.75, 5.0, 32, 0.0, 0.35), row(1, 3.5, 0.75, 5.0, 33, 0.7, 0.35),
     ])
     assert choose(table) == {"threshold": 3.5, "run_slack": 0.75, "run_threshold": 5.0}
