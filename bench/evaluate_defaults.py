@@ -127,11 +127,13 @@ def long_quiet_sweep(seed: int) -> pd.DataFrame:
     """Alert episodes per site-day of each grid point on long simulated quiet days (the
     forest scored once, with the defaults; the rule swept on those scores, as ``sweep``)."""
     scores = rescore(long_quiet_days(LONG_QUIET_SITE_DAYS, seed), ForestParams())
-    return pd.DataFrame([
-        {"threshold": th, "run_slack": rl, "run_threshold": rt,
-         "long_quiet_episodes_per_site_day":
-             episode_rate(scores, rule_flags(scores, p), p.cooldown_seconds)["per_site_day"]}
-        for th, rl, rt, p in grid_points(ForestParams())])
+    rows = []
+    for th, rl, rt, p in grid_points(ForestParams()):
+        r = episode_rate(scores, rule_flags(scores, p), p.cooldown_seconds)
+        rows.append({"threshold": th, "run_slack": rl, "run_threshold": rt,
+                     "long_quiet_episodes_per_site_day": r["per_site_day"],
+                     "long_quiet_max_fp_windows": r["max_windows_per_suite_run"]})
+    return pd.DataFrame(rows)
 
 
 def sweep(suite, scores: pd.DataFrame, base: ForestParams) -> pd.DataFrame:
@@ -165,13 +167,14 @@ def sweep_seeds(parts: dict[int, tuple]) -> pd.DataFrame:
 
 def choose(table: pd.DataFrame) -> dict:
     """The issue's bars first: on EVERY tuning seed the lab's spike caught, and caught by
-    the run rule alone as early as by the threshold (10 s), and at most one false-alarm
-    window per quiet scenario; on long quiet days (column
-    ``long_quiet_episodes_per_site_day``: a seed's quiet scenarios are under 1.5 site-days,
-    0-2 episodes, too few to tell two rules apart), no more alert episodes per site-day than
-    today's rule (threshold 3, no run rule); then, summed over the tuning seeds, the most
-    anomalies found, the fewest quiet false alarms, the shortest worst delay, the shortest
-    delays overall."""
+    the run rule alone as early as by the threshold (10 s); on long quiet days (a seed's
+    quiet scenarios are under 1.5 site-days, 0-2 episodes, too few to tell two rules apart;
+    and one chance episode too many in one of twenty scenario runs would decide), at most
+    one false-alarm window to expect per run of a quiet scenario
+    (``long_quiet_max_fp_windows``) and no more alert episodes per site-day than today's
+    rule (threshold 3, no run rule); then, summed over the tuning seeds, the most anomalies
+    found, the fewest quiet false alarms, the shortest worst delay, the shortest delays
+    overall."""
     if "seed" not in table:
         table = table.assign(seed=0)
     today = table[(table["threshold"] == 3.0) & (table["run_threshold"] == 0)]
@@ -179,7 +182,7 @@ def choose(table: pd.DataFrame) -> dict:
     table = table.assign(lab_alone=table["lab_spike_run_alone_delay_s"].fillna(1e9))
     per = table.groupby(list(RULE_GRID), sort=False).agg(
         lab_spike_caught=("lab_spike_caught", "all"),
-        quiet_max_fp_windows=("quiet_max_fp_windows", "max"),
+        quiet_max_fp_windows=("long_quiet_max_fp_windows", "max"),
         quiet_episodes=("long_quiet_episodes_per_site_day", "max"),
         lab_alone=("lab_alone", "max"),
         detected=("detected", "sum"),
@@ -367,6 +370,8 @@ def main() -> None:
     fig["targets_held_out"]["long quiet days: episodes per site-day no more than today's"] = {
         "site_days": rates["now"]["site_days"], "now": round(rates["now"]["per_site_day"], 3),
         "today": round(rates["today"]["per_site_day"], 3),
+        "false-alarm windows per quiet scenario run, at most":
+            round(rates["now"]["max_windows_per_suite_run"], 2),
         "met": rates["now"]["per_site_day"] <= rates["today"]["per_site_day"] + 1e-9}
     lab = ForestParams.preset("original-lab")
     o_table = evaluate_scores(suite1, rescore(held, lab), lab.cooldown_seconds)

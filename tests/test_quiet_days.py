@@ -59,6 +59,8 @@ def test_episodes_are_counted_per_site_with_the_cooldown():
     assert r["episodes"] == 3
     assert r["per_site_day"] == pytest.approx(3 / 0.1, rel=0.01)
     assert r["per_scenario"]["quiet-noisy"]["episodes"] == 3
+    # 5 flagged windows in 0.1 site-days: 12.5 in a run of the suite's scenario (2 sites x 3 h)
+    assert r["max_windows_per_suite_run"] == pytest.approx(12.5, rel=0.01)
 
 
 def test_the_job_code_scores_long_quiet_days_quietly():

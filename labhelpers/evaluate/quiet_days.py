@@ -115,7 +115,8 @@ def long_quiet_days(site_days_each: float, seed: int,
 
 def episode_rate(windows: pd.DataFrame, flags: Sequence[bool], cooldown_s: int) -> dict:
     """Alert episodes per site-day, in all and per scenario, of ``flags`` (one per row of
-    ``windows``, e.g. its ``is_anomaly``)."""
+    ``windows``, e.g. its ``is_anomaly``); per scenario also the flagged windows to expect
+    in one run of the suite's scenario (``windows_per_suite_run``: its sites x 3 h)."""
     w = windows.assign(flag=list(flags))
     out: dict = {"per_scenario": {}}
     total_eps = total_days = 0.0
@@ -123,10 +124,14 @@ def episode_rate(windows: pd.DataFrame, flags: Sequence[bool], cooldown_s: int) 
         eps = sum(len(episodes(s["window_start_ms"] + WINDOW_S * 1000, cooldown_s))
                   for _, s in g[g["flag"]].groupby("site"))
         days = len(g) * WINDOW_S / DAY_S
+        suite_days = g["site"].nunique() * SIZES["full"] / DAY_S
         out["per_scenario"][name] = {"episodes": eps, "site_days": round(days, 2),
-                                     "per_site_day": eps / days}
+                                     "per_site_day": eps / days,
+                                     "windows_per_suite_run": g["flag"].sum() / days * suite_days}
         total_eps += eps
         total_days += days
     out.update(episodes=int(total_eps), site_days=round(total_days, 2),
-               per_site_day=total_eps / total_days)
+               per_site_day=total_eps / total_days,
+               max_windows_per_suite_run=max(v["windows_per_suite_run"]
+                                             for v in out["per_scenario"].values()))
     return out
