@@ -161,7 +161,7 @@ def main() -> None:
              f"({args.quiet_windows:,} windows; today's rule, which runs the forest: a tenth "
              f"of them). *caught*: the share of {args.events:,} changes flagged within the "
              "target (the lab's rule: a quarter of them). *lab's run rule*: the run rule alone "
-             "(the job's code, the forest's score left out: its threshold, 3.25, adds at most "
+             "(the job's code, the forest's score left out: its threshold, 3.5, adds at most "
              "about the flags of today's rule, whose threshold is 3). The lab's defaults are "
              "run_slack 0.75, run_threshold 5; the bound is the best any detector can do at "
              "its false-alarm rate.", ""]
