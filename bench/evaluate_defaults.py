@@ -182,14 +182,14 @@ def choose(table: pd.DataFrame) -> dict:
     table = table.assign(lab_alone=table["lab_spike_run_alone_delay_s"].fillna(1e9))
     per = table.groupby(list(RULE_GRID), sort=False).agg(
         lab_spike_caught=("lab_spike_caught", "all"),
-        quiet_max_fp_windows=("long_quiet_max_fp_windows", "max"),
+        fp_windows_per_run=("long_quiet_max_fp_windows", "max"),
         quiet_episodes=("long_quiet_episodes_per_site_day", "max"),
         lab_alone=("lab_alone", "max"),
         detected=("detected", "sum"),
         quiet_false_alarms=("quiet_false_alarms", "sum"),
         delay_max_s=("delay_max_s", "max"),
         delay_sum_s=("delay_sum_s", "sum")).reset_index()
-    ok = per[per["lab_spike_caught"] & (per["quiet_max_fp_windows"] <= 1)
+    ok = per[per["lab_spike_caught"] & (per["fp_windows_per_run"] <= 1)
              & (per["quiet_episodes"] <= today_quiet + 1e-9)]
     robust = ok[ok["lab_alone"] <= 10.0]
     ok = robust if not robust.empty else ok
