@@ -72,7 +72,8 @@ def plot_scores(df: pd.DataFrame, threshold: float, path: Path | str | None = No
         not df.empty) else None
     per = f"{seconds:g}-s window" if seconds else "window"
     ax_ctr.set_title(f"Click-through rate and Random Cut Forest score per {per}\n(red circles: "
-                     "anomalies: a score above the threshold, or a run of raised scores)")
+                     "anomalies: a score above the threshold, or a run of windows off their "
+                     "usual counts)")
     if not df.empty:
         ax_ctr.legend(loc="upper left", fontsize="small")
     ax_score.legend(loc="upper left", fontsize="small")
