@@ -22,7 +22,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
-from ..contracts import CLICK, IMPRESSION
+from ..contracts import CLICK, IMPRESSION, ctr_percent, format_event_time
 from ..errors import ConfigError
 from .evaluation import episodes
 from .scenarios import SCENARIOS, SIZES, SUITE_START, WINDOW_S
@@ -92,18 +92,14 @@ def quiet_windows(name: str, site_days: float, seed: int) -> pd.DataFrame:
         clicks, imps = counts[CLICK], counts[IMPRESSION]
         starts = [start + timedelta(seconds=k * WINDOW_S) for k in range(n)]
         frames.append(pd.DataFrame({
-            "window_start": [_iso(x) for x in starts],
-            "window_end": [_iso(x + timedelta(seconds=WINDOW_S)) for x in starts],
+            "window_start": [format_event_time(x) for x in starts],
+            "window_end": [format_event_time(x + timedelta(seconds=WINDOW_S)) for x in starts],
             "site": f"{name}/{short}", "clicks": clicks, "impressions": imps,
-            "ctr": np.where(imps > 0, 100.0 * clicks / np.maximum(imps, 1), np.nan),
+            "ctr": [ctr_percent(int(c), int(i)) for c, i in zip(clicks, imps, strict=True)],
             "complete": True,
             "window_start_ms": [int(x.timestamp() * 1000) for x in starts],
             "scenario": name}))
     return pd.concat(frames, ignore_index=True)
-
-
-def _iso(t) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def long_quiet_days(site_days_each: float, seed: int,
