@@ -20,9 +20,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from labhelpers.analytics.forest import FOREST_POINTS, ForestParams, SiteModel  # noqa: E402
-from labhelpers.analytics.job import SNAPSHOT_EVERY  # noqa: E402
-from labhelpers.contracts import ctr_percent  # noqa: E402
+from labhelpers.job.contracts import ctr_percent  # noqa: E402
+from labhelpers.job.forest import FOREST_POINTS, ForestParams, SiteModel  # noqa: E402
+from labhelpers.job.pipeline import SNAPSHOT_EVERY  # noqa: E402
 
 
 def windows(n: int, seed: int = 0) -> list[dict]:

@@ -36,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from labhelpers.analytics.forest import ForestParams, SiteModel  # noqa: E402
+from labhelpers.job.forest import ForestParams, SiteModel  # noqa: E402
 
 CLICKS, IMPRESSIONS = 10.0, 100.0  # per 10-s window on the busy site
 WINDOWS_PER_DAY = 8_640

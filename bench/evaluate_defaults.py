@@ -42,7 +42,6 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from labhelpers.analytics.forest import ForestParams, SiteModel  # noqa: E402
 from labhelpers.evaluate.evaluation import (  # noqa: E402
     check_rescore,
     detection_delay,
@@ -58,6 +57,7 @@ from labhelpers.evaluate.quiet_days import episode_rate, long_quiet_days  # noqa
 from labhelpers.evaluate.scenarios import build_suite  # noqa: E402
 from labhelpers.evaluate.series import SERIES_DEFAULTS  # noqa: E402
 from labhelpers.evaluate.series_suite import build_series_suite, evaluate_series  # noqa: E402
+from labhelpers.job.forest import ForestParams, SiteModel  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PER_SCENARIO = ["scenario", "quiet", "sites", "anomalies", "detected", "delay_median_s",

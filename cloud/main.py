@@ -4,7 +4,7 @@ The service runs this file (property group ``kinesis.analytics.flink.run.options
 ``python``) with the zip's ``dep/`` folder on the Python path (key ``pyFiles``) and the
 connector jar from ``lib/`` (key ``jarfile``). It reads the application's property groups from
 /etc/flink/application_properties.json and hands them to the same job the local backend runs
-(labhelpers/analytics/job.py). On the service the program must return once the job is submitted.
+(labhelpers/job/pipeline.py). On the service the program must return once the job is submitted.
 
 Locally (the proof of the cloud configuration) run it with ``--properties FILE --wait``.
 """
@@ -52,7 +52,7 @@ if _KRCF_PROBLEM is not None:
     print(_KRCF_PROBLEM, file=sys.stderr, flush=True)
     sys.exit(1)
 
-from labhelpers.analytics import job  # noqa: E402  (needs dep/ on the path first)
+from labhelpers.job import pipeline as job  # noqa: E402  (needs dep/ on the path first)
 
 
 def main(argv=None) -> int:

@@ -4,8 +4,11 @@ One subpackage per stage of the lab, as in the architecture picture (README):
 
     generate/   templates, plans, timelines, sinks, the background traffic, the panel
     stream/     the local stream log and its readers (and Kinesis reads on AWS)
-    analytics/  the SQL loader, the job's parameters, the Flink job, the forest, the local
-                runner, replay, the JVM start-up cache, the managed service, the package
+    job/        what runs inside Flink, locally and on the managed service: the SQL loader,
+                the job's parameters, the pipeline, the forest and its alert rule, the record
+                contracts; it imports nothing of the rest of the package
+    analytics/  controls the job: the local runner, replay, schema discovery, the JVM start-up
+                cache, the managed service, the application's package
     alerts/     the handler that runs as the Lambda, the local poller, the inbox, the demo
     monitor/    tables, plots, the live monitor, the architecture diagram
     infra/      config, emulator, stack, wiring, credentials, cost, clean-up
@@ -18,23 +21,28 @@ The notebooks call ``backend_for(cfg)`` for everything that differs between back
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
-
-from .analytics.forest import ForestParams
-from .analytics.params import JobParams
-from .errors import LabError
-from .infra.config import LabConfig, load_config
 
 __all__ = ["Backend", "ForestParams", "JobParams", "LabConfig", "LabError", "backend_for",
            "load_config"]
 __version__ = "0.1.0"
 
+# Imported on first use: the Flink job (labhelpers.job) imports this package too, locally and
+# from the managed application's zip, which carries only the job package and this file.
+_LAZY = {
+    "ForestParams": ("labhelpers.job.forest", "ForestParams"),
+    "JobParams": ("labhelpers.job.params", "JobParams"),
+    "LabError": ("labhelpers.job.errors", "LabError"),
+    "LabConfig": ("labhelpers.infra.config", "LabConfig"),
+    "load_config": ("labhelpers.infra.config", "load_config"),
+    "Backend": ("labhelpers.backends", "Backend"),
+    "backend_for": ("labhelpers.backends", "for_config"),
+}
+
 
 def __getattr__(name: str) -> Any:
-    # the seam is imported on first use: the Flink job imports this package too, and needs
-    # none of the notebook side
-    if name in ("backend_for", "Backend"):
-        from . import backends
-
-        return backends.for_config if name == "backend_for" else backends.Backend
-    raise AttributeError(f"module 'labhelpers' has no attribute {name!r}")
+    if name not in _LAZY:
+        raise AttributeError(f"module 'labhelpers' has no attribute {name!r}")
+    module, attr = _LAZY[name]
+    return getattr(import_module(module), attr)

@@ -33,7 +33,7 @@ def _job_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _job_params(args):
-    from .analytics.params import JobParams
+    from .job.params import JobParams
 
     base = JobParams.of(_forest_json(args.forest), window_seconds=args.window_seconds,
                         lateness_seconds=args.lateness_seconds)

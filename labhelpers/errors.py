@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
+from .job.errors import ConfigError, LabError
 
-class LabError(Exception):
-    """Base class. ``str(err)`` is one sentence on what failed followed by what to do."""
-
-    def __init__(self, what: str, fix: str) -> None:
-        self.what = what
-        self.fix = fix
-        super().__init__(f"{what.rstrip('.')}. Fix: {fix}")
-
-
-class ConfigError(LabError):
-    """A parameter or setting is invalid."""
+__all__ = ["AlertError", "AppError", "ConfigError", "EmulatorError", "GeneratorError",
+           "JavaError", "LabError", "StackError"]
 
 
 class JavaError(LabError):

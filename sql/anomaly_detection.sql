@@ -51,7 +51,7 @@ CREATE TABLE click_records (
 -- a record is either counted in its window or set aside as late, never both, never neither.
 
 -- 2. Why a line is not usable, or NULL when it is. The rules, their limits (in characters)
---    and the reason words are defined once, in labhelpers/contracts.py, and filled in here.
+--    and the reason words are defined once, in labhelpers/job/contracts.py, and filled in here.
 --    A non-empty string is [" and one more character that is not the closing quote.
 --    'late': the record's {{window_seconds}}-s window has already been reported. A tumbling
 --    window drops a record iff its window's end - 1 ms <= the current watermark; exactly

@@ -11,10 +11,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from labhelpers.contracts import CLICK, MAX_RECORD_CHARS, format_event_time
 from labhelpers.errors import GeneratorError
 from labhelpers.generate.plan import DEFAULT_SITES
 from labhelpers.generate.timeline import to_line
+from labhelpers.job.contracts import CLICK, MAX_RECORD_CHARS, format_event_time
 
 # Malformed lines, each with the reason ``contracts.check_record`` gives it.
 GARBAGE_KINDS: dict[str, str] = {

@@ -11,10 +11,10 @@ from labhelpers.alerts import demo as alert_demo
 from labhelpers.alerts import handler as alert_handler
 from labhelpers.alerts import inbox as alert_inbox
 from labhelpers.alerts import poller as alerts
-from labhelpers.contracts import SCORE_COLUMNS
 from labhelpers.errors import AlertError
 from labhelpers.infra import stack
 from labhelpers.infra.config import LabConfig
+from labhelpers.job.contracts import SCORE_COLUMNS
 
 ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/x-scores"
 

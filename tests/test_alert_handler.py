@@ -15,7 +15,7 @@ import pytest
 from moto import mock_aws
 
 from labhelpers.alerts import handler as alert_handler
-from labhelpers.contracts import SCORE_COLUMNS
+from labhelpers.job.contracts import SCORE_COLUMNS
 
 BUCKET = "unit-processed"
 REGION = "us-east-1"

@@ -3,12 +3,12 @@ stop (labhelpers.backends.local, labhelpers.analytics.runner)."""
 
 import pytest
 
-from labhelpers.analytics.params import JobParams
 from labhelpers.backends import for_config
 from labhelpers.errors import AppError
 from labhelpers.generate.plan import steady_plan
 from labhelpers.generate.timeline import timeline, to_line
 from labhelpers.infra.config import LabConfig
+from labhelpers.job.params import JobParams
 from labhelpers.stream.log import StreamLogWriter
 
 pytestmark = pytest.mark.integration

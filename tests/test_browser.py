@@ -37,7 +37,7 @@ BUDGET_S = 180  # issue 6: the browser test takes under 3 minutes
 PREFIX = "brlab"
 # Short windows so that the forest learns enough of them within the budget. What limits a
 # spike's score is the number of windows the forest has learned, not their length: measured
-# with labhelpers.analytics.forest.SiteModel on this test's traffic (short windows, a partial first
+# with labhelpers.job.forest.SiteModel on this test's traffic (short windows, a partial first
 # window and the window of the rate change among them), a full spike window scores ~3.2
 # after 16 learned windows, ~3.55 after 20 and ~3.7 after 24, against the threshold 3.0. So
 # 24 learned windows of 2 s. The traffic starts only once the app runs: a backlog found at
@@ -104,7 +104,7 @@ class Setup:
 
     def _app(self) -> None:
         from labhelpers.analytics import runner as app
-        from labhelpers.analytics.forest import ForestParams
+        from labhelpers.job.forest import ForestParams
 
         app.start(self.cfg, forest=ForestParams(), window_seconds=WINDOW_SECONDS,
                   wait_seconds=150)

@@ -19,10 +19,10 @@ from botocore.stub import ANY, Stubber
 
 from labhelpers.analytics import managed as cloud_app
 from labhelpers.analytics import managed_config, packaging
-from labhelpers.analytics.job import JobSettings
 from labhelpers.errors import AppError
 from labhelpers.infra import inventory, stack
 from labhelpers.infra.config import LabConfig
+from labhelpers.job.pipeline import JobSettings
 from tests.aws_env import aws_cfg_on_emulator
 
 ARNS = {
@@ -115,8 +115,8 @@ def test_job_sets_only_allow_listed_configuration_keys_in_code(tmp_path):
     import subprocess
     import sys
 
-    from labhelpers.analytics.job import filesystem_sink, filesystem_source
     from labhelpers.flinkenv import java_env
+    from labhelpers.job.pipeline import filesystem_sink, filesystem_source
 
     settings = JobSettings(
         input_connector=filesystem_source(tmp_path / "in", continuous=True),
@@ -129,7 +129,7 @@ def test_job_sets_only_allow_listed_configuration_keys_in_code(tmp_path):
         "from pyflink.common import Types\n"
         "from pyflink.datastream import StreamExecutionEnvironment\n"
         "from pyflink.table import StreamTableEnvironment\n"
-        "from labhelpers.analytics import job\n"
+        "from labhelpers.job import pipeline as job\n"
         "def conf(env):\n"
         "    j = env._j_stream_execution_environment.getConfiguration().toMap()\n"
         "    return {k: j.get(k) for k in j.keySet()}\n"

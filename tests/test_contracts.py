@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from labhelpers.contracts import (
+from labhelpers.job.contracts import (
     BAD_REASONS,
     MAX_RECORD_CHARS,
     check_record,

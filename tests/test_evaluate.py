@@ -6,7 +6,6 @@ import math
 import pandas as pd
 import pytest
 
-from labhelpers.analytics.forest import ForestParams, SiteModel
 from labhelpers.errors import ConfigError
 from labhelpers.evaluate.evaluation import (
     INPUTS,
@@ -28,6 +27,7 @@ from labhelpers.evaluate.evaluation import (
 )
 from labhelpers.evaluate.scenarios import Anomaly, Scenario, Suite
 from labhelpers.generate.timeline import event_time_ms
+from labhelpers.job.forest import ForestParams, SiteModel
 
 A1 = Anomaly("s/a", "spike", 100_000, 120_000)  # windows 100 000 and 110 000
 A2 = Anomaly("s/b", "ctr_collapse", 200_000, 230_000)  # windows 200 000 .. 220 000

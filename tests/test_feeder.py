@@ -5,7 +5,7 @@ import json
 import os
 import time
 
-from labhelpers.contracts import format_event_time
+from labhelpers.job.contracts import format_event_time
 from labhelpers.stream.log import Feeder, StreamLogWriter, event_time_ms
 
 

@@ -4,7 +4,8 @@ from dataclasses import replace
 
 import pytest
 
-from labhelpers.analytics.deviations import (
+from labhelpers.errors import ConfigError
+from labhelpers.job.deviations import (
     RECENT_FLOOR,
     click_deviation,
     nearest,
@@ -12,8 +13,7 @@ from labhelpers.analytics.deviations import (
     symmetric_deviation,
     window_deviations,
 )
-from labhelpers.analytics.forest import ForestParams, SiteModel
-from labhelpers.errors import ConfigError
+from labhelpers.job.forest import ForestParams, SiteModel
 
 
 def _row(i, clicks=10, impressions=10):
@@ -102,7 +102,7 @@ def test_raw_inputs_are_the_original_labs():
 
 
 def test_anscombe_point_stabilises_counts():
-    from labhelpers.analytics.forest import anscombe_point
+    from labhelpers.job.forest import anscombe_point
 
     low, high = anscombe_point(4, 4, 100.0), anscombe_point(400, 400, 100.0)
     assert low[2] == high[2] == 0.0, "same CTR, no difference"
@@ -337,7 +337,7 @@ def test_a_fast_daily_cycle_with_a_steady_ctr_is_mostly_quiet(monkeypatch):
     by the busier impressions lately (``busier``) it does not. Poisson counts, the run rule
     alone (decide, no forest), 20 seeds: measured 9 seeds with any flag now, 19 without the
     scaling."""
-    import labhelpers.analytics.deviations as deviations
+    import labhelpers.job.deviations as deviations
 
     def seeds_with_a_flag() -> int:
         return sum(any(_cycle_flags(seed, 540, 180, 0.2, 10, 20, forest=False))

@@ -17,14 +17,6 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from labhelpers.backends import for_config
-from labhelpers.contracts import (
-    CLICK,
-    DISCOVERY,
-    IMPRESSION,
-    check_record,
-    format_event_time,
-    parse_event_time,
-)
 from labhelpers.errors import GeneratorError
 from labhelpers.generate.live import run_live, start_background
 from labhelpers.generate.plan import (
@@ -54,6 +46,14 @@ from labhelpers.generate.timeline import (
     write_jsonl,
 )
 from labhelpers.infra.config import LabConfig
+from labhelpers.job.contracts import (
+    CLICK,
+    DISCOVERY,
+    IMPRESSION,
+    check_record,
+    format_event_time,
+    parse_event_time,
+)
 from labhelpers.stream.log import read_all_lines
 from tests.records import GARBAGE_KINDS, garbage_line, with_garbage
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "labhelpers"
 MAX_LINES = 600
-STAGES = {"generate", "stream", "analytics", "alerts", "monitor", "infra", "evaluate",
+STAGES = {"job", "generate", "stream", "analytics", "alerts", "monitor", "infra", "evaluate",
           "backends", "run"}
 
 
@@ -79,6 +79,17 @@ def test_the_flink_setup_imports_no_other_lab_module():
     assert _imports()["labhelpers.flinkenv"] <= {"labhelpers.errors"}
 
 
+def test_the_job_imports_nothing_of_the_control_code():
+    """What runs inside Flink (labhelpers/job) is shipped whole in the managed application's
+    zip, so it may import only its own modules (and the package's lazy __init__)."""
+    graph = _imports()
+    outside = {m: sorted(t for t in ts if not t.startswith("labhelpers.job"))
+               for m, ts in graph.items() if m.startswith("labhelpers.job")}
+    assert not any(outside.values()), f"the job imports control code: {outside}"
+    init = (PACKAGE / "__init__.py").read_text()
+    assert not re.search(r"^from \\.|^import ", init, re.M), "labhelpers/__init__ imports lazily"
+
+
 def test_only_the_seam_and_the_config_name_a_backend():
     compare = re.compile(r"""backend\s*[!=]=\s*["']|["']\s*[!=]=\s*\S*backend\b""")
     files = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
@@ -90,7 +101,7 @@ def test_notebook_03_starts_from_the_one_set_of_defaults():
     """The parameters cell shows the app's defaults, not a second copy that can drift."""
     import json
 
-    from labhelpers.analytics.params import JobParams
+    from labhelpers.job.params import JobParams
 
     book = json.loads((PACKAGE.parent / "notebooks" / "03_analytics_app.ipynb").read_text())
     cell = next(c for c in book["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))

@@ -75,7 +75,7 @@ def test_zip_layout_matches_the_run_options(built_zip):
     assert any(n.startswith(run["pyFiles"]) for n in names), "pyFiles folder must exist"
     assert [n for n in names if n.endswith(".jar")] == ["lib/pyflink-dependencies.jar"]
     assert "dep/sql/anomaly_detection.sql" in names, "the SQL goes next to labhelpers"
-    for module in packaging.JOB_MODULES:
+    for module in packaging.job_modules():
         assert f"dep/labhelpers/{module}" in names, module
     assert "dep/labhelpers/analytics/runner.py" not in names, "notebook-side modules stay out"
     assert "dep/krcf/__init__.py" in names and any(
@@ -95,12 +95,15 @@ def test_job_imports_and_finds_its_sql_from_the_zip(built_zip, tmp_path):
         zf.extractall(tmp_path / "app")
     code = (
         "import sys; sys.path.insert(0, 'dep')\n"
-        "from labhelpers.analytics import job, sqlfile\n"
-        "from labhelpers.analytics.forest import ForestParams, SiteModel\n"
+        "from labhelpers.job import pipeline as job, sqlfile\n"
+        "from labhelpers.job.forest import ForestParams, SiteModel\n"
         "assert sqlfile.SQL_FILE.resolve().parent.parent == __import__('pathlib').Path("
         "'dep').resolve(), sqlfile.SQL_FILE\n"
         "import krcf; assert 'dep' in krcf.__file__, krcf.__file__\n"
         "m = SiteModel(ForestParams()); print('ok', job.GROUP_INPUT)\n"
+        "import labhelpers; mods = [m for m in sys.modules if m.startswith('labhelpers')]\n"
+        "outside = [m for m in mods if 'dep' not in (sys.modules[m].__file__ or '')]\n"
+        "assert not outside, outside\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.run([sys.executable, "-I", "-c", code], cwd=tmp_path / "app",
@@ -111,7 +114,7 @@ def test_job_imports_and_finds_its_sql_from_the_zip(built_zip, tmp_path):
 def test_main_py_reads_the_properties_file(built_zip, tmp_path):
     with zipfile.ZipFile(built_zip) as zf:
         main = zf.read("main.py").decode()
-    assert "job.CLOUD_PROPERTIES" in main and "from labhelpers.analytics import job" in main
+    assert "job.CLOUD_PROPERTIES" in main and "from labhelpers.job import pipeline as job" in main
     assert "job.run(settings, wait=False)" in main and "if args.wait:" in main, (
         "on the service main must return after submitting")
 

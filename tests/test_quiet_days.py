@@ -4,11 +4,11 @@ job's windows, for many site-days."""
 import numpy as np
 import pytest
 
-from labhelpers.analytics.forest import ForestParams
 from labhelpers.errors import ConfigError
 from labhelpers.evaluate.evaluation import rescore
 from labhelpers.evaluate.quiet_days import QUIET, episode_rate, quiet_windows
 from labhelpers.evaluate.scenarios import SCENARIOS
+from labhelpers.job.forest import ForestParams
 
 
 def test_every_quiet_scenario_is_simulated():

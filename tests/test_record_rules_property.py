@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from labhelpers.analytics.replay import replay
-from labhelpers.contracts import (
+from labhelpers.job.contracts import (
     LATE,
     MAX_RECORD_CHARS,
     MAX_SITE_CHARS,

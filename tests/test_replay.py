@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 import pytest
 
 from labhelpers.analytics.replay import replay
-from labhelpers.contracts import check_record, parse_event_time
 from labhelpers.generate.plan import lab_test_plan
 from labhelpers.generate.timeline import timeline, to_line
+from labhelpers.job.contracts import check_record, parse_event_time
 from tests.records import GARBAGE_KINDS, with_garbage
 
 pytestmark = pytest.mark.integration

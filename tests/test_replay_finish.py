@@ -20,10 +20,10 @@ import pytest
 
 from labhelpers.analytics import replay as replay_module
 from labhelpers.analytics.replay import expected_seconds, flink_log, replay, slow_warning
-from labhelpers.contracts import check_record, parse_event_time
 from labhelpers.errors import AppError
 from labhelpers.generate.plan import steady_plan
 from labhelpers.generate.timeline import timeline, to_line, write_jsonl
+from labhelpers.job.contracts import check_record, parse_event_time
 from tests.records import with_garbage
 
 START = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)

@@ -8,7 +8,6 @@ import sys
 
 import pytest
 
-from labhelpers.analytics.forest import ForestParams
 from labhelpers.errors import ConfigError
 from labhelpers.evaluate.series import (
     OUTPUT_COLUMNS,
@@ -18,6 +17,7 @@ from labhelpers.evaluate.series import (
     series_options,
     series_params,
 )
+from labhelpers.job.forest import ForestParams
 
 
 def _write(path, text):

@@ -1,10 +1,10 @@
 import pytest
 
-from labhelpers.analytics.job import JobSettings, filesystem_sink, filesystem_source
-from labhelpers.analytics.params import JobParams
-from labhelpers.analytics.sqlfile import SQL_FILE, connector_options, render_sql, split_statements
-from labhelpers.contracts import BAD_REASONS, MAX_RECORD_CHARS
 from labhelpers.errors import ConfigError
+from labhelpers.job.contracts import BAD_REASONS, MAX_RECORD_CHARS
+from labhelpers.job.params import JobParams
+from labhelpers.job.pipeline import JobSettings, filesystem_sink, filesystem_source
+from labhelpers.job.sqlfile import SQL_FILE, connector_options, render_sql, split_statements
 
 
 def _settings(tmp_path, **params):
@@ -58,7 +58,7 @@ def test_bad_properties(tmp_path):
 
 
 def test_the_sql_takes_the_record_rules_from_the_contract(tmp_path):
-    """Every reason word and limit in the running SQL comes from labhelpers.contracts."""
+    """Every reason word and limit in the running SQL comes from labhelpers.job.contracts."""
     sql = _settings(tmp_path).sql()
     for word in BAD_REASONS:
         assert f"'{word}'" in sql, word

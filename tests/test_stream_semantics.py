@@ -15,10 +15,10 @@ import pytest
 
 from labhelpers.analytics import runner as app
 from labhelpers.backends import for_config
-from labhelpers.contracts import LATE
 from labhelpers.errors import AppError
 from labhelpers.generate import traffic
 from labhelpers.infra.config import LabConfig
+from labhelpers.job.contracts import LATE
 from labhelpers.monitor.tables import scores_frame
 from labhelpers.stream.log import StreamLogWriter, read_all_lines
 from labhelpers.wait import wait_until

@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from labhelpers.analytics.forest import ForestParams, SiteModel  # noqa: E402
+from labhelpers.job.forest import ForestParams, SiteModel  # noqa: E402
 from labhelpers.teach import concepts  # noqa: E402
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from labhelpers.analytics.job import SNAPSHOT_EVERY
 from labhelpers.errors import ConfigError
+from labhelpers.job.pipeline import SNAPSHOT_EVERY
 from labhelpers.teach import original
 
 

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from labhelpers.contracts import MAX_RECORD_CHARS, check_record, parse_event_time
 from labhelpers.errors import GeneratorError
 from labhelpers.generate.placeholders import RenderContext
 from labhelpers.generate.templates import (
@@ -22,6 +21,7 @@ from labhelpers.generate.templates import (
     resolve,
     templates_to_text,
 )
+from labhelpers.job.contracts import MAX_RECORD_CHARS, check_record, parse_event_time
 
 START = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 RICH = """{"browseraction": "Click",

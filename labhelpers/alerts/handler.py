@@ -40,7 +40,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 LOG = logging.getLogger("alert_handler")
 LOG.setLevel(logging.INFO)
 
-# Same columns, same order as labhelpers.contracts.SCORE_COLUMNS (a test checks they agree;
+# Same columns, same order as labhelpers.job.contracts.SCORE_COLUMNS (a test checks they agree;
 # this file cannot import the package because it is deployed alone).
 SCORE_COLUMNS = (
     "window_start",
@@ -66,7 +66,7 @@ SCORE_COLUMNS = (
 REQUIRED_FIELDS = SCORE_COLUMNS[:8]
 INPUT_WORDS = {"clicks": "clicks", "impressions": "impressions", "ctr": "click-through rate"}
 # What a run of windows flagged (the row's flagged_by "run:<input>:<direction>"; the inputs
-# are labhelpers.analytics.deviations.RUN_INPUTS).
+# are labhelpers.job.deviations.RUN_INPUTS).
 RUN_WORDS = {
     ("clicks_given_ctr", "high"): "more clicks than the usual click-through rate predicts",
     ("clicks_given_ctr", "low"): "fewer clicks than the usual click-through rate predicts",

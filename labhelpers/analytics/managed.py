@@ -29,14 +29,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ..errors import AppError
 from ..infra.config import LabConfig
+from ..job.params import JobParams
+from ..job.pipeline import JobSettings
 from ..wait import WaitTimeout, wait_until
-from .job import JobSettings
 from .managed_config import (
     application_properties,
     cloud_settings,
     flink_runtime,
 )
-from .params import JobParams
 
 LOG_STREAM = "kinesis-analytics-log-stream"
 TAG_KEY = "lab-prefix"

@@ -10,8 +10,8 @@ from typing import Any
 
 from ..errors import AppError
 from ..infra.config import LabConfig
-from .job import JobSettings
-from .params import JobParams
+from ..job.params import JobParams
+from ..job.pipeline import JobSettings
 
 RUN_OPTIONS_GROUP = "kinesis.analytics.flink.run.options"
 EMULATOR_DISCOVERY_INTERVAL = "30s"  # see emulator_settings

@@ -38,7 +38,7 @@ from ..background import BackgroundProcess
 from ..errors import AppError
 from ..flinkenv import PACKAGE_PARENT, flink_env
 from ..infra.config import LabConfig
-from .params import JobParams
+from ..job.params import JobParams
 
 STANDIN_DIRNAME = "managed-standin"
 # A log4j line below ERROR ("2026-12-01 10:00:00,000 INFO ...") is not an error line, even if

@@ -4,7 +4,7 @@ The service expects one zip (see cloud_app.application_properties for the run op
 
     main.py                       the entry point (cloud/main.py)       -> "python"
     lib/pyflink-dependencies.jar  the Kinesis connector, one jar        -> "jarfile"
-    dep/labhelpers/...            the job's modules                     -> "pyFiles" = dep/
+    dep/labhelpers/job/...        the job package, whole                -> "pyFiles" = dep/
     dep/sql/anomaly_detection.sql the lab's SQL (found next to labhelpers, as in the repo)
     dep/krcf/...                  Python dependencies, built for the service's Python and
                                   platform (CPython 3.12, Linux x86-64), unpacked from wheels
@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ..errors import LabError
 from ..infra.config import REPO_ROOT, LabConfig
-from .sqlfile import SQL_FILE
+from ..job.sqlfile import SQL_FILE
 
 CLOUD_DIR = REPO_ROOT / "cloud"
 POM_FILE = CLOUD_DIR / "pom.xml"
@@ -43,12 +43,17 @@ JAR_NAME = "pyflink-dependencies.jar"
 DEP_DIR = "dep"
 CODE_PREFIX = "flink-app/"  # the app role may read only this part of the artifacts bucket
 
-# The modules the job imports (job.py and what it needs); the rest of the package is
-# notebook-side code the service does not need.
-JOB_MODULES = ("__init__.py", "errors.py", "contracts.py", "infra/__init__.py",
-               "infra/config.py", "analytics/__init__.py", "analytics/deviations.py",
-               "analytics/forest.py",
-               "analytics/params.py", "analytics/sqlfile.py", "analytics/job.py")
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+JOB_PACKAGE = PACKAGE_DIR / "job"
+
+
+def job_modules() -> list[str]:
+    """The files the zip carries of labhelpers, relative to the package: the job package
+    (labhelpers/job/, what runs inside Flink) whole, and the package's light ``__init__``."""
+    return ["__init__.py", *sorted(p.relative_to(PACKAGE_DIR).as_posix()
+                                   for p in JOB_PACKAGE.rglob("*.py"))]
+
+
 # Python packages the job needs beyond PyFlink (which the service provides). Same pin as in
 # pyproject.toml; tests/test_packaging.py checks that they agree.
 PY_REQUIREMENTS = ("krcf==0.4.0",)
@@ -189,14 +194,13 @@ def build_zip(jar: Path, wheels: Sequence[Path], out: Path | None = None) -> Pat
                 "use fetch_wheels(), which asks pip for that platform.")
     out = out or DIST_DIR / ZIP_NAME
     out.parent.mkdir(parents=True, exist_ok=True)
-    pkg = Path(__file__).resolve().parents[1]
     tmp = out.with_suffix(".tmp")
     with zipfile.ZipFile(tmp, "w") as zf:
         _add(zf, MAIN_FILE, MAIN_SOURCE.read_bytes())
         _add(zf, f"{LIB_DIR}/{JAR_NAME}", jar.read_bytes())
-        for module in JOB_MODULES:
-            _add(zf, f"{DEP_DIR}/labhelpers/{module}", (pkg / module).read_bytes())
-        # labhelpers.infra.config finds sql/ next to the package, so it goes next to it in dep/.
+        for module in job_modules():
+            _add(zf, f"{DEP_DIR}/labhelpers/{module}", (PACKAGE_DIR / module).read_bytes())
+        # labhelpers.job.sqlfile finds sql/ next to the package, so it goes next to it in dep/.
         _add(zf, f"{DEP_DIR}/sql/{SQL_FILE.name}", SQL_FILE.read_bytes())
         seen: set[str] = set()
         for wheel in sorted(wheels):
@@ -215,7 +219,7 @@ def check_zip(path: Path) -> list[str]:
         names = zf.namelist()
         problems = []
         for required in (MAIN_FILE, f"{LIB_DIR}/{JAR_NAME}", f"{DEP_DIR}/sql/{SQL_FILE.name}",
-                         *(f"{DEP_DIR}/labhelpers/{m}" for m in JOB_MODULES)):
+                         *(f"{DEP_DIR}/labhelpers/{m}" for m in job_modules())):
             if required not in names:
                 problems.append(f"{required} is missing")
         jars = [n for n in names if n.endswith(".jar")]

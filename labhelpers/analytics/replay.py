@@ -27,13 +27,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..contracts import REPLAY_CSV_COLUMNS
 from ..errors import AppError, ConfigError
 from ..flinkenv import flink_env, local_runtime
+from ..job.contracts import REPLAY_CSV_COLUMNS
+from ..job.params import JobParams
+from ..job.pipeline import JobSettings, filesystem_sink, filesystem_source
 from ..stream.log import read_all_lines
 from ..wait import WaitTimeout, wait_until
-from .job import JobSettings, filesystem_sink, filesystem_source
-from .params import JobParams
 
 # The slow-replay warning: a replay should take about a job's start-up plus its records at the
 # job's throughput; it warns above SLOW_FACTOR times that. The figures are generous: start-up
@@ -139,7 +139,7 @@ def replay(
     env = flink_env(work)
     env["JVM_ARGS"] = f"{env['JVM_ARGS']} {jvm_args}".strip()
     started = time.perf_counter()
-    proc = _run_job([sys.executable, "-m", "labhelpers.analytics.job", "--properties",
+    proc = _run_job([sys.executable, "-m", "labhelpers.job.pipeline", "--properties",
                      str(props)], env, work, timeout, progress=progress)
     seconds = time.perf_counter() - started
     if proc.returncode != 0:

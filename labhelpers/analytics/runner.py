@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from ..background import BackgroundProcess
-from ..contracts import LATE
 from ..errors import AppError
 from ..flinkenv import flink_env, local_runtime
 from ..infra.config import LabConfig, load_config
+from ..job.contracts import LATE
+from ..job.params import JobParams
+from ..job.pipeline import JobSettings, filesystem_sink, filesystem_source
 from ..stream.log import Feeder, count_lines, read_all_lines
-from .job import JobSettings, filesystem_sink, filesystem_source
-from .params import JobParams
 
 MARKER = "labhelpers.analytics.runner"  # in the background process's command line
 START_POSITIONS = ("latest", "earliest")
@@ -253,7 +253,7 @@ def logs(cfg: LabConfig, lines: int = 40) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     """Body of the background process: alert poller thread + the Flink job (blocking)."""
-    from . import job
+    from ..job import pipeline as job
 
     cfg = load_config(prefix=args.prefix, home=args.home, emulator_port=args.port)
     settings = JobSettings.from_properties(json.loads(Path(args.properties).read_text()))

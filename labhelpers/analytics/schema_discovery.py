@@ -19,10 +19,10 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
-from ..contracts import parse_event_time
 from ..errors import GeneratorError
 from ..infra.config import LabConfig
-from .sqlfile import SQL_FILE
+from ..job.contracts import parse_event_time
+from ..job.sqlfile import SQL_FILE
 
 SAMPLE_SIZE = 100
 LAB_TABLE = "click_records"

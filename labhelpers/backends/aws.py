@@ -38,8 +38,8 @@ class AwsBackend(Backend):
         real connector) and a local runner applies the alert function's event source
         mapping: the two things the emulator cannot run."""
         from ..analytics import packaging
-        from ..analytics.params import JobParams
         from ..infra import stack
+        from ..job.params import JobParams
 
         params = JobParams.of(params, **changes)
         if start_position not in KINESIS_POSITIONS:
@@ -106,7 +106,7 @@ class AwsBackend(Backend):
         import json
 
         from ..analytics import managed_standin
-        from ..analytics.params import JobParams
+        from ..job.params import JobParams
 
         props = managed_standin.standin_dir(self.cfg) / managed_standin.PROPERTIES_FILE
         if not props.exists():

@@ -40,10 +40,10 @@ from typing import Any
 
 import pandas as pd
 
-from ..analytics.forest import FOREST_POINTS, ForestParams, SiteModel
-from ..analytics.params import JobParams
-from ..contracts import parse_event_time
 from ..errors import ConfigError
+from ..job.contracts import parse_event_time
+from ..job.forest import FOREST_POINTS, ForestParams, SiteModel
+from ..job.params import JobParams
 from .scenarios import Anomaly, Suite, build_suite, window_counts
 
 LAB_SCENARIO = "lab-spike"

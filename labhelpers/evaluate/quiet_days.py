@@ -22,8 +22,8 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
-from ..contracts import CLICK, IMPRESSION, ctr_percent, format_event_time
 from ..errors import ConfigError
+from ..job.contracts import CLICK, IMPRESSION, ctr_percent, format_event_time
 from .evaluation import episodes
 from .scenarios import SCENARIOS, SIZES, SUITE_START, WINDOW_S
 

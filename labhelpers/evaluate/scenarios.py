@@ -34,10 +34,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..contracts import CLICK, IMPRESSION
 from ..errors import ConfigError
 from ..generate.plan import Plan, Sender
 from ..generate.timeline import timeline, write_jsonl
+from ..job.contracts import CLICK, IMPRESSION
 
 # One event-time axis for the whole suite, aligned to a minute so window-aligned anomalies
 # fill whole 10-s windows.

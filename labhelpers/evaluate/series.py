@@ -40,8 +40,8 @@ from typing import Any
 
 import krcf
 
-from ..analytics.forest import AlertRule, ForestParams
 from ..errors import ConfigError
+from ..job.forest import AlertRule, ForestParams
 
 OUTPUT_COLUMNS = ("timestamp", "value", "anomaly_score", "is_anomaly", "usual_value")
 _FIX_HEADER = "make the first line `timestamp,value` and each further line e.g. " \

@@ -15,8 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..analytics.forest import ForestParams
 from ..errors import ConfigError
+from ..job.forest import ForestParams
 from .scenarios import SUITE_START
 
 # ---------------------------------------------------------------------------------------------

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..contracts import CLICK
 from ..errors import GeneratorError
+from ..job.contracts import CLICK
 from .placeholders import sample_context
 from .plan import (
     MAX_RATE,

@@ -19,9 +19,9 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..contracts import CLICK, IMPRESSION
 from ..errors import LabError
 from ..infra.config import LabConfig
+from ..job.contracts import CLICK, IMPRESSION
 from .templates import Template
 
 CHART_SECONDS = 120  # the chart shows the last two minutes

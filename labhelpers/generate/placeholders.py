@@ -40,8 +40,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from ..contracts import format_event_time
 from ..errors import GeneratorError
+from ..job.contracts import format_event_time
 
 DEFAULT_POOL_SIZE = 1000
 

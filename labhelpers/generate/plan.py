@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..contracts import CLICK, IMPRESSION, MAX_SITE_CHARS
 from ..errors import GeneratorError
+from ..job.contracts import CLICK, IMPRESSION, MAX_SITE_CHARS
 from .templates import Template, resolve
 
 DEFAULT_SITES = ("example.com",)

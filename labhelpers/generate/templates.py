@@ -41,7 +41,8 @@ from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import Any
 
-from ..contracts import (
+from ..errors import GeneratorError
+from ..job.contracts import (
     ACTIONS,
     CLICK,
     DISCOVERY,
@@ -49,7 +50,6 @@ from ..contracts import (
     MAX_RECORD_CHARS,
     format_event_time,
 )
-from ..errors import GeneratorError
 from .placeholders import (
     _SITE,
     HELPERS,

@@ -30,9 +30,9 @@ from typing import Any
 
 from ..backends import for_config
 from ..background import BackgroundProcess
-from ..contracts import CLICK, IMPRESSION
 from ..errors import GeneratorError, LabError
 from ..infra.config import LabConfig, load_config
+from ..job.contracts import CLICK, IMPRESSION
 from .live import start_background
 from .plan import Plan, RateCurve, Sender, _check_number, curve_from, lab_test_plan
 from .templates import Template, load_templates, resolve

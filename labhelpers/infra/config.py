@@ -20,7 +20,6 @@ LOCAL, AWS = "local", "aws"
 BACKENDS = (LOCAL, AWS)
 PREFIX_RE = re.compile(r"^[a-z][a-z0-9-]{2,19}$")
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SQL_DIR = REPO_ROOT / "sql"
 CFN_DIR = REPO_ROOT / "cfn"
 
 DEFAULT_PREFIX = "clicklab"

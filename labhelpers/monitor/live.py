@@ -31,9 +31,9 @@ from typing import Any
 
 import pandas as pd
 
-from ..contracts import SCORE_COLUMNS
 from ..errors import LabError
 from ..infra.config import LabConfig
+from ..job.contracts import SCORE_COLUMNS
 from ..wait import wait_until
 
 PLOT_FILE = "scores.png"  # the final plot in a headless run's folder (tests/test_notebooks.py)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..backends import Backend, for_config
-from ..contracts import SCORE_COLUMNS
 from ..infra.config import LabConfig
+from ..job.contracts import SCORE_COLUMNS
 from ..stream.log import read_all_lines
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ..backends import for_config
-from ..contracts import SCORE_COLUMNS
 from ..infra.config import LabConfig
+from ..job.contracts import SCORE_COLUMNS
 
 # The first columns are the replay's (contracts.REPLAY_CSV_COLUMNS); the rest follow.
 SCORES_CSV_COLUMNS = SCORE_COLUMNS

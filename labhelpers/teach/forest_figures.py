@@ -229,7 +229,7 @@ def learning_curve(max_windows: int = 80, spike: tuple[int, int] = (40, 10),
     """
     import krcf
 
-    from ..analytics.forest import FOREST_POINTS, ForestParams
+    from ..job.forest import FOREST_POINTS, ForestParams
 
     params = params or ForestParams()
     forest = krcf.RandomCutForest(dict(params.krcf_options(), output_after=1))
@@ -256,7 +256,7 @@ def forest_learning(max_windows: int = 80, learned_now: int | None = None,
     spike's score for the student to predict; ``show_spike=True`` draws it, marked at
     ``spike_at`` learned windows (notebook 04's LEARNED_WINDOWS)."""
     plt = _pyplot()
-    from ..analytics.forest import ForestParams
+    from ..job.forest import ForestParams
 
     params = params or ForestParams()
     curve = learning_curve(max_windows, params=params)

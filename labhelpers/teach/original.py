@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..infra.config import SQL_DIR
+from ..job.sqlfile import SQL_DIR
 
 ORIGINAL_SQL_FILE = SQL_DIR / "original_kda_lab.sql"
 NEW_SQL_FILE = SQL_DIR / "anomaly_detection.sql"
@@ -143,7 +143,7 @@ class Excerpt:
 
 def forest_excerpt() -> Excerpt:
     """The job's code that replaced ``RANDOM_CUT_FOREST``, read from the job by name."""
-    from ..analytics import job
+    from ..job import pipeline as job
 
     path = Path(inspect.getsourcefile(job) or "")
     build_src, build_line = _source_segment(path, ("build",))

@@ -35,8 +35,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..contracts import parse_event_time
 from ..errors import AppError, ConfigError
+from ..job.contracts import parse_event_time
 
 START = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 DURATION_S = 180
@@ -50,8 +50,8 @@ SITES = ("shop.example", "news.example", "blog.example")
 
 
 def _plans():
-    from ..contracts import CLICK, IMPRESSION
     from ..generate.plan import Plan, Sender
+    from ..job.contracts import CLICK, IMPRESSION
 
     imp = Sender(IMPRESSION, 1.0)
     return [
@@ -484,9 +484,9 @@ def _child(spec_path: Path) -> int:
     from pyflink.common import Configuration
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
-    from ..analytics.job import JobSettings, filesystem_sink, filesystem_source
-    from ..analytics.sqlfile import split_statements
     from ..flinkenv import local_runtime
+    from ..job.pipeline import JobSettings, filesystem_sink, filesystem_source
+    from ..job.sqlfile import split_statements
 
     spec = json.loads(spec_path.read_text())
     work = Path(spec["work"])

@@ -1,6 +1,6 @@
 """The analytics application: the lab's Flink SQL plus a Random Cut Forest in keyed state.
 
-Run as a program (``python -m labhelpers.analytics.job --properties FILE``) by the local runner
+Run as a program (``python -m labhelpers.job.pipeline --properties FILE``) by the local runner
 (labhelpers/app.py) and by ``replay``; the properties file has the same shape as the managed
 service's runtime properties (a list of property groups), so the same job runs in the cloud.
 
@@ -19,13 +19,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..contracts import SCORE_COLUMNS, SCORE_TYPES, sql_values
-from ..errors import ConfigError
+from .contracts import SCORE_COLUMNS, SCORE_TYPES, sql_values
+from .errors import ConfigError
 from .forest import ForestParams, SiteModel
 from .params import JobParams
 from .sqlfile import connector_options, render_sql, split_statements
 
-# Property group ids of the connectors and runtime (the parameters': analytics/params.py).
+# Property group ids of the connectors and runtime (the parameters': job/params.py).
 GROUP_INPUT = "lab.connector.input"
 GROUP_SCORES = "lab.connector.scores"
 GROUP_DEAD = "lab.connector.dead_letters"

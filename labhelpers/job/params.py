@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from ..errors import ConfigError
+from .errors import ConfigError
 from .forest import ForestParams
 
 # Property group ids (same names in the local file and the managed service's configuration).

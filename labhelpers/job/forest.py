@@ -16,9 +16,9 @@ from typing import Any
 
 import krcf
 
-from ..contracts import FOREST_INPUTS
-from ..errors import ConfigError
+from .contracts import FOREST_INPUTS
 from .deviations import RECENT_SPAN, RUN_INPUTS, SLOW_SPAN, window_deviations
+from .errors import ConfigError
 
 
 def anscombe_point(clicks: int, impressions: int, ctr: float | None) -> list[float]:

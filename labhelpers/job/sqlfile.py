@@ -6,10 +6,12 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..contracts import sql_values
-from ..errors import ConfigError
-from ..infra.config import SQL_DIR
+from .contracts import sql_values
+from .errors import ConfigError
 
+# sql/ sits beside the labhelpers package: in a checkout, and in the managed application's zip
+# (packaging puts it next to the package there too).
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 SQL_FILE = SQL_DIR / "anomaly_detection.sql"
 PLACEHOLDERS = (
     "input_connector",
@@ -17,7 +19,7 @@ PLACEHOLDERS = (
     "dead_letter_connector",
     "window_seconds",
     "lateness_seconds",
-    *sql_values(),  # the record rules' limits and reason words (labhelpers.contracts)
+    *sql_values(),  # the record rules' limits and reason words (labhelpers.job.contracts)
 )
 _PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
