@@ -31,7 +31,7 @@ from typing import Any
 from ..backends import for_config
 from ..background import BackgroundProcess
 from ..errors import GeneratorError, LabError
-from ..infra.config import LabConfig, load_config
+from ..infra.config import LabConfig
 from ..job.contracts import CLICK, IMPRESSION
 from .live import start_background
 from .plan import Plan, RateCurve, Sender, _check_number, curve_from, lab_test_plan
@@ -176,10 +176,8 @@ def start(
     d.mkdir(parents=True, exist_ok=True)
     for old in [*d.glob("*.json"), *d.glob("*.request"), *d.glob("failures.jsonl")]:
         old.unlink()
-    cmd = [sys.executable, "-m", "labhelpers.generate.traffic", "--prefix", cfg.prefix,
-           "--home", str(cfg.home), "--port", str(cfg.emulator_port),
-           "--backend", cfg.backend, "--region", cfg.region, "--plan", json.dumps(plan),
-           "--emulated", "1" if cfg.emulated else "0"]
+    cmd = [sys.executable, "-m", "labhelpers.generate.traffic", *cfg.to_args(),
+           "--plan", json.dumps(plan)]
     gen = process(cfg)
     pid = gen.start(cmd, plan=plan)
     gen.wait_ready(lambda: (d / "stats.json").exists(), "the generator's first counters",
@@ -346,9 +344,7 @@ def _handle_request(handle: Any, req: Path) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    cfg = load_config(prefix=args.prefix, home=args.home, emulator_port=args.port,
-                      backend=args.backend, region=args.region,
-                      emulated=args.emulated == "1")
+    cfg = LabConfig.from_args(args)
     spec = json.loads(args.plan)
     plan, library = build_plan(spec)
     d = traffic_dir(cfg)
@@ -394,9 +390,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m labhelpers.generate.traffic")
-    for name in ("--prefix", "--home", "--backend", "--region", "--plan", "--emulated"):
-        p.add_argument(name, required=True)
-    p.add_argument("--port", type=int, required=True)
+    LabConfig.add_arguments(p)
+    p.add_argument("--plan", required=True)
     try:
         return _run(p.parse_args(argv))
     except LabError as err:  # shown by start() from this process's log

@@ -6,10 +6,12 @@ Values come from keyword arguments, then ``LAB_*`` environment variables, then d
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import socket
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -238,6 +240,36 @@ class LabConfig:
     def with_(self, **changes) -> LabConfig:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
+
+    # ---- handing the settings to a child process ----
+    def to_args(self) -> list[str]:
+        """These settings as command-line options for a background process, which reads them
+        back with ``from_args``: the one way settings reach a child. A child never reads
+        ``LAB_*`` variables, so a notebook's parameters win over the shell it started from."""
+        args = ["--backend", self.backend, "--prefix", self.prefix, "--region", self.region,
+                "--home", str(self.home), "--emulator-port", str(self.emulator_port),
+                "--emulated", "1" if self.emulated else "0"]
+        return args + (["--profile", self.profile] if self.profile else [])
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        """Add the options ``to_args`` writes to a child's argument parser."""
+        for name in ("--backend", "--prefix", "--region", "--home", "--emulated"):
+            parser.add_argument(name, required=True)
+        parser.add_argument("--emulator-port", type=int, required=True)
+        parser.add_argument("--profile", default=None)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace | Sequence[str]) -> LabConfig:
+        """The settings a parent wrote with ``to_args``: parsed options (a parser given
+        ``add_arguments``) or the argument list itself. The environment is not read."""
+        if not isinstance(args, argparse.Namespace):
+            parser = argparse.ArgumentParser(add_help=False)
+            cls.add_arguments(parser)
+            args = parser.parse_known_args(list(args))[0]
+        return cls(backend=args.backend, prefix=args.prefix, region=args.region,
+                   profile=args.profile or None, home=Path(args.home),
+                   emulator_port=int(args.emulator_port), emulated=args.emulated == "1")
 
 
 def load_config(**overrides) -> LabConfig:
