@@ -90,6 +90,25 @@ def test_the_job_imports_nothing_of_the_control_code():
     assert not re.search(r"^from \\.|^import ", init, re.M), "labhelpers/__init__ imports lazily"
 
 
+# The stages the backends are built from (below the seam) and what is built on the seam.
+BELOW_THE_SEAM = ("job", "infra", "generate", "stream", "analytics", "alerts", "evaluate")
+ABOVE_THE_SEAM = ("monitor", "run", "teach", "cli")
+
+
+def test_no_stage_imports_the_backends():
+    """The backends use the stages; a stage that needs one is handed it, or its module lives
+    above the seam (monitor/, run/). No import arrow runs up into backends/."""
+    graph = _imports()
+    upward = {m: sorted(t for t in ts if t.startswith("labhelpers.backends"))
+              for m, ts in graph.items()
+              if m.split(".")[1:2] and m.split(".")[1] in BELOW_THE_SEAM}
+    upward = {m: ts for m, ts in upward.items() if ts}
+    assert not upward, f"stages import the seam (hand it in, or move the module up): {upward}"
+    users = {m.split(".")[1] for m, ts in graph.items()
+             if any(t.startswith("labhelpers.backends") for t in ts)}
+    assert users - {"backends"} <= set(ABOVE_THE_SEAM), f"place these above or below: {users}"
+
+
 def test_only_the_seam_and_the_config_name_a_backend():
     compare = re.compile(r"""backend\s*[!=]=\s*["']|["']\s*[!=]=\s*\S*backend\b""")
     files = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")

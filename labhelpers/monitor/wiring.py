@@ -18,8 +18,8 @@ import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..backends import for_config
-from . import emulator, stack
-from .config import LabConfig
+from ..infra import emulator, stack
+from ..infra.config import LabConfig
 
 SUBSCRIPTION_COLUMNS = ("protocol", "endpoint", "state", "raw_delivery", "what")
 DESTINATION_COLUMNS = ("from", "to", "how", "state")

@@ -10,8 +10,8 @@ from typing import Any
 
 from ..backends import for_config
 from ..errors import LabError
-from . import emulator, inventory, stack
-from .config import LabConfig
+from ..infra import emulator, inventory, stack
+from ..infra.config import LabConfig
 
 
 def _stop_app(cfg: LabConfig) -> tuple[bool | None, str | None]:
