@@ -109,6 +109,30 @@ def test_no_stage_imports_the_backends():
     assert users - {"backends"} <= set(ABOVE_THE_SEAM), f"place these above or below: {users}"
 
 
+def test_no_emulated_branch_outside_the_backends():
+    """Three worlds (local, aws on the emulator, aws), one backend each: only the config
+    (which picks the world) and backends/ read ``emulated`` or ask which world it is; the
+    stages ask the world's named facts (``cfg.world.emulator``, ``.cloud_runs_code``...)."""
+    allowed = {"infra/config.py"}
+    which = re.compile(r"\.emulated\b|\bworld\.name\b|\bworld\s*[!=]=|[!=]=\s*\w*_WORLD\b")
+    found = sorted(rel for p in PACKAGE.rglob("*.py")
+                   if not (rel := str(p.relative_to(PACKAGE))).startswith("backends/")
+                   and rel not in allowed and which.search(p.read_text()))
+    assert found == [], f"branch on the world's facts, or move it into backends/: {found}"
+
+
+def test_each_world_has_its_backend(tmp_path):
+    from labhelpers.backends import for_config
+    from labhelpers.infra.config import LabConfig
+
+    picked = {type(for_config(LabConfig(home=tmp_path, **kw))).__name__: kw for kw in (
+        {"backend": "local"}, {"backend": "aws", "emulated": True}, {"backend": "aws"})}
+    assert list(picked) == ["LocalBackend", "EmulatedAwsBackend", "AwsBackend"], picked
+    for name in ("aws.py", "local.py", "base.py"):
+        text = (PACKAGE / "backends" / name).read_text()
+        assert "emulated" not in text, f"backends/{name} branches on the world inside a backend"
+
+
 def test_only_the_seam_and_the_config_name_a_backend():
     compare = re.compile(r"""backend\s*[!=]=\s*["']|["']\s*[!=]=\s*\S*backend\b""")
     files = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")

@@ -1,7 +1,6 @@
 """The aws backend: Kinesis Data Streams, Managed Service for Apache Flink, the alert
-Lambda with its event source mapping, SNS. Against the emulator (the rehearsal without an
-account, ``cfg.emulated``) the same calls go to moto; only the managed service and Lambda,
-which moto cannot run, are stood in for on this machine."""
+Lambda with its event source mapping, SNS, in an AWS account. Its rehearsal against the
+emulator is a backend of its own (``aws_emulator.EmulatedAwsBackend``)."""
 
 from __future__ import annotations
 
@@ -17,13 +16,11 @@ KINESIS_POSITIONS = {"latest": "LATEST", "earliest": "TRIM_HORIZON"}
 
 
 class AwsBackend(Backend):
-    """The lab in an AWS account (or rehearsed against the local emulator)."""
+    """The lab in an AWS account."""
 
     name = "aws"
 
-    @property
-    def runs_emulator(self) -> bool:  # type: ignore[override]
-        return bool(self.cfg.emulated)
+    runs_emulator = False
 
     def input_sink(self, failure_log=None):
         from ..generate.sinks import KinesisSink
@@ -33,12 +30,8 @@ class AwsBackend(Backend):
     def start_app(self, params=None, *, fresh: bool = False, start_position: str = "latest",
                   zip_path=None, **changes: Any) -> dict[str, Any]:
         """Create or update the managed application with these parameters and start it (the
-        package is built first if there is none: ``python -m labhelpers package``). Against
-        the emulator the packaged app runs on the local mini-cluster (Kinesis through the
-        real connector) and a local runner applies the alert function's event source
-        mapping: the two things the emulator cannot run."""
+        package is built first if there is none: ``python -m labhelpers package``)."""
         from ..analytics import packaging
-        from ..infra import stack
         from ..job.params import JobParams
 
         params = JobParams.of(params, **changes)
@@ -51,69 +44,26 @@ class AwsBackend(Backend):
             if not zip_path.exists():
                 print("Building the application package (Maven + pip, once) ...")
                 zip_path = packaging.package()
-        if not self.cfg.emulated:
-            return managed.deploy(self.cfg, zip_path, params, start_position=position)
-        from ..alerts import esm_runner
-        from ..analytics import managed_standin
+        return self._start(zip_path, params, position, fresh)
 
-        if managed_standin.status(self.cfg)["running"]:
-            if self.app_params() == params and not fresh:
-                print("The analytics app is already running with these parameters.")
-                return self.app_status()
-            print("Restarting the analytics app with the new parameters.")
-            managed_standin.stop(self.cfg)
-        # the stand-in IS the application here: the emulator can create one but cannot start,
-        # stop or delete it (HTTP 500), so creating it would leave it behind at clean-up
-        managed_standin.start(self.cfg, zip_path, stack.outputs(self.cfg),
-                              endpoint=self.cfg.endpoint_url, params=params,
-                              start_position=position)
-        esm_runner.start(self.cfg, endpoint=self.cfg.endpoint_url)
-        return self.app_status()
+    def _start(self, zip_path, params, position: str, fresh: bool) -> dict[str, Any]:
+        """Deploy the package and start it (``position``: the Kinesis source's name)."""
+        return managed.deploy(self.cfg, zip_path, params, start_position=position)
 
     def stop_app(self) -> bool:
-        if not self.cfg.emulated:
-            return managed.stop(self.cfg)
-        from ..alerts import esm_runner
-        from ..analytics import managed_standin
-
-        esm_runner.stop(self.cfg)
-        return managed_standin.stop(self.cfg)
+        return managed.stop(self.cfg)
 
     def app_running(self) -> bool:
-        if not self.cfg.emulated:
-            return managed.status(self.cfg).get("status") == "RUNNING"
-        from ..analytics import managed_standin
-
-        return bool(managed_standin.status(self.cfg)["running"])
+        return managed.status(self.cfg).get("status") == "RUNNING"
 
     def app_status(self) -> dict[str, Any]:
-        if self.cfg.emulated:
-            from ..analytics import managed_standin
-
-            return {**super().app_status(), "application": managed_standin.status(self.cfg)}
         return {**super().app_status(), "application": managed.status(self.cfg)}
 
     def app_logs(self, lines: int = 40) -> str:
-        if not self.cfg.emulated:
-            return "\n".join(managed.failure_logs(self.cfg)[-lines:])
-        from ..analytics import managed_standin
-
-        return managed_standin.logs(self.cfg, lines)
+        return "\n".join(managed.failure_logs(self.cfg)[-lines:])
 
     def app_params(self):
-        if not self.cfg.emulated:
-            return managed.current_params(self.cfg)
-        import json
-
-        from ..analytics import managed_standin
-        from ..job.params import JobParams
-
-        props = managed_standin.standin_dir(self.cfg) / managed_standin.PROPERTIES_FILE
-        if not props.exists():
-            raise AppError("The analytics app has not been started",
-                           "start it with notebook 03 or `python -m labhelpers app start`.")
-        groups = json.loads(props.read_text())
-        return JobParams.from_groups({g["PropertyGroupId"]: g["PropertyMap"] for g in groups})
+        return managed.current_params(self.cfg)
 
     def score_lines(self) -> list[str]:
         return read_stream(self.cfg, self.cfg.scores_stream)
@@ -129,10 +79,7 @@ class AwsBackend(Backend):
     def app_hops(self, outs: dict[str, str]) -> list[dict[str, str]]:
         cfg = self.cfg
         try:
-            if cfg.emulated:
-                state = "RUNNING (stand-in)" if self.app_running() else "not running (stand-in)"
-            else:
-                state = managed.status(cfg).get("status") or "not created"
+            state = self._app_state()
         except Exception as err:  # shown in the table, never fatal
             state = f"unknown ({err})"
         app_state = f"application {state}"
@@ -148,7 +95,8 @@ class AwsBackend(Backend):
              "how": "Kinesis sink connector (table dead_letters)", "state": app_state},
         ]
 
+    def _app_state(self) -> str:
+        return managed.status(self.cfg).get("status") or "not created"
+
     def delete_app(self) -> bool | None:
-        if self.cfg.emulated:
-            return self.stop_app()
         return managed.delete(self.cfg)  # billed per KPU-hour while it exists: deleted first

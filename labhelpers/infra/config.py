@@ -121,6 +121,37 @@ def _remember(path: Path, port: int) -> None:
 
 
 @dataclass(frozen=True)
+class World:
+    """One of the three places the lab runs, as the stages need to know it.
+
+    Each world has its own backend (``labhelpers.backends.for_config``). A stage asks these
+    facts, each named after what follows from it, and never which world it is; the
+    configuration picks the world once (``LabConfig.world``).
+    """
+
+    name: str
+    #: AWS calls go to the local emulator (moto) the lab starts: fake credentials, its fixed
+    #: account, names that only this machine sees, nothing billed
+    emulator: bool
+    #: AWS runs the lab's code (the alert Lambda, the managed Flink app); moto cannot, so on
+    #: the emulator the same code runs on this machine
+    cloud_runs_code: bool
+    #: the template's SNS subscriptions and Firehose archives are created (moto skips them)
+    full_template: bool
+    #: how long a stack operation may take, and how often to look
+    stack_timeout_s: float
+    stack_poll_s: float
+
+
+LOCAL_WORLD = World("local", emulator=True, cloud_runs_code=False, full_template=False,
+                    stack_timeout_s=120.0, stack_poll_s=0.2)
+REHEARSAL_WORLD = World("aws-on-emulator", emulator=True, cloud_runs_code=False,
+                        full_template=False, stack_timeout_s=120.0, stack_poll_s=0.2)
+AWS_WORLD = World("aws", emulator=False, cloud_runs_code=True, full_template=True,
+                  stack_timeout_s=1800.0, stack_poll_s=5.0)
+
+
+@dataclass(frozen=True)
 class LabConfig:
     """Everything that differs between two runs of the lab.
 
@@ -168,6 +199,13 @@ class LabConfig:
                 "choose a port between 1024 and 65535 (LAB_EMULATOR_PORT).",
             )
 
+    @property
+    def world(self) -> World:
+        """Where this lab runs: local, aws rehearsed on the emulator, or aws."""
+        if self.backend == LOCAL:
+            return LOCAL_WORLD
+        return REHEARSAL_WORLD if self.emulated else AWS_WORLD
+
     # ---- derived names (the template derives the same from its Prefix parameter) ----
     @property
     def stack_name(self) -> str:
@@ -202,7 +240,7 @@ class LabConfig:
 
     @property
     def account_id(self) -> str:
-        if self.emulated:
+        if self.world.emulator:
             return LOCAL_ACCOUNT_ID
         return self.client("sts").get_caller_identity()["Account"]
 
@@ -222,14 +260,14 @@ class LabConfig:
 
     @property
     def endpoint_url(self) -> str | None:
-        return f"http://127.0.0.1:{self.emulator_port}" if self.emulated else None
+        return f"http://127.0.0.1:{self.emulator_port}" if self.world.emulator else None
 
     # ---- clients ----
     def session(self):
         """A boto3 session: fake credentials for the emulator, the user's profile for AWS."""
         import boto3
 
-        if self.emulated:
+        if self.world.emulator:
             return boto3.Session(region_name=self.region, **LOCAL_CREDENTIALS)
         return boto3.Session(region_name=self.region, profile_name=self.profile)
 
