@@ -19,7 +19,7 @@ def for_config(cfg: LabConfig) -> Backend:
 
         return LocalBackend(cfg)
     if cfg.world == REHEARSAL_WORLD:
-        from .aws_emulator import EmulatedAwsBackend
+        from .aws import EmulatedAwsBackend
 
         return EmulatedAwsBackend(cfg)
     from .aws import AwsBackend
