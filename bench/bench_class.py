@@ -37,7 +37,7 @@ def main() -> int:
     from labhelpers import backend_for, load_config
     from labhelpers.generate import traffic
     from labhelpers.infra import emulator, stack
-    from labhelpers.infra.cleanup import cleanup
+    from labhelpers.run.cleanup import cleanup
 
     home = Path(tempfile.mkdtemp(prefix="bench-class-"))
     cfg = load_config(home=home, prefix="benchclass")

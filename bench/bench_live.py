@@ -42,8 +42,8 @@ def main() -> None:
     from labhelpers.analytics import runner as app
     from labhelpers.generate import traffic
     from labhelpers.infra import emulator, stack
-    from labhelpers.infra.cleanup import cleanup
     from labhelpers.monitor.tables import forest_ready, scores_frame
+    from labhelpers.run.cleanup import cleanup
     from labhelpers.wait import wait_until
 
     cfg = load_config(prefix="benchlive")

@@ -111,8 +111,8 @@ def run_in_browser(books: list[Path], work: Path) -> dict[str, dict]:
     waited and the slowest cells."""
     from playwright.sync_api import sync_playwright
 
-    from labhelpers.infra.cleanup import cleanup
     from labhelpers.infra.config import load_config
+    from labhelpers.run.cleanup import cleanup
 
     served, home = work / "notebooks", work / "home"
     served.mkdir()

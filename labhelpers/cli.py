@@ -135,6 +135,16 @@ def _generate_rates(pairs):
     return rates
 
 
+def _send_sink(cfg, args):
+    """The backend's input sink for ``generate send`` (none when it writes to a file)."""
+    if args.simulated and args.out is not None:
+        return None
+    from .backends import for_config
+    from .generate.traffic import traffic_dir
+
+    return for_config(cfg).input_sink(failure_log=traffic_dir(cfg) / "send-failures.jsonl")
+
+
 def cmd_generate(args) -> int:
     from .generate import traffic
 
@@ -168,7 +178,7 @@ def cmd_generate(args) -> int:
     elif args.action == "send":
         _print(traffic.send(cfg, sites=args.sites, click_rate=args.click_rate,
                             impression_rate=args.impression_rate, duration_s=args.duration,
-                            simulated=args.simulated, out=args.out,
+                            simulated=args.simulated, out=args.out, sink=_send_sink(cfg, args),
                             **plan_kw))
     return 0
 
@@ -191,10 +201,11 @@ def cmd_app(args) -> int:
 
 
 def cmd_export(args) -> int:
+    from .backends import for_config
     from .stream import export
 
     fn = export.export_input if args.stream == "input" else export.export_scores
-    _print(fn(_cfg(args), args.out))
+    _print(fn(for_config(_cfg(args)), args.out))
     return 0
 
 
@@ -206,7 +217,7 @@ def cmd_inbox(args) -> int:
 
 
 def cmd_cleanup(args) -> int:
-    from .infra.cleanup import cleanup
+    from .run.cleanup import cleanup
 
     _print(cleanup(_cfg(args), stop_emulator=not args.keep_emulator))
     return 0

@@ -16,8 +16,8 @@ from labhelpers.backends import for_config
 from labhelpers.generate.plan import lab_test_plan
 from labhelpers.generate.timeline import timeline_batches
 from labhelpers.infra import stack
-from labhelpers.infra.cleanup import cleanup
 from labhelpers.infra.config import LabConfig
+from labhelpers.run.cleanup import cleanup
 from labhelpers.wait import wait_until
 from tests.connector_jar import require_connector_jar
 

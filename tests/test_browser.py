@@ -7,7 +7,7 @@ up (the panel's counters, cross-checked with ``traffic.status``), runs the monit
 (04) with ``SPIKE_FROM="panel"``, presses the panel's Spike button and reads the anomaly and
 the alert from the monitor's DOM; 04's own check then passes (one alert, plot saved).
 Screenshots go to pytest's tmp folder and, if set, to ``$LAB_SCREENSHOTS``. Everything is
-cleaned up (``labhelpers.infra.cleanup``), also on failure. Budget: under 3 minutes (issue 6).
+cleaned up (``labhelpers.run.cleanup``), also on failure. Budget: under 3 minutes (issue 6).
 
 Needs Debian's Chromium at /usr/bin/chromium (or ``$LAB_CHROMIUM``) and the ``playwright``
 package (its own browser downloads are never used). Skipped without them, except in CI
@@ -271,7 +271,7 @@ def test_generator_and_monitor_in_a_real_browser(tmp_path):
         if lab is not None and not ok:
             with contextlib.suppress(Exception):
                 lab.shot("failure")
-        from labhelpers.infra.cleanup import cleanup
+        from labhelpers.run.cleanup import cleanup
 
         report = None
         for closer in (lambda: browser.close(), lambda: pw.stop()):

@@ -16,7 +16,7 @@ from labhelpers import backend_for, load_config
 from labhelpers.generate.plan import lab_test_plan, steady_plan
 from labhelpers.generate.timeline import timeline_batches
 from labhelpers.infra import emulator, stack
-from labhelpers.infra.cleanup import cleanup
+from labhelpers.run.cleanup import cleanup
 from labhelpers.wait import wait_until
 
 pytestmark = pytest.mark.integration

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from labhelpers.infra import emulator, stack
-from labhelpers.infra.cleanup import cleanup
 from labhelpers.infra.config import LabConfig
+from labhelpers.run.cleanup import cleanup
 from labhelpers.stream.log import StreamLogWriter
 
 

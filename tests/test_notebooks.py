@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from labhelpers.infra.cleanup import cleanup
 from labhelpers.infra.config import REPO_ROOT, load_config
+from labhelpers.run.cleanup import cleanup
 from labhelpers.run.headless import lab_notebooks
 from labhelpers.run.reference import REFERENCE_DIR, REFERENCE_PREFIX, stale_notebooks
 

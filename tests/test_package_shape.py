@@ -90,6 +90,49 @@ def test_the_job_imports_nothing_of_the_control_code():
     assert not re.search(r"^from \\.|^import ", init, re.M), "labhelpers/__init__ imports lazily"
 
 
+# The stages the backends are built from (below the seam) and what is built on the seam.
+BELOW_THE_SEAM = ("job", "infra", "generate", "stream", "analytics", "alerts", "evaluate")
+ABOVE_THE_SEAM = ("monitor", "run", "teach", "cli")
+
+
+def test_no_stage_imports_the_backends():
+    """The backends use the stages; a stage that needs one is handed it, or its module lives
+    above the seam (monitor/, run/). No import arrow runs up into backends/."""
+    graph = _imports()
+    upward = {m: sorted(t for t in ts if t.startswith("labhelpers.backends"))
+              for m, ts in graph.items()
+              if m.split(".")[1:2] and m.split(".")[1] in BELOW_THE_SEAM}
+    upward = {m: ts for m, ts in upward.items() if ts}
+    assert not upward, f"stages import the seam (hand it in, or move the module up): {upward}"
+    users = {m.split(".")[1] for m, ts in graph.items()
+             if any(t.startswith("labhelpers.backends") for t in ts)}
+    assert users - {"backends"} <= set(ABOVE_THE_SEAM), f"place these above or below: {users}"
+
+
+def test_no_emulated_branch_outside_the_backends():
+    """Three worlds (local, aws on the emulator, aws), one backend each: only the config
+    (which picks the world) and backends/ read ``emulated`` or ask which world it is; the
+    stages ask the world's named facts (``cfg.world.emulator``, ``.cloud_runs_code``...)."""
+    allowed = {"infra/config.py"}
+    which = re.compile(r"\.emulated\b|\bworld\.name\b|\bworld\s*[!=]=|[!=]=\s*\w*_WORLD\b")
+    found = sorted(rel for p in PACKAGE.rglob("*.py")
+                   if not (rel := str(p.relative_to(PACKAGE))).startswith("backends/")
+                   and rel not in allowed and which.search(p.read_text()))
+    assert found == [], f"branch on the world's facts, or move it into backends/: {found}"
+
+
+def test_each_world_has_its_backend(tmp_path):
+    from labhelpers.backends import for_config
+    from labhelpers.infra.config import LabConfig
+
+    picked = {type(for_config(LabConfig(home=tmp_path, **kw))).__name__: kw for kw in (
+        {"backend": "local"}, {"backend": "aws", "emulated": True}, {"backend": "aws"})}
+    assert list(picked) == ["LocalBackend", "EmulatedAwsBackend", "AwsBackend"], picked
+    for name in ("aws.py", "local.py", "base.py"):
+        text = (PACKAGE / "backends" / name).read_text()
+        assert not re.search(r"\.emulated\b", text), f"backends/{name}: a world inside a class"
+
+
 def test_only_the_seam_and_the_config_name_a_backend():
     compare = re.compile(r"""backend\s*[!=]=\s*["']|["']\s*[!=]=\s*\S*backend\b""")
     files = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")

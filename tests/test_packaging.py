@@ -111,6 +111,74 @@ def test_job_imports_and_finds_its_sql_from_the_zip(built_zip, tmp_path):
     assert proc.returncode == 0 and "ok lab.connector.input" in proc.stdout, proc.stderr
 
 
+# Runs in the unpacked zip with no site (no .pth, so not the editable install): the job's
+# own code from dep/, PyFlink and krcf from site-packages only because dep/ has no copy.
+_RUN_FROM_ZIP = """
+import runpy, sys
+try:  # the pipeline runs as __main__; it imports the rest of the job package
+    runpy.run_module("labhelpers.job.pipeline", run_name="__main__", alter_sys=True)
+except SystemExit as done:
+    assert not done.code, f"the job failed: exit {done.code}"
+import labhelpers
+mods = {m: getattr(sys.modules[m], "__file__", "") or "" for m in sys.modules
+        if m.startswith("labhelpers")}
+outside = {m: f for m, f in mods.items() if "/dep/" not in f}
+assert not outside, outside
+assert {"labhelpers.job.forest", "labhelpers.job.sqlfile"} <= set(mods), sorted(mods)
+print("ran from the zip:", len(mods), "modules")
+"""
+
+
+@pytest.mark.integration
+def test_the_job_runs_from_the_zip_alone(built_zip, tmp_path):
+    """The zip's job scores a small file on the local mini-cluster with only the zip's dep/
+    and PyFlink's site-packages on the path: every window of the input is scored."""
+    import site
+    from datetime import UTC, datetime, timedelta
+
+    from labhelpers.flinkenv import PACKAGE_PARENT, flink_env, local_runtime
+    from labhelpers.generate.timeline import to_line
+    from labhelpers.job.contracts import CLICK, IMPRESSION, SCORE_COLUMNS, format_event_time
+    from labhelpers.job.params import JobParams
+    from labhelpers.job.pipeline import JobSettings, filesystem_sink, filesystem_source
+    from labhelpers.stream.log import read_all_lines
+
+    with zipfile.ZipFile(built_zip) as zf:
+        zf.extractall(tmp_path / "app")
+    start = datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
+    records = [{"browseraction": CLICK if i % 4 == 0 else IMPRESSION,
+                "site": ("a.example", "b.example")[i % 2],
+                "event_time": format_event_time(start + timedelta(seconds=i * 0.75))}
+               for i in range(240)]
+    (tmp_path / "in.jsonl").write_text("".join(to_line(r) + "\n" for r in records))
+    work = tmp_path / "work"
+    (work / "log").mkdir(parents=True)
+    params = JobParams()
+    settings = JobSettings(filesystem_source(tmp_path / "in.jsonl", continuous=False),
+                           filesystem_sink(work / "scores"), filesystem_sink(work / "dead"),
+                           params=params, runtime=local_runtime(work, checkpoint_interval=None))
+    props = work / "properties.json"
+    props.write_text(json.dumps(settings.to_properties()))
+    env = flink_env(work)
+    dep = str(tmp_path / "app" / "dep")
+    env["PYTHONPATH"] = os.pathsep.join([dep, *site.getsitepackages()])
+    assert str(PACKAGE_PARENT) not in env["PYTHONPATH"].split(os.pathsep)
+    proc = subprocess.run([sys.executable, "-S", "-c", _RUN_FROM_ZIP, "--properties",
+                           str(props)], cwd=tmp_path / "app", env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0 and "ran from the zip" in proc.stdout, (
+        proc.stdout[-2000:] + proc.stderr[-3000:])
+    rows = [json.loads(line) for line in read_all_lines(work / "scores")]
+    size = params.window_seconds
+    windows = {(r["site"], int(datetime.fromisoformat(r["event_time"].replace("Z", "+00:00"))
+                                .timestamp()) // size * size) for r in records}
+    assert len(rows) == len(windows), f"{len(rows)} rows for {len(windows)} windows"
+    assert sum(r["clicks"] for r in rows) == sum(r["browseraction"] == CLICK for r in records)
+    assert sum(r["impressions"] for r in rows) == sum(
+        r["browseraction"] == IMPRESSION for r in records)
+    assert all(set(SCORE_COLUMNS) <= set(r) for r in rows), rows[0]
+
+
 def test_main_py_reads_the_properties_file(built_zip, tmp_path):
     with zipfile.ZipFile(built_zip) as zf:
         main = zf.read("main.py").decode()

@@ -9,6 +9,7 @@ import pytest
 from labhelpers.analytics import schema_discovery as sd
 from labhelpers.errors import GeneratorError
 from labhelpers.infra.config import LabConfig
+from labhelpers.monitor import live_schema
 from labhelpers.stream.log import StreamLogWriter
 from tests.aws_env import aws_cfg_on_emulator
 from tests.records import click_record
@@ -99,19 +100,19 @@ def test_sample_records_local_reads_the_newest(tmp_path):
     log = StreamLogWriter(cfg.stream_dir(cfg.input_stream))
     log.append(lines(*[click_record("Click", "a", T0 + i) for i in range(5)]))
     log.append(lines(*[click_record("Impression", "a", T0 + 5 + i) for i in range(5)]))
-    got = sd.sample_records(cfg, n=6)
+    got = live_schema.sample_records(cfg, n=6)
     assert len(got) == 6
     assert json.loads(got[-1])["event_time"].endswith("10:00:09.000Z"), got[-1]
     assert json.loads(got[0])["browseraction"] == "Click", "oldest first"
-    found = sd.discover_live(cfg, n=100)
+    found = live_schema.discover_live(cfg, n=100)
     assert found.records == 10 and found.actions == {"Click": 5, "Impression": 5}
 
 
 def test_sample_records_without_traffic_says_how_to_start_it(tmp_path):
     with pytest.raises(GeneratorError, match="generate start"):
-        sd.sample_records(LabConfig(home=tmp_path))
+        live_schema.sample_records(LabConfig(home=tmp_path))
     with pytest.raises(GeneratorError, match="at least 1"):
-        sd.sample_records(LabConfig(home=tmp_path), n=0)
+        live_schema.sample_records(LabConfig(home=tmp_path), n=0)
 
 
 @pytest.mark.integration
@@ -125,9 +126,9 @@ def test_sample_records_aws_reads_the_kinesis_stream(emulator_cfg, monkeypatch, 
                    for i in range(12)]
         kinesis.put_records(StreamName=cfg.input_stream, Records=[
             {"Data": json.dumps(r).encode(), "PartitionKey": r["site"]} for r in records])
-        got = sd.sample_records(cfg, n=5)
+        got = live_schema.sample_records(cfg, n=5)
         assert [json.loads(g) for g in got] == records[-5:], got
-        found = sd.discover_live(cfg, n=100)
+        found = live_schema.discover_live(cfg, n=100)
         assert found.parsed == 12 and found.event_time == "event_time"
     finally:
         kinesis.delete_stream(StreamName=cfg.input_stream)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from labhelpers.infra import stack, wiring
+from labhelpers.infra import stack
 from labhelpers.infra.config import LabConfig
+from labhelpers.monitor import wiring
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:x-alerts"
 

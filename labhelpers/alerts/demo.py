@@ -87,7 +87,7 @@ def invoke(cfg: LabConfig, event: dict[str, Any]) -> dict[str, Any]:
     emulator.ensure_running(cfg)
     outs = stack.outputs(cfg)
     function = outs.get("AlertFunctionName", f"{cfg.prefix}-alert")
-    if not cfg.emulated:  # the emulator cannot run Lambda code: called in-process there
+    if cfg.world.cloud_runs_code:  # the emulator cannot run Lambda code: in-process there
         try:
             resp = cfg.client("lambda").invoke(FunctionName=function,
                                                Payload=json.dumps(event).encode("utf-8"))

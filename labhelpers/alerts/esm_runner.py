@@ -401,8 +401,7 @@ def start(cfg: LabConfig, endpoint: str | None = None) -> dict[str, Any]:
     endpoint = endpoint or cfg.endpoint_url or ""
     EsmRunner(cfg, endpoint=endpoint)  # validates the endpoint before anything starts
     cfg.lab_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", MARKER, "--prefix", cfg.prefix, "--home", str(cfg.home),
-           "--region", cfg.region, "--endpoint", endpoint]
+    cmd = [sys.executable, "-m", MARKER, *cfg.to_args(), "--endpoint", endpoint]
     runner.start(cmd, env=dict(os.environ), cwd=cfg.lab_dir)
     return status(cfg)
 
@@ -423,13 +422,11 @@ def main(argv: list[str] | None = None) -> int:
     import signal
 
     parser = argparse.ArgumentParser(prog=f"python -m {MARKER}")
-    parser.add_argument("--prefix", required=True)
-    parser.add_argument("--home", required=True)
-    parser.add_argument("--region", required=True)
+    LabConfig.add_arguments(parser)
     parser.add_argument("--endpoint", required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    cfg = LabConfig(prefix=args.prefix, home=Path(args.home), region=args.region)
+    cfg = LabConfig.from_args(args)
     stop_event = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop_event.set())
     runner = EsmRunner(cfg, endpoint=args.endpoint)

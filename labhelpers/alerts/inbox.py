@@ -57,7 +57,7 @@ def queue_url(cfg: LabConfig, sqs) -> str | None:
     try:
         return sqs.get_queue_url(QueueName=cfg.inbox_queue)["QueueUrl"]
     except ClientError as err:
-        if not cfg.emulated:
+        if cfg.world.full_template:
             return None  # a stack from before the inbox queue: alerts go to e-mail/SMS only
         raise AlertError(
             f"The inbox queue {cfg.inbox_queue} does not exist",

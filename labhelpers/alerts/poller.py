@@ -167,7 +167,7 @@ class LocalPoller:
 
     def __init__(self, cfg: LabConfig, batch_size: int = BATCH_SIZE,
                  max_attempts: int = MAX_ATTEMPTS) -> None:
-        if not cfg.emulated:
+        if cfg.world.cloud_runs_code:
             raise AlertError(
                 "The local poller is for a lab on the local emulator; on AWS the alert Lambda "
                 "reads the scores stream itself",

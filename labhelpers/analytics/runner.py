@@ -23,7 +23,7 @@ from typing import Any
 from ..background import BackgroundProcess
 from ..errors import AppError
 from ..flinkenv import flink_env, local_runtime
-from ..infra.config import LabConfig, load_config
+from ..infra.config import LabConfig
 from ..job.contracts import LATE
 from ..job.params import JobParams
 from ..job.pipeline import JobSettings, filesystem_sink, filesystem_source
@@ -148,8 +148,7 @@ def start(
         shutil.rmtree(work / "tmp", ignore_errors=True)
         (work / "running").unlink(missing_ok=True)
     cfg.stream_dir(cfg.input_stream).mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", MARKER, "run", "--properties", str(props),
-           "--prefix", cfg.prefix, "--home", str(cfg.home), "--port", str(cfg.emulator_port)]
+    cmd = [sys.executable, "-m", MARKER, "run", "--properties", str(props), *cfg.to_args()]
     if not alerts:
         cmd.append("--no-alerts")
     if checkpoint is not None:
@@ -255,7 +254,7 @@ def _run(args: argparse.Namespace) -> int:
     """Body of the background process: alert poller thread + the Flink job (blocking)."""
     from ..job import pipeline as job
 
-    cfg = load_config(prefix=args.prefix, home=args.home, emulator_port=args.port)
+    cfg = LabConfig.from_args(args)
     settings = JobSettings.from_properties(json.loads(Path(args.properties).read_text()))
     if args.restore:
         settings.runtime["execution.state-recovery.path"] = args.restore
@@ -305,9 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     run = sub.add_parser("run", help="run the app in the foreground (used by start)")
     run.add_argument("--properties", required=True)
-    run.add_argument("--prefix", required=True)
-    run.add_argument("--home", required=True)
-    run.add_argument("--port", type=int, required=True)
+    LabConfig.add_arguments(run)
     run.add_argument("--no-alerts", action="store_true")
     run.add_argument("--restore", default=None, help="checkpoint folder to resume from")
     args = parser.parse_args(argv)

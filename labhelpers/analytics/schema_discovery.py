@@ -1,11 +1,11 @@
 """Schema discovery: what the old console's "Discover schema" button did, from live records.
 
-``sample_records`` reads the newest records of the input stream (the on-disk stream log
-locally, the Kinesis stream on AWS); ``discover`` looks at their JSON and suggests a table
-definition: a column per field with its SQL type, the event-time column and a watermark that
-allows for the disorder seen in the sample. ``discover_live`` does both and shows the
-suggestion next to the table the lab really uses (``sql/anomaly_detection.sql``), which reads
-each record as one line of text so that a malformed record can be set aside, not fatal.
+``discover`` looks at records' JSON and suggests a table definition: a column per field with
+its SQL type, the event-time column and a watermark that allows for the disorder seen in the
+sample, shown next to the table the lab really uses (``sql/anomaly_detection.sql``), which
+reads each record as one line of text so that a malformed record can be set aside, not fatal.
+Reading the live records takes the backend, so that lives above the seam:
+``labhelpers.monitor.live_schema`` (``sample_records``, ``discover_live``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from html import escape
 from typing import Any
 
 from ..errors import GeneratorError
-from ..infra.config import LabConfig
 from ..job.contracts import parse_event_time
 from ..job.sqlfile import SQL_FILE
 
@@ -210,33 +209,6 @@ def discover(lines: list[str], source: str = "") -> Discovery:
     return Discovery(records=len(lines), parsed=len(records), columns=columns,
                      event_time=event_time, max_disorder_s=disorder,
                      actions=dict(actions.most_common()), source=source)
-
-
-# ---------------------------------------------------------------- reading live records
-def sample_records(cfg: LabConfig, n: int = SAMPLE_SIZE) -> list[str]:
-    """The newest ``n`` records of the input stream, oldest first.
-
-    Local: the last lines of the on-disk stream log. AWS: the newest of the records the
-    Kinesis stream received in the last minute.
-    """
-    if n < 1:
-        raise GeneratorError(f"Sample size {n} is too small", "ask for at least 1 record.")
-    from ..backends import for_config
-
-    lines = for_config(cfg).input_lines(n)
-    where = f"the input stream {cfg.input_stream}"
-    if not lines:
-        raise GeneratorError(
-            f"No records in {where} yet",
-            "start the traffic (notebook 02 or `python -m labhelpers generate start`), wait a "
-            "few seconds, then discover again.")
-    return lines
-
-
-def discover_live(cfg: LabConfig, n: int = SAMPLE_SIZE) -> Discovery:
-    """Discover the schema of the newest ``n`` records of the running lab's input stream."""
-    lines = sample_records(cfg, n)
-    return discover(lines, source=f"stream {cfg.input_stream}")
 
 
 # ---------------------------------------------------------------- the lab's own table

@@ -1,10 +1,10 @@
 """The aws backend: Kinesis Data Streams, Managed Service for Apache Flink, the alert
-Lambda with its event source mapping, SNS. Against the emulator (the rehearsal without an
-account, ``cfg.emulated``) the same calls go to moto; only the managed service and Lambda,
-which moto cannot run, are stood in for on this machine."""
+Lambda with its event source mapping, SNS, in an AWS account (``AwsBackend``); and its
+rehearsal against the emulator, a backend of its own (``EmulatedAwsBackend``)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ..analytics import managed
@@ -17,13 +17,11 @@ KINESIS_POSITIONS = {"latest": "LATEST", "earliest": "TRIM_HORIZON"}
 
 
 class AwsBackend(Backend):
-    """The lab in an AWS account (or rehearsed against the local emulator)."""
+    """The lab in an AWS account."""
 
     name = "aws"
 
-    @property
-    def runs_emulator(self) -> bool:  # type: ignore[override]
-        return bool(self.cfg.emulated)
+    runs_emulator = False
 
     def input_sink(self, failure_log=None):
         from ..generate.sinks import KinesisSink
@@ -33,12 +31,8 @@ class AwsBackend(Backend):
     def start_app(self, params=None, *, fresh: bool = False, start_position: str = "latest",
                   zip_path=None, **changes: Any) -> dict[str, Any]:
         """Create or update the managed application with these parameters and start it (the
-        package is built first if there is none: ``python -m labhelpers package``). Against
-        the emulator the packaged app runs on the local mini-cluster (Kinesis through the
-        real connector) and a local runner applies the alert function's event source
-        mapping: the two things the emulator cannot run."""
+        package is built first if there is none: ``python -m labhelpers package``)."""
         from ..analytics import packaging
-        from ..infra import stack
         from ..job.params import JobParams
 
         params = JobParams.of(params, **changes)
@@ -51,10 +45,78 @@ class AwsBackend(Backend):
             if not zip_path.exists():
                 print("Building the application package (Maven + pip, once) ...")
                 zip_path = packaging.package()
-        if not self.cfg.emulated:
-            return managed.deploy(self.cfg, zip_path, params, start_position=position)
+        return self._start(zip_path, params, position, fresh)
+
+    def _start(self, zip_path, params, position: str, fresh: bool) -> dict[str, Any]:
+        """Deploy the package and start it (``position``: the Kinesis source's name)."""
+        return managed.deploy(self.cfg, zip_path, params, start_position=position)
+
+    def stop_app(self) -> bool:
+        return managed.stop(self.cfg)
+
+    def app_running(self) -> bool:
+        return managed.status(self.cfg).get("status") == "RUNNING"
+
+    def app_status(self) -> dict[str, Any]:
+        return {**super().app_status(), "application": managed.status(self.cfg)}
+
+    def app_logs(self, lines: int = 40) -> str:
+        return "\n".join(managed.failure_logs(self.cfg)[-lines:])
+
+    def app_params(self):
+        return managed.current_params(self.cfg)
+
+    def score_lines(self) -> list[str]:
+        return read_stream(self.cfg, self.cfg.scores_stream)
+
+    def dead_letter_lines(self) -> list[str]:
+        return read_stream(self.cfg, self.cfg.dead_letter_stream)
+
+    def input_lines(self, n: int | None) -> list[str]:
+        if n is None:
+            return read_stream(self.cfg, self.cfg.input_stream)
+        return read_stream(self.cfg, self.cfg.input_stream, since_s=60, limit=n)
+
+    def app_hops(self, outs: dict[str, str]) -> list[dict[str, str]]:
+        cfg = self.cfg
+        try:
+            state = self._app_state()
+        except Exception as err:  # shown in the table, never fatal
+            state = f"unknown ({err})"
+        app_state = f"application {state}"
+        return [
+            {"from": f"input stream {outs.get('InputStreamName', cfg.input_stream)}",
+             "to": "analytics app", "how": "Kinesis source connector (table click_records)",
+             "state": app_state},
+            {"from": "analytics app",
+             "to": f"scores stream {outs.get('ScoresStreamName', cfg.scores_stream)}",
+             "how": "Kinesis sink connector (table scores)", "state": app_state},
+            {"from": "analytics app",
+             "to": f"dead-letter stream {outs.get('DeadLetterStreamName', '')}",
+             "how": "Kinesis sink connector (table dead_letters)", "state": app_state},
+        ]
+
+    def _app_state(self) -> str:
+        return managed.status(self.cfg).get("status") or "not created"
+
+    def delete_app(self) -> bool | None:
+        return managed.delete(self.cfg)  # billed per KPU-hour while it exists: deleted first
+
+
+class EmulatedAwsBackend(AwsBackend):
+    """The aws backend rehearsed against the local emulator, without an account
+    (``run-lab --backend aws --emulator``, ``LAB_EMULATED=1``): the same Kinesis streams,
+    stack, SNS and SQS calls go to moto; the two things moto cannot run stand in on this
+    machine: the managed application (the packaged zip on the local mini-cluster, Kinesis
+    through the real connector) and the alert Lambda's event source mapping (a local
+    runner)."""
+
+    runs_emulator = True
+
+    def _start(self, zip_path, params, position: str, fresh: bool) -> dict[str, Any]:
         from ..alerts import esm_runner
         from ..analytics import managed_standin
+        from ..infra import stack
 
         if managed_standin.status(self.cfg)["running"]:
             if self.app_params() == params and not fresh:
@@ -71,8 +133,6 @@ class AwsBackend(Backend):
         return self.app_status()
 
     def stop_app(self) -> bool:
-        if not self.cfg.emulated:
-            return managed.stop(self.cfg)
         from ..alerts import esm_runner
         from ..analytics import managed_standin
 
@@ -80,31 +140,21 @@ class AwsBackend(Backend):
         return managed_standin.stop(self.cfg)
 
     def app_running(self) -> bool:
-        if not self.cfg.emulated:
-            return managed.status(self.cfg).get("status") == "RUNNING"
         from ..analytics import managed_standin
 
         return bool(managed_standin.status(self.cfg)["running"])
 
     def app_status(self) -> dict[str, Any]:
-        if self.cfg.emulated:
-            from ..analytics import managed_standin
+        from ..analytics import managed_standin
 
-            return {**super().app_status(), "application": managed_standin.status(self.cfg)}
-        return {**super().app_status(), "application": managed.status(self.cfg)}
+        return {**self._produced(), "application": managed_standin.status(self.cfg)}
 
     def app_logs(self, lines: int = 40) -> str:
-        if not self.cfg.emulated:
-            return "\n".join(managed.failure_logs(self.cfg)[-lines:])
         from ..analytics import managed_standin
 
         return managed_standin.logs(self.cfg, lines)
 
     def app_params(self):
-        if not self.cfg.emulated:
-            return managed.current_params(self.cfg)
-        import json
-
         from ..analytics import managed_standin
         from ..job.params import JobParams
 
@@ -115,40 +165,8 @@ class AwsBackend(Backend):
         groups = json.loads(props.read_text())
         return JobParams.from_groups({g["PropertyGroupId"]: g["PropertyMap"] for g in groups})
 
-    def score_lines(self) -> list[str]:
-        return read_stream(self.cfg, self.cfg.scores_stream)
-
-    def dead_letter_lines(self) -> list[str]:
-        return read_stream(self.cfg, self.cfg.dead_letter_stream)
-
-    def input_lines(self, n: int | None) -> list[str]:
-        if n is None:
-            return read_stream(self.cfg, self.cfg.input_stream)
-        return read_stream(self.cfg, self.cfg.input_stream, since_s=60, limit=n)
-
-    def app_hops(self, outs: dict[str, str]) -> list[dict[str, str]]:
-        cfg = self.cfg
-        try:
-            if cfg.emulated:
-                state = "RUNNING (stand-in)" if self.app_running() else "not running (stand-in)"
-            else:
-                state = managed.status(cfg).get("status") or "not created"
-        except Exception as err:  # shown in the table, never fatal
-            state = f"unknown ({err})"
-        app_state = f"application {state}"
-        return [
-            {"from": f"input stream {outs.get('InputStreamName', cfg.input_stream)}",
-             "to": "analytics app", "how": "Kinesis source connector (table click_records)",
-             "state": app_state},
-            {"from": "analytics app",
-             "to": f"scores stream {outs.get('ScoresStreamName', cfg.scores_stream)}",
-             "how": "Kinesis sink connector (table scores)", "state": app_state},
-            {"from": "analytics app",
-             "to": f"dead-letter stream {outs.get('DeadLetterStreamName', '')}",
-             "how": "Kinesis sink connector (table dead_letters)", "state": app_state},
-        ]
+    def _app_state(self) -> str:
+        return "RUNNING (stand-in)" if self.app_running() else "not running (stand-in)"
 
     def delete_app(self) -> bool | None:
-        if self.cfg.emulated:
-            return self.stop_app()
-        return managed.delete(self.cfg)  # billed per KPU-hour while it exists: deleted first
+        return self.stop_app()

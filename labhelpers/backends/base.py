@@ -1,4 +1,5 @@
-"""The seam between the lab's two backends: what a notebook can ask of either.
+"""The seam between the lab's backends, one per world (local, aws rehearsed on the emulator,
+aws): what a notebook can ask of each.
 
 A ``Backend`` is the input sink the generator writes to, the analytics app's lifecycle, the
 readers of its output streams, the alert inbox and the clean-up. ``labhelpers.backends.
@@ -21,7 +22,7 @@ SKIPPED = "skipped on this backend"
 
 
 class Backend(ABC):
-    """One lab's resources on one backend. ``name`` is "local" or "aws"."""
+    """One lab's resources in one world. ``name`` is the backend's ("local" or "aws")."""
 
     name: str
     #: the lab starts and stops a local AWS emulator (moto) for its AWS calls
@@ -106,6 +107,9 @@ class Backend(ABC):
     def app_status(self) -> dict[str, Any]:
         """Is the app running, and what it has produced: windows scored, anomalies, bad
         records (with their reasons), the last window's end."""
+        return self._produced()
+
+    def _produced(self) -> dict[str, Any]:
         scores = self.scores()
         dead = [json.loads(d) for d in self.dead_letter_lines()]
         reasons: dict[str, int] = {}

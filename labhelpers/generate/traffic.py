@@ -6,7 +6,7 @@ written under another name and renamed, applied in the order they were made). It
 counters to ``stats.json`` every half second, and every record the target refused for good,
 with the reason, to ``failures.jsonl``. On the local backend it also copies every batch into
 the raw bucket under ``weblogs/raw/YYYY/MM/DD/HH/`` (the job Firehose does on AWS), when the
-stack exists (labhelpers.backends.local.RawArchiveSink).
+stack exists (the local backend's RawArchiveSink).
 
 What it sends is a plan spec (JSON, see ``plan_spec``): sites, a rate per template (the
 lab's Click and Impression by default), templates of your own, a time-of-day curve, a total
@@ -15,7 +15,6 @@ or a duration.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -28,17 +27,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..backends import for_config
 from ..background import BackgroundProcess
 from ..errors import GeneratorError, LabError
-from ..infra.config import LabConfig, load_config
+from ..infra.config import LabConfig
 from ..job.contracts import CLICK, IMPRESSION
 from .live import start_background
 from .plan import Plan, RateCurve, Sender, _check_number, curve_from, lab_test_plan
 from .templates import Template, load_templates, resolve
 from .timeline import _check_total, timeline, write_jsonl
 
-MARKER = "labhelpers.generate.traffic"  # in the background process's command line
+# The background process's module, also the marker in its command line: it gives run_child
+# the backend's sink, so it lives above the seam.
+MARKER = "labhelpers.run.traffic_child"
 
 
 def traffic_dir(cfg: LabConfig) -> Path:
@@ -176,10 +176,7 @@ def start(
     d.mkdir(parents=True, exist_ok=True)
     for old in [*d.glob("*.json"), *d.glob("*.request"), *d.glob("failures.jsonl")]:
         old.unlink()
-    cmd = [sys.executable, "-m", "labhelpers.generate.traffic", "--prefix", cfg.prefix,
-           "--home", str(cfg.home), "--port", str(cfg.emulator_port),
-           "--backend", cfg.backend, "--region", cfg.region, "--plan", json.dumps(plan),
-           "--emulated", "1" if cfg.emulated else "0"]
+    cmd = [sys.executable, "-m", MARKER, *cfg.to_args(), "--plan", json.dumps(plan)]
     gen = process(cfg)
     pid = gen.start(cmd, plan=plan)
     gen.wait_ready(lambda: (d / "stats.json").exists(), "the generator's first counters",
@@ -279,12 +276,13 @@ def send(cfg: LabConfig, sites: Sequence[str] = ("example.com",), click_rate: fl
          curve: RateCurve | str | Mapping[str, Any] | None = None, total: int | None = None,
          seed: int | None = 0, over_limit: bool = False, simulated: bool = False,
          out: Path | str | None = None, start_time: datetime | None = None,
-         progress: bool = True) -> dict[str, Any]:
+         progress: bool = True, sink: Any = None) -> dict[str, Any]:
     """Send in the foreground (headless runs, the command line): the same plan as ``start``.
 
-    Live by default, until ``duration_s`` / ``total`` / Ctrl-C, into the backend's input
-    stream. ``simulated``: render the timeline from ``start_time`` (default now) as fast as
-    possible, into ``out`` (a JSON-lines file) or the stream. Returns the counters.
+    Live by default, until ``duration_s`` / ``total`` / Ctrl-C, into ``sink`` (the backend's
+    input stream: ``backend_for(cfg).input_sink()``). ``simulated``: render the timeline
+    from ``start_time`` (default now) as fast as possible, into ``out`` (a JSON-lines file)
+    or ``sink``. Returns the counters.
     """
     from .sinks import send_timeline
     from .timeline import timeline_batches
@@ -293,6 +291,9 @@ def send(cfg: LabConfig, sites: Sequence[str] = ("example.com",), click_rate: fl
                      templates=templates, curve=curve, total=total, seed=seed,
                      over_limit=over_limit)
     plan, library = build_plan(spec)
+    if sink is None and not (simulated and out is not None):
+        raise GeneratorError("No sink to send to",
+                             "pass sink=backend_for(cfg).input_sink(), or out=FILE.")
     if simulated:
         start_at = start_time or datetime.now(UTC)
         t0 = time.perf_counter()
@@ -302,7 +303,6 @@ def send(cfg: LabConfig, sites: Sequence[str] = ("example.com",), click_rate: fl
             n = write_jsonl(lines, out)
             result: dict[str, Any] = {"records": n, "out": str(out)}
         else:
-            sink = for_config(cfg).input_sink()
             n = send_timeline(plan, sink, start_at, duration_s, seed, total=total)
             result = {"records": n, "sink": asdict(sink.stats)}
         took = time.perf_counter() - t0
@@ -310,7 +310,6 @@ def send(cfg: LabConfig, sites: Sequence[str] = ("example.com",), click_rate: fl
         return result
     from .live import run_live
 
-    sink = for_config(cfg).input_sink(failure_log=traffic_dir(cfg) / "send-failures.jsonl")
     stats = run_live(plan, sink, duration_s, progress=progress, seed=seed, total=total,
                      over_limit=over_limit, library=library)
     result = asdict(stats)
@@ -345,15 +344,12 @@ def _handle_request(handle: Any, req: Path) -> None:
         req.unlink(missing_ok=True)
 
 
-def _run(args: argparse.Namespace) -> int:
-    cfg = load_config(prefix=args.prefix, home=args.home, emulator_port=args.port,
-                      backend=args.backend, region=args.region,
-                      emulated=args.emulated == "1")
-    spec = json.loads(args.plan)
+def run_child(cfg: LabConfig, spec: Mapping[str, Any], sink: Any) -> int:
+    """Body of the background process (``labhelpers.run.traffic_child`` gives it the
+    backend's sink): send ``spec`` into ``sink``, apply the requests that arrive, keep the
+    counters in ``stats.json``; returns the exit code."""
     plan, library = build_plan(spec)
     d = traffic_dir(cfg)
-    lab = for_config(cfg)
-    sink: Any = lab.archive(lab.input_sink(failure_log=d / "failures.jsonl"))
     archive = sink if hasattr(sink, "archived") else None
     handle = start_background(plan, sink, spec.get("duration_s"), seed=spec.get("seed", 0),
                               total=spec.get("total"), over_limit=spec.get("over_limit", False),
@@ -390,19 +386,3 @@ def _run(args: argparse.Namespace) -> int:
         print(f"generator failed: {handle.error}", flush=True)
         return 1
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m labhelpers.generate.traffic")
-    for name in ("--prefix", "--home", "--backend", "--region", "--plan", "--emulated"):
-        p.add_argument(name, required=True)
-    p.add_argument("--port", type=int, required=True)
-    try:
-        return _run(p.parse_args(argv))
-    except LabError as err:  # shown by start() from this process's log
-        print(f"error: {err}", flush=True)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

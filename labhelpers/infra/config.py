@@ -6,10 +6,12 @@ Values come from keyword arguments, then ``LAB_*`` environment variables, then d
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import socket
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -119,6 +121,37 @@ def _remember(path: Path, port: int) -> None:
 
 
 @dataclass(frozen=True)
+class World:
+    """One of the three places the lab runs, as the stages need to know it.
+
+    Each world has its own backend (``labhelpers.backends.for_config``). A stage asks these
+    facts, each named after what follows from it, and never which world it is; the
+    configuration picks the world once (``LabConfig.world``).
+    """
+
+    name: str
+    #: AWS calls go to the local emulator (moto) the lab starts: fake credentials, its fixed
+    #: account, names that only this machine sees, nothing billed
+    emulator: bool
+    #: AWS runs the lab's code (the alert Lambda, the managed Flink app); moto cannot, so on
+    #: the emulator the same code runs on this machine
+    cloud_runs_code: bool
+    #: the template's SNS subscriptions and Firehose archives are created (moto skips them)
+    full_template: bool
+    #: how long a stack operation may take, and how often to look
+    stack_timeout_s: float
+    stack_poll_s: float
+
+
+LOCAL_WORLD = World("local", emulator=True, cloud_runs_code=False, full_template=False,
+                    stack_timeout_s=120.0, stack_poll_s=0.2)
+REHEARSAL_WORLD = World("aws-on-emulator", emulator=True, cloud_runs_code=False,
+                        full_template=False, stack_timeout_s=120.0, stack_poll_s=0.2)
+AWS_WORLD = World("aws", emulator=False, cloud_runs_code=True, full_template=True,
+                  stack_timeout_s=1800.0, stack_poll_s=5.0)
+
+
+@dataclass(frozen=True)
 class LabConfig:
     """Everything that differs between two runs of the lab.
 
@@ -166,6 +199,13 @@ class LabConfig:
                 "choose a port between 1024 and 65535 (LAB_EMULATOR_PORT).",
             )
 
+    @property
+    def world(self) -> World:
+        """Where this lab runs: local, aws rehearsed on the emulator, or aws."""
+        if self.backend == LOCAL:
+            return LOCAL_WORLD
+        return REHEARSAL_WORLD if self.emulated else AWS_WORLD
+
     # ---- derived names (the template derives the same from its Prefix parameter) ----
     @property
     def stack_name(self) -> str:
@@ -200,7 +240,7 @@ class LabConfig:
 
     @property
     def account_id(self) -> str:
-        if self.emulated:
+        if self.world.emulator:
             return LOCAL_ACCOUNT_ID
         return self.client("sts").get_caller_identity()["Account"]
 
@@ -220,14 +260,14 @@ class LabConfig:
 
     @property
     def endpoint_url(self) -> str | None:
-        return f"http://127.0.0.1:{self.emulator_port}" if self.emulated else None
+        return f"http://127.0.0.1:{self.emulator_port}" if self.world.emulator else None
 
     # ---- clients ----
     def session(self):
         """A boto3 session: fake credentials for the emulator, the user's profile for AWS."""
         import boto3
 
-        if self.emulated:
+        if self.world.emulator:
             return boto3.Session(region_name=self.region, **LOCAL_CREDENTIALS)
         return boto3.Session(region_name=self.region, profile_name=self.profile)
 
@@ -238,6 +278,36 @@ class LabConfig:
     def with_(self, **changes) -> LabConfig:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
+
+    # ---- handing the settings to a child process ----
+    def to_args(self) -> list[str]:
+        """These settings as command-line options for a background process, which reads them
+        back with ``from_args``: the one way settings reach a child. A child never reads
+        ``LAB_*`` variables, so a notebook's parameters win over the shell it started from."""
+        args = ["--backend", self.backend, "--prefix", self.prefix, "--region", self.region,
+                "--home", str(self.home), "--emulator-port", str(self.emulator_port),
+                "--emulated", "1" if self.emulated else "0"]
+        return args + (["--profile", self.profile] if self.profile else [])
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        """Add the options ``to_args`` writes to a child's argument parser."""
+        for name in ("--backend", "--prefix", "--region", "--home", "--emulated"):
+            parser.add_argument(name, required=True)
+        parser.add_argument("--emulator-port", type=int, required=True)
+        parser.add_argument("--profile", default=None)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace | Sequence[str]) -> LabConfig:
+        """The settings a parent wrote with ``to_args``: parsed options (a parser given
+        ``add_arguments``) or the argument list itself. The environment is not read."""
+        if not isinstance(args, argparse.Namespace):
+            parser = argparse.ArgumentParser(add_help=False)
+            cls.add_arguments(parser)
+            args = parser.parse_known_args(list(args))[0]
+        return cls(backend=args.backend, prefix=args.prefix, region=args.region,
+                   profile=args.profile or None, home=Path(args.home),
+                   emulator_port=int(args.emulator_port), emulated=args.emulated == "1")
 
 
 def load_config(**overrides) -> LabConfig:

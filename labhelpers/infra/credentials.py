@@ -241,7 +241,7 @@ def check(cfg: LabConfig) -> dict[str, Any]:
     and actions the caller may not perform (IAM's policy simulator, when it may be asked).
     Nothing is created.
     """
-    if cfg.emulated:
+    if cfg.world.emulator:  # fake credentials on loopback: nothing to check
         return {"account": cfg.account_id, "region": cfg.region, "profile": None}
     check_region(cfg)
     try:

@@ -118,7 +118,7 @@ def status(cfg: LabConfig) -> dict[str, Any]:
 
     A state file left by a server that died is removed here.
     """
-    if not cfg.emulated:
+    if not cfg.world.emulator:
         return _aws_noop()
     server = process(cfg)
     state = server.state()
@@ -147,7 +147,7 @@ def start(cfg: LabConfig, timeout: float = START_TIMEOUT_S, warm_up: bool = True
     Raises EmulatorError when the port is taken by another program or the server does not
     answer within ``timeout`` seconds.
     """
-    if not cfg.emulated:
+    if not cfg.world.emulator:
         return {**_aws_noop(), "reused": False}
     port = cfg.emulator_port
     server = process(cfg)
@@ -190,7 +190,7 @@ def stop(cfg: LabConfig) -> bool:
 
     Everything the emulator held (buckets, streams, the stack) is gone afterwards.
     """
-    if not cfg.emulated:
+    if not cfg.world.emulator:
         return False
     server = process(cfg)
     with _start_lock(cfg):
@@ -211,7 +211,7 @@ def _now() -> str:
 
 def ensure_running(cfg: LabConfig) -> None:
     """Raise EmulatorError unless the emulator answers (local backend); nothing for ``aws``."""
-    if not cfg.emulated:
+    if not cfg.world.emulator:
         return
     if not _is_moto(cfg.emulator_port):
         raise EmulatorError(

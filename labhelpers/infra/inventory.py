@@ -2,7 +2,7 @@
 
 ``leftovers`` lists by name (S3, Kinesis, SNS, SQS, CloudFormation, Lambda, log groups, IAM,
 Firehose, Managed Flink); ``tagged_resources`` asks the Resource Groups Tagging API for the
-``lab-prefix`` tag. The cleanup (``labhelpers.infra.cleanup``) reports both after a delete.
+``lab-prefix`` tag. The cleanup (``labhelpers.run.cleanup``) reports both after a delete.
 """
 
 from __future__ import annotations

@@ -94,11 +94,11 @@ class _Clients:
 
 
 def _timeout(cfg: LabConfig) -> float:
-    return 120.0 if cfg.emulated else 1800.0
+    return cfg.world.stack_timeout_s
 
 
 def _poll_interval(cfg: LabConfig) -> float:
-    return 0.2 if cfg.emulated else 5.0
+    return cfg.world.stack_poll_s
 
 
 def _lab_buckets(cfg: LabConfig) -> list[str]:
@@ -366,10 +366,9 @@ def deploy(cfg: LabConfig, email: str | None = None, phone: str | None = None,
     if shard_count is not None and not 1 <= int(shard_count) <= 4:
         raise StackError(f"shard_count={shard_count} is out of range",
                          "use 1 to 4 shards (1 shard takes 1,000 records/s).")
-    if not cfg.emulated:
-        from . import credentials
+    from . import credentials
 
-        credentials.check(cfg)
+    credentials.check(cfg)  # the account, region and permissions (nothing on the emulator)
     emulator.ensure_running(cfg)
     name = cfg.stack_name
     started = time.monotonic()
@@ -388,7 +387,7 @@ def deploy(cfg: LabConfig, email: str | None = None, phone: str | None = None,
                 "failed) and cannot be updated",
                 _FIX_CLEANUP,
             )
-        if existing is None and not cfg.emulated:
+        if existing is None and not cfg.world.emulator:  # names are global on AWS
             _check_bucket_names(cfg, s3)
         code = _upload_code(cfg, s3)
         request: dict[str, Any] = {
@@ -405,7 +404,7 @@ def deploy(cfg: LabConfig, email: str | None = None, phone: str | None = None,
         seen = _event_ids(cf, name) if existing else set()
         action = "Updating" if existing else "Creating"
         if progress:
-            where = "the local emulator" if cfg.emulated else f"AWS ({cfg.region})"
+            where = "the local emulator" if cfg.world.emulator else f"AWS ({cfg.region})"
             print(f"{action} stack {name} on {where} ...")
         try:
             if existing:
@@ -428,7 +427,7 @@ def deploy(cfg: LabConfig, email: str | None = None, phone: str | None = None,
             raise StackError(
                 f"Stack {name} ended in {status}: {_failure_reason(events)}", fix)
         outs = _outputs_of(_describe(cf, name) or {})
-        wanted = EXPECTED_OUTPUTS + (() if cfg.emulated else AWS_ONLY_OUTPUTS)
+        wanted = EXPECTED_OUTPUTS + (AWS_ONLY_OUTPUTS if cfg.world.full_template else ())
         missing = [k for k in wanted if k not in outs]
         if missing:
             raise StackError(
@@ -436,7 +435,7 @@ def deploy(cfg: LabConfig, email: str | None = None, phone: str | None = None,
                 "check that cfn/clickstream.yaml defines them and that the resources they "
                 "refer to were created, then " + _FIX_DEPLOY,
             )
-        if cfg.emulated:
+        if not cfg.world.full_template:  # the emulator skips the template's subscriptions
             _ensure_inbox(cfg, client, outs["AlertTopicArn"])
             if progress:
                 print(f"  The emulator skips SNS subscriptions in templates, so the lab "

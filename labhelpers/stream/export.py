@@ -11,20 +11,19 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..backends import for_config
-from ..infra.config import LabConfig
 from ..job.contracts import SCORE_COLUMNS
 
 # The first columns are the replay's (contracts.REPLAY_CSV_COLUMNS); the rest follow.
 SCORES_CSV_COLUMNS = SCORE_COLUMNS
 
 
-def export_input(cfg: LabConfig, out: Path | str) -> dict[str, Any]:
-    """Every record of the input stream, one JSON object a line, in stream order.
+def export_input(lab: Any, out: Path | str) -> dict[str, Any]:
+    """Every record of the input stream of ``lab`` (a backend: ``backend_for(cfg)``), one
+    JSON object a line, in stream order.
 
     Lines that are not a JSON object (the stream also carries garbage, which the app sets
     aside) are written as ``{"line": <text>}`` so every output line is an object."""
-    lines = for_config(cfg).input_lines(None)
+    lines = lab.input_lines(None)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     n = 0
@@ -38,12 +37,13 @@ def export_input(cfg: LabConfig, out: Path | str) -> dict[str, Any]:
             fh.write((line if isinstance(obj, dict) else json.dumps({"line": line})) + "\n")
             n += 1
     tmp.replace(out)
-    return {"stream": cfg.input_stream, "records": n, "out": str(out)}
+    return {"stream": lab.cfg.input_stream, "records": n, "out": str(out)}
 
 
-def export_scores(cfg: LabConfig, out: Path | str) -> dict[str, Any]:
-    """Every row the app wrote to the scores stream, as CSV, ordered by window then site."""
-    rows = for_config(cfg).scores()
+def export_scores(lab: Any, out: Path | str) -> dict[str, Any]:
+    """Every row the app of ``lab`` (a backend) wrote to the scores stream, as CSV, ordered
+    by window then site."""
+    rows = lab.scores()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     rows.sort(key=lambda r: (r["window_start"], r["site"]))
@@ -54,4 +54,4 @@ def export_scores(cfg: LabConfig, out: Path | str) -> dict[str, Any]:
         for r in rows:
             writer.writerow(["" if r.get(c) is None else r[c] for c in SCORES_CSV_COLUMNS])
     tmp.replace(out)
-    return {"stream": cfg.scores_stream, "rows": len(rows), "out": str(out)}
+    return {"stream": lab.cfg.scores_stream, "rows": len(rows), "out": str(out)}

@@ -18,8 +18,8 @@ import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..backends import for_config
-from . import emulator, stack
-from .config import LabConfig
+from ..infra import emulator, stack
+from ..infra.config import LabConfig
 
 SUBSCRIPTION_COLUMNS = ("protocol", "endpoint", "state", "raw_delivery", "what")
 DESTINATION_COLUMNS = ("from", "to", "how", "state")
@@ -108,7 +108,7 @@ def sms_sandbox(cfg: LabConfig) -> dict[str, Any]:
     Local backend: there is no SMS, so the answer says so. If the API cannot be read (no
     permission, or the emulator lacks it) ``in_sandbox`` is None and ``note`` says why.
     """
-    if cfg.emulated:
+    if not cfg.world.full_template:  # no SMS from the emulator
         return {"in_sandbox": None, "verified_numbers": [],
                 "note": "on the local emulator no SMS is sent; alerts go to the inbox queue"}
     sns = cfg.client("sns")
@@ -150,7 +150,7 @@ def destinations(cfg: LabConfig) -> pd.DataFrame:
                f"{m.get('StartingPosition')}, {m.get('MaximumRetryAttempts')} retries, "
                f"failed batches to {on_failure.rsplit(':', 1)[-1] or 'nowhere'}")
         state = m.get("State", "")
-        if cfg.emulated:
+        if not cfg.world.cloud_runs_code:
             how += ("; the emulator does not run Lambda code, so a local runner calls the "
                     "same handler")
         rows.append({"from": f"scores stream {m.get('EventSourceArn', '').rsplit('/', 1)[-1]}",

@@ -10,8 +10,8 @@ from typing import Any
 
 from ..backends import for_config
 from ..errors import LabError
-from . import emulator, inventory, stack
-from .config import LabConfig
+from ..infra import emulator, inventory, stack
+from ..infra.config import LabConfig
 
 
 def _stop_app(cfg: LabConfig) -> tuple[bool | None, str | None]:
@@ -79,7 +79,7 @@ def cleanup(cfg: LabConfig, stop_emulator: bool = True, progress: bool = True) -
         report["stack_deleted"] = True
         report["leftovers"] = inventory.leftovers(cfg)
         report["tagged"] = inventory.tagged_resources(cfg)
-        if report["tagged"] and not cfg.emulated:
+        if report["tagged"] and not cfg.world.emulator:
             report["notes"].append(
                 "AWS's tag index can list resources for a few minutes after they are deleted; "
                 "run the cleanup again later to check")
