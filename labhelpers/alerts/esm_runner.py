@@ -2,7 +2,7 @@
 against the local emulator (where Lambda code does not run without Docker).
 
 ``EsmRunner`` reads the scores Kinesis stream on the emulator and calls the SAME handler the
-deployed function runs (``labhelpers.alert_handler.handler``), in-process, with Kinesis-shaped
+deployed function runs (``labhelpers.alerts.handler.handler``), in-process, with Kinesis-shaped
 events, applying the deployed mapping's and function's own settings as read from the emulator:
 
 - ``BatchSize``, ``StartingPosition`` (TRIM_HORIZON / LATEST), ``MaximumRecordAgeInSeconds``;
@@ -87,7 +87,7 @@ class EsmRunner:
 
     cfg: the lab config (its prefix finds the function); endpoint: the emulator's URL (default
     ``cfg.endpoint_url``; an aws-backend config rehearsed against the emulator passes it);
-    handler: what to call (default: the deployed function's, alert_handler.handler).
+    handler: what to call (default: the deployed function's, alerts.handler.handler).
     """
 
     def __init__(self, cfg: LabConfig, *, endpoint: str | None = None,

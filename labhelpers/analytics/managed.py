@@ -243,7 +243,7 @@ def create_or_update(cfg: LabConfig, code: CodeLocation, settings: JobSettings,
             status = current["ApplicationStatus"]
             if status in _BUSY:
                 raise AppError(f"The application {name} is {status}",
-                               "wait until it is READY or RUNNING (cloud_app.status), then "
+                               "wait until it is READY or RUNNING (managed.status), then "
                                "deploy again.")
             if progress:
                 print(f"Updating the analytics application {name} ({status}) ...")
@@ -333,7 +333,7 @@ def start(cfg: LabConfig, *, wait: bool = True, timeout: float = START_TIMEOUT_S
     detail = _describe(kda, name)
     if detail is None:
         raise AppError(f"The analytics application {name} does not exist",
-                       "create it with cloud_app.deploy (notebook 03 on the aws backend).")
+                       "create it with managed.deploy (notebook 03 on the aws backend).")
     if detail["ApplicationStatus"] in _RUNNING:
         if progress:
             print(f"The application {name} is already running.")
@@ -383,7 +383,7 @@ def stop(cfg: LabConfig, *, force: bool = False, wait: bool = True,
     except ClientError as err:
         if _code(err) != "ResourceInUseException" or force:
             raise AppError(f"Stopping the application {name} failed: {_text(err)}",
-                           "try cloud_app.stop(cfg, force=True).") from err
+                           "try managed.stop(cfg, force=True).") from err
         kda.stop_application(ApplicationName=name, Force=True)
     if progress:
         print(f"Stopping {name} ...")

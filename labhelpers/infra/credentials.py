@@ -74,7 +74,7 @@ def permission_error(cfg: LabConfig, err: ClientError, action: str) -> Credentia
         f"Your credentials ({_who(cfg)}) may not call {action} in {cfg.region} ({code})",
         f"ask your AWS administrator to allow {action} for your user or role (the lab needs "
         f"{', '.join(a.split(':')[0] for a in REQUIRED_ACTIONS[::4])} and more: see "
-        "labhelpers.credentials.REQUIRED_ACTIONS), or use the local backend.",
+        "labhelpers.infra.credentials.REQUIRED_ACTIONS), or use the local backend.",
     )
 
 
@@ -255,7 +255,7 @@ def check(cfg: LabConfig) -> dict[str, Any]:
                 + (f" and {len(denied) - 6} more" if len(denied) > 6 else "")
                 + f" in {cfg.region}, which the lab needs",
                 "ask your AWS administrator to allow them for your user or role (the list is "
-                "labhelpers.credentials.REQUIRED_ACTIONS), or use the local backend.",
+                "labhelpers.infra.credentials.REQUIRED_ACTIONS), or use the local backend.",
             )
     except ProfileNotFound as err:
         raise CredentialsError(
