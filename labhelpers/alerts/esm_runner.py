@@ -48,7 +48,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ..background import BackgroundProcess
 from ..errors import AlertError, LabError
 from ..infra.config import LOCAL_CREDENTIALS, LabConfig
-from .poller import function_env
+from .poller import LambdaContext, function_env
 
 LOG = logging.getLogger(__name__)
 POSITION_FILE = "esm-runner.position.json"
@@ -58,24 +58,6 @@ COUNT_KEYS = ("batches", "invocations", "records", "ok", "failed_invocations", "
               "retries", "partial_failures", "sent_to_on_failure", "expired", "alerts_sent")
 
 Handler = Callable[[dict[str, Any], Any], Any]
-
-
-class _Context:
-    """The Lambda context attributes a handler may read."""
-
-    def __init__(self, function_name: str, function_arn: str, timeout_s: float,
-                 memory_mb: int) -> None:
-        self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = function_arn
-        self.memory_limit_in_mb = memory_mb
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = "esm-runner"
-        self._deadline = time.monotonic() + timeout_s
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
 def _epoch(value: Any) -> float:
@@ -238,7 +220,8 @@ class EsmRunner:
         record to retry from (0 for a whole-batch failure)."""
         s = self.settings
         self.totals["invocations"] += 1
-        context = _Context(self.function_name, s["function_arn"], s["timeout_s"], s["memory_mb"])
+        context = LambdaContext(self.function_name, s["function_arn"], s["timeout_s"],
+                                s["memory_mb"], log_stream="esm-runner")
         try:
             with self._function_env():
                 result = self.handler(self._event(shard_id, records), context)

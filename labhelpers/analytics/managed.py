@@ -28,6 +28,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..errors import AppError
+from ..errors import aws_error_code as _code
+from ..errors import aws_error_text as _text
 from ..infra.config import LabConfig
 from ..job.params import JobParams
 from ..job.pipeline import JobSettings
@@ -72,17 +74,6 @@ class CodeLocation:
 
 def _client(cfg: LabConfig, service: str = "kinesisanalyticsv2"):
     return cfg.client(service)
-
-
-def _code(err: ClientError) -> str:
-    return str(err.response.get("Error", {}).get("Code", ""))
-
-
-def _text(err: Exception) -> str:
-    if isinstance(err, ClientError):
-        e = err.response.get("Error", {})
-        return f"{e.get('Code', 'Error')}: {e.get('Message', err)}"
-    return str(err)
 
 
 def _partition(cfg: LabConfig) -> str:

@@ -20,7 +20,7 @@ from botocore.exceptions import (
 )
 from botocore.parsers import ResponseParserError
 
-from ..errors import LabError
+from ..errors import LabError, aws_error_code
 from .config import LabConfig
 
 # Every service the aws backend calls; a region must offer all of them.
@@ -67,7 +67,7 @@ def permission_error(cfg: LabConfig, err: ClientError, action: str) -> Credentia
 
     action: the IAM action that was called, e.g. ``kinesis:CreateStream``.
     """
-    code = str(err.response.get("Error", {}).get("Code", ""))
+    code = aws_error_code(err)
     if code not in _DENIED:
         return None
     return CredentialsError(
@@ -221,7 +221,7 @@ def _probe_services(cfg: LabConfig, session) -> None:
                 "eu-west-1 or ap-southeast-2 (LAB_REGION or region=...).",
             ) from err
         except ClientError as err:
-            code = str(err.response.get("Error", {}).get("Code", ""))
+            code = aws_error_code(err)
             if code in ("AccessDeniedException", "AccessDenied"):
                 raise CredentialsError(
                     f"Your credentials may not use {service} in {cfg.region} ({code})",
@@ -278,7 +278,7 @@ def check(cfg: LabConfig) -> dict[str, Any]:
             "check your network connection and the region name, then try again.",
         ) from err
     except ClientError as err:
-        code = str(err.response.get("Error", {}).get("Code", ""))
+        code = aws_error_code(err)
         if code in _EXPIRED:
             raise CredentialsError(
                 f"The AWS session of {_who(cfg)} has expired ({code})", _login_fix(cfg)

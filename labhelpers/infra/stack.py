@@ -25,6 +25,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from ..errors import StackError
+from ..errors import aws_error_code as _error_code
+from ..errors import aws_error_text as _error_text
 from ..wait import wait_until
 from . import emulator
 from .config import CFN_DIR, LabConfig
@@ -108,17 +110,6 @@ def _lab_buckets(cfg: LabConfig) -> list[str]:
 
 def _mine(cfg: LabConfig, name: str) -> bool:
     return name.startswith(cfg.prefix + "-")
-
-
-def _error_text(err: Exception) -> str:
-    if isinstance(err, ClientError):
-        e = err.response.get("Error", {})
-        return f"{e.get('Code', 'Error')}: {e.get('Message', err)}"
-    return str(err)
-
-
-def _error_code(err: ClientError) -> str:
-    return str(err.response.get("Error", {}).get("Code", ""))
 
 
 def _bucket_exists(s3, bucket: str) -> bool:
