@@ -251,3 +251,17 @@ def test_the_package_data_exists():
     for package, patterns in data["tool"]["setuptools"].get("package-data", {}).items():
         for pattern in patterns:
             assert list((ROOT / package.replace(".", "/")).glob(pattern)), (package, pattern)
+
+
+# Programs' own output, not the library reporting: the command line's results, the headless
+# run's summary, what a background process prints as its result, the job's process (it may not
+# import the control code), code in a string, a docstring's example.
+PRINTS_ALLOWED = {"cli.py", "run/headless.py", "alerts/esm_runner.py", "job/pipeline.py"}
+
+
+def test_the_library_reports_through_logging():
+    printing = sorted(rel for p in PACKAGE.rglob("*.py")
+                      if (rel := str(p.relative_to(PACKAGE))) not in PRINTS_ALLOWED
+                      and any(isinstance(n, ast.Call) and getattr(n.func, "id", "") == "print"
+                              for n in ast.walk(ast.parse(p.read_text()))))
+    assert not printing, f"report through labhelpers.logs.logger(__name__): {printing}"

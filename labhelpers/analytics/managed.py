@@ -33,12 +33,15 @@ from ..errors import aws_error_text as _text
 from ..infra.config import LabConfig
 from ..job.params import JobParams
 from ..job.pipeline import JobSettings
+from ..logs import logger
 from ..wait import WaitTimeout, wait_until
 from .managed_config import (
     application_properties,
     cloud_settings,
     flink_runtime,
 )
+
+log = logger(__name__)
 
 LOG_STREAM = "kinesis-analytics-log-stream"
 TAG_KEY = "lab-prefix"
@@ -208,7 +211,7 @@ def create_or_update(cfg: LabConfig, code: CodeLocation, settings: JobSettings,
         current = _describe(kda, name)
         if current is None:
             if progress:
-                print(f"Creating the analytics application {name} ({runtime}) ...")
+                log.info(f"Creating the analytics application {name} ({runtime}) ...")
             kda.create_application(
                 ApplicationName=name,
                 ApplicationDescription="Clickstream anomaly detection: Flink SQL + Random Cut "
@@ -237,7 +240,7 @@ def create_or_update(cfg: LabConfig, code: CodeLocation, settings: JobSettings,
                                "wait until it is READY or RUNNING (managed.status), then "
                                "deploy again.")
             if progress:
-                print(f"Updating the analytics application {name} ({status}) ...")
+                log.info(f"Updating the analytics application {name} ({status}) ...")
             update: dict[str, Any] = {
                 "ApplicationName": name,
                 "CurrentApplicationVersionId": current["ApplicationVersionId"],
@@ -298,7 +301,7 @@ def _wait_status(kda, name: str, done: Callable[[str | None], bool], timeout: fl
         detail = _describe(kda, name)
         state = detail["ApplicationStatus"] if detail else None
         if progress and (not seen or state != seen[-1]):
-            print(f"  {time.strftime('%H:%M:%S')}  {state or 'deleted'}")  # the progress
+            log.info(f"  {time.strftime('%H:%M:%S')}  {state or 'deleted'}")  # the progress
         seen.append(state)
         return (state,) if done(state) else None
 
@@ -327,7 +330,7 @@ def start(cfg: LabConfig, *, wait: bool = True, timeout: float = START_TIMEOUT_S
                        "create it with managed.deploy (notebook 03 on the aws backend).")
     if detail["ApplicationStatus"] in _RUNNING:
         if progress:
-            print(f"The application {name} is already running.")
+            log.info(f"The application {name} is already running.")
         return status(cfg, kda)
     try:
         kda.start_application(
@@ -342,7 +345,7 @@ def start(cfg: LabConfig, *, wait: bool = True, timeout: float = START_TIMEOUT_S
         raise AppError(f"Starting the application {name} failed: {_text(err)}",
                        _fix_for(err)) from err
     if progress:
-        print(f"Starting {name}; the service takes a few minutes ...")
+        log.info(f"Starting {name}; the service takes a few minutes ...")
     if not wait:
         return status(cfg, kda)
     final = _wait_status(kda, name, lambda s: s not in ("STARTING", "UPDATING"), timeout, poll,
@@ -377,7 +380,7 @@ def stop(cfg: LabConfig, *, force: bool = False, wait: bool = True,
                            "try managed.stop(cfg, force=True).") from err
         kda.stop_application(ApplicationName=name, Force=True)
     if progress:
-        print(f"Stopping {name} ...")
+        log.info(f"Stopping {name} ...")
     if wait:
         _wait_status(kda, name, lambda s: s in (None, "READY"), timeout, poll, progress)
     return True
@@ -411,7 +414,7 @@ def delete(cfg: LabConfig, *, timeout: float = STOP_TIMEOUT_S, poll: float = 10.
                        "run the cleanup again in a minute; if it persists delete it in the "
                        "Managed Service for Apache Flink console.") from err
     if progress:
-        print(f"Deleting the analytics application {name} ...")
+        log.info(f"Deleting the analytics application {name} ...")
     _wait_status(kda, name, lambda s: s is None, timeout, poll, progress)
     return True
 
