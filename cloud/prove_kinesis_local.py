@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 from labhelpers.analytics import managed_standin, packaging  # noqa: E402
 from labhelpers.infra import emulator, stack  # noqa: E402
 from labhelpers.infra.config import LabConfig  # noqa: E402
+from labhelpers.stream.kinesis import read_stream  # noqa: E402
 
 
 def _free_port() -> int:
@@ -43,20 +44,6 @@ def _records(n_normal_s: int = 300) -> list[bytes]:
     path = Path(tempfile.mkdtemp()) / "timeline.jsonl"
     traffic.write_lab_timeline(path, warmup_s=n_normal_s, sites=["example.com"])
     return [line.encode() for line in path.read_text().splitlines() if line.strip()]
-
-
-def _read_stream(kinesis, name: str) -> list[dict]:
-    rows = []
-    for shard in kinesis.list_shards(StreamName=name)["Shards"]:
-        it = kinesis.get_shard_iterator(StreamName=name, ShardId=shard["ShardId"],
-                                        ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        while it:
-            page = kinesis.get_records(ShardIterator=it, Limit=1000)
-            rows += [json.loads(r["Data"]) for r in page["Records"]]
-            if not page["Records"]:
-                break
-            it = page.get("NextShardIterator")
-    return rows
 
 
 def main() -> int:
@@ -89,7 +76,7 @@ def main() -> int:
             deadline = time.time() + args.seconds
             while time.time() < deadline and managed_standin.status(cfg)["running"]:
                 time.sleep(2)
-                scores = _read_stream(kinesis, outs["ScoresStreamName"])
+                scores = [json.loads(r) for r in read_stream(cfg, outs["ScoresStreamName"])]
                 if scores and first_score_s is None:
                     first_score_s = round(time.time() - started, 1)
                 if any(r.get("is_anomaly") for r in scores):
@@ -101,7 +88,7 @@ def main() -> int:
             score_rows=len(scores),
             anomalies=sum(bool(r.get("is_anomaly")) for r in scores),
             seconds_to_first_score=first_score_s,
-            dead_letters=len(_read_stream(kinesis, outs["DeadLetterStreamName"])),
+            dead_letters=len(read_stream(cfg, outs["DeadLetterStreamName"])),
             error_lines=managed_standin.error_lines(cfg, limit=8),
             log=str(managed_standin.standin_dir(cfg) / "standin.log"),
         )

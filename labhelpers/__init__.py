@@ -9,14 +9,19 @@ One subpackage per stage of the lab, as in the architecture picture (README):
                 contracts; it imports nothing of the rest of the package
     analytics/  controls the job: the local runner, replay, schema discovery, the JVM start-up
                 cache, the managed service, the application's package
-    alerts/     the handler that runs as the Lambda, the local poller, the inbox, the demo
-    monitor/    tables, plots, the live monitor, the architecture diagram
-    infra/      config, emulator, stack, wiring, credentials, cost, clean-up
+    alerts/     the handler that runs as the Lambda, the local poller, the ESM runner, the
+                inbox, the demo
+    infra/      config (and the world it selects), emulator, stack, credentials, cost
     evaluate/   labelled scenarios, the evaluation, score-series
-    backends/   the seam: one interface, a local and an aws implementation
-    run/        headless runs (make run) and their report; cli.py is the command line
+    backends/   the seam: one interface, one backend per world (local, aws rehearsed on the
+                emulator, aws); no stage imports it
+    monitor/    tables, plots, the live monitor, the architecture diagram, the wiring, the
+                live schema sample
+    teach/      the notebooks' teaching aids: concepts, figures, the original lab, exercises
+    run/        headless runs (make run) and their report, the clean-up, the traffic
+                process; cli.py is the command line
 
-The notebooks call ``backend_for(cfg)`` for everything that differs between backends.
+The notebooks call ``backend_for(cfg)`` for everything that differs between the worlds.
 """
 
 from __future__ import annotations

@@ -98,22 +98,22 @@ def cmd_package(args) -> int:
     return 0
 
 
-def cmd_cloud_app(args) -> int:
-    from .analytics import managed as cloud_app
+def cmd_managed_app(args) -> int:
+    from .analytics import managed
 
     cfg = _cfg(args)
     if args.action == "deploy":
-        _print(cloud_app.deploy(cfg, args.zip, _job_params(args), start_app=not args.no_start))
+        _print(managed.deploy(cfg, args.zip, _job_params(args), start_app=not args.no_start))
     elif args.action == "start":
-        _print(cloud_app.start(cfg))
+        _print(managed.start(cfg))
     elif args.action == "status":
-        _print(cloud_app.status(cfg))
+        _print(managed.status(cfg))
     elif args.action == "stop":
-        _print({"was_running": cloud_app.stop(cfg, force=args.force)})
+        _print({"was_running": managed.stop(cfg, force=args.force)})
     elif args.action == "delete":
-        _print({"deleted": cloud_app.delete(cfg)})
+        _print({"deleted": managed.delete(cfg)})
     elif args.action == "logs":
-        print("\n".join(cloud_app.failure_logs(cfg)))
+        print("\n".join(managed.failure_logs(cfg)))
     return 0
 
 
@@ -333,13 +333,15 @@ def build_parser() -> argparse.ArgumentParser:
     pk.add_argument("--out", type=Path, default=None, help="zip path (default cloud/dist/)")
     pk.set_defaults(fn=cmd_package)
 
-    ca = sub.add_parser("cloud-app", help="the managed Flink application (aws backend)")
+    # "cloud-app": the command's former name, still accepted
+    ca = sub.add_parser("managed-app", aliases=["cloud-app"],
+                        help="the managed Flink application (aws backend)")
     ca.add_argument("action", choices=("deploy", "start", "status", "stop", "delete", "logs"))
     ca.add_argument("--zip", type=Path, default=None, help="package (deploy)")
     _job_options(ca)
     ca.add_argument("--no-start", action="store_true", help="deploy without starting")
     ca.add_argument("--force", action="store_true", help="stop without waiting for the job")
-    ca.set_defaults(fn=cmd_cloud_app)
+    ca.set_defaults(fn=cmd_managed_app)
 
     g = sub.add_parser(
         "generate", help="traffic: templates, rates, spikes, timelines",

@@ -5,7 +5,25 @@ from __future__ import annotations
 from .job.errors import ConfigError, LabError
 
 __all__ = ["AlertError", "AppError", "ConfigError", "EmulatorError", "GeneratorError",
-           "JavaError", "LabError", "StackError"]
+           "JavaError", "LabError", "StackError", "aws_error_code", "aws_error_text"]
+
+
+def aws_error_code(err: Exception) -> str:
+    """The error code of an AWS ``ClientError`` ("" for any other error)."""
+    response = getattr(err, "response", None)
+    if not isinstance(response, dict):
+        return ""
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def aws_error_text(err: Exception) -> str:
+    """An AWS error as a student reads it: ``Code: Message`` for a ``ClientError``, else the
+    error's own text."""
+    response = getattr(err, "response", None)
+    if isinstance(response, dict) and "Error" in response:
+        e = response["Error"]
+        return f"{e.get('Code', 'Error')}: {e.get('Message', err)}"
+    return str(err)
 
 
 class JavaError(LabError):

@@ -154,3 +154,114 @@ def test_notebook_03_starts_from_the_one_set_of_defaults():
     shown = {k.lower(): v for k, v in values.items() if k.lower() in defaults}
     assert len(shown) >= 8, shown
     assert shown == {k: defaults[k] for k in shown}, "notebook 03's parameters drifted"
+
+
+# ---- names (issue 22): every path a reader is pointed to exists -----------------------------
+ROOT = PACKAGE.parent
+_PATH = re.compile(r"(?<![\w/.-])((?:labhelpers|tests|bench|sql|cfn|cloud|notebooks|docs)/"
+                   r"[\w./*-]*\w)")
+_SUBPACKAGES = "|".join(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists())
+_SHORT = re.compile(rf"(?<![\w/.-])((?:{_SUBPACKAGES})/\w+\.py)\b")
+_DOTTED = re.compile(r"(?<![\w.])(labhelpers(?:\.\w+)+)")
+_DOC = re.compile(r"\b([A-Z][A-Z_]+\.md|FINDINGS)\b")
+
+
+def _texts() -> dict[str, str]:
+    """Docstrings, string constants and comments of every module, README.md, CONTRIBUTING.md."""
+    import io
+    import tokenize
+
+    out = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        src = path.read_text()
+        parts = [n.value for n in ast.walk(ast.parse(src))
+                 if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+        parts += [t.string for t in tokenize.generate_tokens(io.StringIO(src).readline)
+                  if t.type == tokenize.COMMENT]
+        out[str(path.relative_to(ROOT))] = "\n".join(parts)
+    for name in ("README.md", "CONTRIBUTING.md"):
+        out[name] = (ROOT / name).read_text()
+    return out
+
+
+def _resolves(dotted: str) -> bool:
+    import importlib
+
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        base = ROOT.joinpath(*parts[:i])
+        if base.with_suffix(".py").exists() or (base / "__init__.py").exists():
+            if i == len(parts):
+                return True
+            try:
+                obj = importlib.import_module(".".join(parts[:i]))
+                for attr in parts[i:]:
+                    obj = getattr(obj, attr)
+            except (ImportError, AttributeError):
+                return False
+            return True
+    return False
+
+
+def test_every_module_path_named_exists():
+    missing = []
+    for source, text in _texts().items():
+        for path in set(_PATH.findall(text)):
+            if not list(ROOT.glob(path)):
+                missing.append(f"{source}: {path}")
+        for path in set(_SHORT.findall(text)):
+            if not (PACKAGE / path).exists():
+                missing.append(f"{source}: {path}")
+        for dotted in set(_DOTTED.findall(text)):
+            if not _resolves(dotted):
+                missing.append(f"{source}: {dotted}")
+        for doc in set(_DOC.findall(text)):
+            if not list(ROOT.rglob(doc)) or doc == "FINDINGS":
+                missing.append(f"{source}: {doc}")
+    assert not missing, "names that point nowhere:\n" + "\n".join(sorted(missing))
+
+
+def test_the_managed_application_has_one_spelling():
+    """"managed" (analytics/managed*.py, `managed-app`); the CLI still takes its former
+    name "cloud-app" (one line, said so)."""
+    other = re.compile(r"cloud[_-]app")
+    found = sorted(f"{source}: {line.strip()}" for source, text in _texts().items()
+                   for line in text.splitlines() if other.search(line)
+                   and "former name" not in line
+                   and (source, line) != ("labhelpers/cli.py", "cloud-app"))
+    assert not found, f"spell the managed application 'managed': {found}"
+
+
+def test_the_layout_names_every_subpackage():
+    stages = sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists())
+    readme = (ROOT / "README.md").read_text()
+    layout = readme[readme.index("## Layout"):]
+    init = (PACKAGE / "__init__.py").read_text()
+    contributing = (ROOT / "CONTRIBUTING.md").read_text()
+    for stage in stages:
+        assert f"  {stage}/" in layout, f"README's layout misses {stage}/"
+        assert f"    {stage}/" in init, f"labhelpers/__init__'s map misses {stage}/"
+        assert f"labhelpers/{stage}/" in contributing, f"CONTRIBUTING.md misses {stage}/"
+
+
+def test_the_package_data_exists():
+    import tomllib
+
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    for package, patterns in data["tool"]["setuptools"].get("package-data", {}).items():
+        for pattern in patterns:
+            assert list((ROOT / package.replace(".", "/")).glob(pattern)), (package, pattern)
+
+
+# Programs' own output, not the library reporting: the command line's results, the headless
+# run's summary, what a background process prints as its result, the job's process (it may not
+# import the control code), code in a string, a docstring's example.
+PRINTS_ALLOWED = {"cli.py", "run/headless.py", "alerts/esm_runner.py", "job/pipeline.py"}
+
+
+def test_the_library_reports_through_logging():
+    printing = sorted(rel for p in PACKAGE.rglob("*.py")
+                      if (rel := str(p.relative_to(PACKAGE))) not in PRINTS_ALLOWED
+                      and any(isinstance(n, ast.Call) and getattr(n.func, "id", "") == "print"
+                              for n in ast.walk(ast.parse(p.read_text()))))
+    assert not printing, f"report through labhelpers.logs.logger(__name__): {printing}"

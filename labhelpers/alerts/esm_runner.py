@@ -2,7 +2,7 @@
 against the local emulator (where Lambda code does not run without Docker).
 
 ``EsmRunner`` reads the scores Kinesis stream on the emulator and calls the SAME handler the
-deployed function runs (``labhelpers.alert_handler.handler``), in-process, with Kinesis-shaped
+deployed function runs (``labhelpers.alerts.handler.handler``), in-process, with Kinesis-shaped
 events, applying the deployed mapping's and function's own settings as read from the emulator:
 
 - ``BatchSize``, ``StartingPosition`` (TRIM_HORIZON / LATEST), ``MaximumRecordAgeInSeconds``;
@@ -48,7 +48,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ..background import BackgroundProcess
 from ..errors import AlertError, LabError
 from ..infra.config import LOCAL_CREDENTIALS, LabConfig
-from .poller import function_env
+from .poller import LambdaContext, function_env
 
 LOG = logging.getLogger(__name__)
 POSITION_FILE = "esm-runner.position.json"
@@ -60,24 +60,6 @@ COUNT_KEYS = ("batches", "invocations", "records", "ok", "failed_invocations", "
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
-class _Context:
-    """The Lambda context attributes a handler may read."""
-
-    def __init__(self, function_name: str, function_arn: str, timeout_s: float,
-                 memory_mb: int) -> None:
-        self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = function_arn
-        self.memory_limit_in_mb = memory_mb
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = "esm-runner"
-        self._deadline = time.monotonic() + timeout_s
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
 def _epoch(value: Any) -> float:
     return value.timestamp() if isinstance(value, datetime) else float(value or time.time())
 
@@ -87,7 +69,7 @@ class EsmRunner:
 
     cfg: the lab config (its prefix finds the function); endpoint: the emulator's URL (default
     ``cfg.endpoint_url``; an aws-backend config rehearsed against the emulator passes it);
-    handler: what to call (default: the deployed function's, alert_handler.handler).
+    handler: what to call (default: the deployed function's, alerts.handler.handler).
     """
 
     def __init__(self, cfg: LabConfig, *, endpoint: str | None = None,
@@ -238,7 +220,8 @@ class EsmRunner:
         record to retry from (0 for a whole-batch failure)."""
         s = self.settings
         self.totals["invocations"] += 1
-        context = _Context(self.function_name, s["function_arn"], s["timeout_s"], s["memory_mb"])
+        context = LambdaContext(self.function_name, s["function_arn"], s["timeout_s"],
+                                s["memory_mb"], log_stream="esm-runner")
         try:
             with self._function_env():
                 result = self.handler(self._event(shard_id, records), context)

@@ -87,17 +87,19 @@ def kinesis_event(rows: Sequence[dict[str, Any] | str | bytes], stream_arn: str,
     return {"Records": records}
 
 
-class _LocalContext:
-    """The few Lambda context attributes a handler may read."""
+class LambdaContext:
+    """The Lambda context attributes a handler may read, for the handler called on this
+    machine (the local poller, ``invoke_local``, the ESM runner)."""
 
-    def __init__(self, function_name: str, region: str, account: str, timeout_s: float = 60.0):
+    def __init__(self, function_name: str, function_arn: str, timeout_s: float = 60.0,
+                 memory_mb: int = 128, log_stream: str = "local") -> None:
         self.function_name = function_name
         self.function_version = "$LATEST"
-        self.invoked_function_arn = f"arn:aws:lambda:{region}:{account}:function:{function_name}"
-        self.memory_limit_in_mb = 128
+        self.invoked_function_arn = function_arn
+        self.memory_limit_in_mb = memory_mb
         self.aws_request_id = str(uuid.uuid4())
         self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = "local"
+        self.log_stream_name = log_stream
         self._deadline = time.monotonic() + timeout_s
 
     def get_remaining_time_in_millis(self) -> int:
@@ -151,8 +153,8 @@ def invoke_local(cfg: LabConfig, event: dict[str, Any],
                  outputs: dict[str, str]) -> dict[str, Any]:
     """Call the alert function's handler in-process with ``event``, in the environment and
     context the Lambda would give it; returns what the handler returned."""
-    context = _LocalContext(outputs.get("AlertFunctionName", f"{cfg.prefix}-alert"),
-                            cfg.region, cfg.account_id)
+    name = outputs.get("AlertFunctionName", f"{cfg.prefix}-alert")
+    context = LambdaContext(name, f"arn:aws:lambda:{cfg.region}:{cfg.account_id}:function:{name}")
     with _handler_env(cfg, outputs):
         return alert_handler.handler(event, context)
 

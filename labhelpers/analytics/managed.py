@@ -28,15 +28,20 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..errors import AppError
+from ..errors import aws_error_code as _code
+from ..errors import aws_error_text as _text
 from ..infra.config import LabConfig
 from ..job.params import JobParams
 from ..job.pipeline import JobSettings
+from ..logs import logger
 from ..wait import WaitTimeout, wait_until
 from .managed_config import (
     application_properties,
     cloud_settings,
     flink_runtime,
 )
+
+log = logger(__name__)
 
 LOG_STREAM = "kinesis-analytics-log-stream"
 TAG_KEY = "lab-prefix"
@@ -72,17 +77,6 @@ class CodeLocation:
 
 def _client(cfg: LabConfig, service: str = "kinesisanalyticsv2"):
     return cfg.client(service)
-
-
-def _code(err: ClientError) -> str:
-    return str(err.response.get("Error", {}).get("Code", ""))
-
-
-def _text(err: Exception) -> str:
-    if isinstance(err, ClientError):
-        e = err.response.get("Error", {})
-        return f"{e.get('Code', 'Error')}: {e.get('Message', err)}"
-    return str(err)
 
 
 def _partition(cfg: LabConfig) -> str:
@@ -217,7 +211,7 @@ def create_or_update(cfg: LabConfig, code: CodeLocation, settings: JobSettings,
         current = _describe(kda, name)
         if current is None:
             if progress:
-                print(f"Creating the analytics application {name} ({runtime}) ...")
+                log.info(f"Creating the analytics application {name} ({runtime}) ...")
             kda.create_application(
                 ApplicationName=name,
                 ApplicationDescription="Clickstream anomaly detection: Flink SQL + Random Cut "
@@ -243,10 +237,10 @@ def create_or_update(cfg: LabConfig, code: CodeLocation, settings: JobSettings,
             status = current["ApplicationStatus"]
             if status in _BUSY:
                 raise AppError(f"The application {name} is {status}",
-                               "wait until it is READY or RUNNING (cloud_app.status), then "
+                               "wait until it is READY or RUNNING (managed.status), then "
                                "deploy again.")
             if progress:
-                print(f"Updating the analytics application {name} ({status}) ...")
+                log.info(f"Updating the analytics application {name} ({status}) ...")
             update: dict[str, Any] = {
                 "ApplicationName": name,
                 "CurrentApplicationVersionId": current["ApplicationVersionId"],
@@ -307,7 +301,7 @@ def _wait_status(kda, name: str, done: Callable[[str | None], bool], timeout: fl
         detail = _describe(kda, name)
         state = detail["ApplicationStatus"] if detail else None
         if progress and (not seen or state != seen[-1]):
-            print(f"  {time.strftime('%H:%M:%S')}  {state or 'deleted'}")  # the progress
+            log.info(f"  {time.strftime('%H:%M:%S')}  {state or 'deleted'}")  # the progress
         seen.append(state)
         return (state,) if done(state) else None
 
@@ -333,10 +327,10 @@ def start(cfg: LabConfig, *, wait: bool = True, timeout: float = START_TIMEOUT_S
     detail = _describe(kda, name)
     if detail is None:
         raise AppError(f"The analytics application {name} does not exist",
-                       "create it with cloud_app.deploy (notebook 03 on the aws backend).")
+                       "create it with managed.deploy (notebook 03 on the aws backend).")
     if detail["ApplicationStatus"] in _RUNNING:
         if progress:
-            print(f"The application {name} is already running.")
+            log.info(f"The application {name} is already running.")
         return status(cfg, kda)
     try:
         kda.start_application(
@@ -351,7 +345,7 @@ def start(cfg: LabConfig, *, wait: bool = True, timeout: float = START_TIMEOUT_S
         raise AppError(f"Starting the application {name} failed: {_text(err)}",
                        _fix_for(err)) from err
     if progress:
-        print(f"Starting {name}; the service takes a few minutes ...")
+        log.info(f"Starting {name}; the service takes a few minutes ...")
     if not wait:
         return status(cfg, kda)
     final = _wait_status(kda, name, lambda s: s not in ("STARTING", "UPDATING"), timeout, poll,
@@ -383,10 +377,10 @@ def stop(cfg: LabConfig, *, force: bool = False, wait: bool = True,
     except ClientError as err:
         if _code(err) != "ResourceInUseException" or force:
             raise AppError(f"Stopping the application {name} failed: {_text(err)}",
-                           "try cloud_app.stop(cfg, force=True).") from err
+                           "try managed.stop(cfg, force=True).") from err
         kda.stop_application(ApplicationName=name, Force=True)
     if progress:
-        print(f"Stopping {name} ...")
+        log.info(f"Stopping {name} ...")
     if wait:
         _wait_status(kda, name, lambda s: s in (None, "READY"), timeout, poll, progress)
     return True
@@ -420,7 +414,7 @@ def delete(cfg: LabConfig, *, timeout: float = STOP_TIMEOUT_S, poll: float = 10.
                        "run the cleanup again in a minute; if it persists delete it in the "
                        "Managed Service for Apache Flink console.") from err
     if progress:
-        print(f"Deleting the analytics application {name} ...")
+        log.info(f"Deleting the analytics application {name} ...")
     _wait_status(kda, name, lambda s: s is None, timeout, poll, progress)
     return True
 

@@ -20,7 +20,7 @@ _FLINK_RE = re.compile(r"^FLINK-(\d+)_(\d+)$")
 # from Flink 2.2 the service throws on any other key ("Programmatic Flink configuration
 # properties" in the Managed Service for Apache Flink developer guide). Everything else
 # (parallelism, checkpointing, state backend) is set through the application's configuration
-# (FlinkApplicationConfiguration), never in the job. tests/test_cloud_app.py checks job.build().
+# (FlinkApplicationConfiguration), never in the job. tests/test_managed.py checks pipeline.build().
 # Copied from that page (November 2026) without the ML, vector-search, Iceberg, delta-join and
 # adaptive-join keys the lab has no use for: a stricter list is safe; check the page before
 # adding a key.

@@ -39,6 +39,9 @@ from ..errors import AppError
 from ..flinkenv import PACKAGE_PARENT, flink_env
 from ..infra.config import LabConfig
 from ..job.params import JobParams
+from ..logs import logger
+
+log = logger(__name__)
 
 STANDIN_DIRNAME = "managed-standin"
 # A log4j line below ERROR ("2026-12-01 10:00:00,000 INFO ...") is not an error line, even if
@@ -113,7 +116,7 @@ def start(cfg: LabConfig, zip_path: Path | str, outputs: dict[str, str], *,
     current = status(cfg)
     if current["running"]:
         if progress:
-            print(f"The managed-service stand-in is already running (pid {current['pid']}).")
+            log.info(f"The managed-service stand-in is already running (pid {current['pid']}).")
         return current
     work = standin_dir(cfg)
     shutil.rmtree(work, ignore_errors=True)
@@ -139,8 +142,8 @@ def start(cfg: LabConfig, zip_path: Path | str, outputs: dict[str, str], *,
                         properties=str(props), submitted=None, job_id=None)
     started = standin.state()["started"]
     if progress:
-        print(f"Starting the managed-service stand-in (pid {pid}): the packaged app on the "
-              "local mini-cluster, Kinesis on the emulator ...")
+        log.info(f"Starting the managed-service stand-in (pid {pid}): the packaged app on the "
+                 "local mini-cluster, Kinesis on the emulator ...")
 
     def submitted() -> str | None:
         text = standin.log.read_text(errors="replace") if standin.log.exists() else ""
@@ -160,7 +163,7 @@ def start(cfg: LabConfig, zip_path: Path | str, outputs: dict[str, str], *,
                                 failed, interval=0.5)
     standin.write_state(submitted=time.time(), job_id=job_id)
     if progress:
-        print(f"  RUNNING after {time.time() - started:.1f} s (job {job_id})")
+        log.info(f"  RUNNING after {time.time() - started:.1f} s (job {job_id})")
     return status(cfg)
 
 
@@ -189,7 +192,7 @@ def stop(cfg: LabConfig, timeout: float = 20, progress: bool = True) -> bool:
     was = standin.stop(timeout)
     shutil.rmtree(standin_dir(cfg) / "tmp", ignore_errors=True)
     if was and progress:
-        print(f"Managed-service stand-in stopped (pid {state['pid']}).")
+        log.info(f"Managed-service stand-in stopped (pid {state['pid']}).")
     return was
 
 

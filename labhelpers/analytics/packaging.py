@@ -1,6 +1,6 @@
 """The analytics application's package for Managed Service for Apache Flink, and its upload.
 
-The service expects one zip (see cloud_app.application_properties for the run options)::
+The service expects one zip (see managed_config.application_properties for the run options)::
 
     main.py                       the entry point (cloud/main.py)       -> "python"
     lib/pyflink-dependencies.jar  the Kinesis connector, one jar        -> "jarfile"

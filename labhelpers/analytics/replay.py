@@ -32,8 +32,11 @@ from ..flinkenv import flink_env, local_runtime
 from ..job.contracts import REPLAY_CSV_COLUMNS
 from ..job.params import JobParams
 from ..job.pipeline import JobSettings, filesystem_sink, filesystem_source
+from ..logs import logger
 from ..stream.log import read_all_lines
 from ..wait import WaitTimeout, wait_until
+
+log = logger(__name__)
 
 # The slow-replay warning: a replay should take about a job's start-up plus its records at the
 # job's throughput; it warns above SLOW_FACTOR times that. The figures are generous: start-up
@@ -160,7 +163,7 @@ def replay(
     shutil.rmtree(work / "tmp", ignore_errors=True)
     warning = slow_warning(seconds, _count_lines(src), flink_log(work / "log"))
     if warning:
-        print(f"WARNING: {warning}", file=sys.stderr)
+        log.warning(f"WARNING: {warning}")
     return {
         "input": str(src),
         "windows": len(rows),

@@ -27,7 +27,10 @@ from ..infra.config import LabConfig
 from ..job.contracts import LATE
 from ..job.params import JobParams
 from ..job.pipeline import JobSettings, filesystem_sink, filesystem_source
+from ..logs import logger
 from ..stream.log import Feeder, count_lines, read_all_lines
+
+log = logger(__name__)
 
 MARKER = "labhelpers.analytics.runner"  # in the background process's command line
 START_POSITIONS = ("latest", "earliest")
@@ -111,18 +114,18 @@ def start(
     app = process(cfg)
     if app.running:
         if not changed and not fresh:
-            print(f"The analytics app is already running with these settings "
-                  f"(pid {app.pid}).")
+            log.info(f"The analytics app is already running with these settings "
+                     f"(pid {app.pid}).")
             return status(cfg)
         why = f"the parameters changed: {', '.join(changed)}" if changed else "fresh=True"
-        print(f"The analytics app is running (pid {app.pid}) and {why}: restarting it.")
+        log.info(f"The analytics app is running (pid {app.pid}) and {why}: restarting it.")
         stop(cfg)
     job = local_settings(cfg, wanted)
     checkpoint = None if fresh else latest_checkpoint(cfg)
     if checkpoint is not None and changed:
-        print(f"The parameters differ from the last run's ({', '.join(changed)}): its "
-              f"checkpoint holds windows and forests of the old parameters and cannot be "
-              f"used, so the app starts fresh from the {start_position} position.")
+        log.info(f"The parameters differ from the last run's ({', '.join(changed)}): its "
+                 f"checkpoint holds windows and forests of the old parameters and cannot be "
+                 f"used, so the app starts fresh from the {start_position} position.")
         checkpoint = None
     if checkpoint is None:
         for old in (work, cfg.stream_dir(cfg.scores_stream),
@@ -134,17 +137,17 @@ def start(
         (work / "start.json").write_text(json.dumps(point))
         if start_position == "latest":
             first = datetime.fromtimestamp(point["start_ms"] / 1000, UTC)
-            print(f"Reading from the latest position: the first window starts at "
-                  f"{first:%H:%M:%S} UTC; {point['not_read']} earlier record(s) in the "
-                  f"stream are not read (start_position='earliest' reads them).")
+            log.info(f"Reading from the latest position: the first window starts at "
+                     f"{first:%H:%M:%S} UTC; {point['not_read']} earlier record(s) in the "
+                     f"stream are not read (start_position='earliest' reads them).")
         else:
-            print("Reading from the earliest position: every record in the stream, in "
-                  "order (0 earlier records not read).")
+            log.info("Reading from the earliest position: every record in the stream, in "
+                     "order (0 earlier records not read).")
     else:
         point = _read_json(work / "start.json")
-        print(f"Resuming from checkpoint {checkpoint.parent.name}/{checkpoint.name}: "
-              f"everything that arrived since is read, in order "
-              f"(start position of this run: {point.get('start_position')}).")
+        log.info(f"Resuming from checkpoint {checkpoint.parent.name}/{checkpoint.name}: "
+                 f"everything that arrived since is read, in order "
+                 f"(start position of this run: {point.get('start_position')}).")
         shutil.rmtree(work / "tmp", ignore_errors=True)
         (work / "running").unlink(missing_ok=True)
     cfg.stream_dir(cfg.input_stream).mkdir(parents=True, exist_ok=True)
@@ -160,7 +163,7 @@ def start(
                                         "read the log above (python -m labhelpers app logs), "
                                         "fix the cause and start again; `python -m labhelpers "
                                         "doctor` checks Java."))
-    print(f"Analytics app started (pid {pid}); log: {app.log}")
+    log.info(f"Analytics app started (pid {pid}); log: {app.log}")
     return status(cfg)
 
 
@@ -239,7 +242,7 @@ def stop(cfg: LabConfig, timeout: float = 20) -> bool:
     (app_dir(cfg) / "running").unlink(missing_ok=True)
     shutil.rmtree(app_dir(cfg) / "tmp", ignore_errors=True)
     if was_running:
-        print(f"Analytics app stopped (pid {pid}).")
+        log.info(f"Analytics app stopped (pid {pid}).")
     return was_running
 
 
@@ -282,16 +285,15 @@ def _run(args: argparse.Namespace) -> int:
         taken = feeder.take_back_unknown(Path(args.restore))
         feeder.gate = lambda: _checkpoint_after(cfg, restored)
         if taken:
-            print(f"feeder: {len(taken)} feed file(s) newer than the checkpoint fed again, "
-                  "merged", flush=True)
+            log.info(f"feeder: {len(taken)} feed file(s) newer than the checkpoint fed again, "
+                     "merged")
     if not feeder.use_atime:
-        print("feeder: this file system keeps no access times; feeding one file per 3 s",
-              flush=True)
+        log.info("feeder: this file system keeps no access times; feeding one file per 3 s")
     threading.Thread(target=feeder.run_forever, args=(stop_event,), name="feeder",
                      daemon=True).start()
     result = job.run(settings, wait=False)
     (app_dir(cfg) / "running").write_text(str(os.getpid()))
-    print(f"job submitted: {result.get_job_client().get_job_id()}", flush=True)
+    log.info(f"job submitted: {result.get_job_client().get_job_id()}")
     try:
         result.wait()
     finally:

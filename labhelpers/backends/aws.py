@@ -9,8 +9,11 @@ from typing import Any
 
 from ..analytics import managed
 from ..errors import AppError
+from ..logs import logger
 from ..stream.kinesis import read_stream
 from .base import Backend
+
+log = logger(__name__)
 
 # The lab's start positions as the Kinesis source names them.
 KINESIS_POSITIONS = {"latest": "LATEST", "earliest": "TRIM_HORIZON"}
@@ -43,7 +46,7 @@ class AwsBackend(Backend):
         if zip_path is None:
             zip_path = packaging.DIST_DIR / packaging.ZIP_NAME
             if not zip_path.exists():
-                print("Building the application package (Maven + pip, once) ...")
+                log.info("Building the application package (Maven + pip, once) ...")
                 zip_path = packaging.package()
         return self._start(zip_path, params, position, fresh)
 
@@ -120,9 +123,9 @@ class EmulatedAwsBackend(AwsBackend):
 
         if managed_standin.status(self.cfg)["running"]:
             if self.app_params() == params and not fresh:
-                print("The analytics app is already running with these parameters.")
+                log.info("The analytics app is already running with these parameters.")
                 return self.app_status()
-            print("Restarting the analytics app with the new parameters.")
+            log.info("Restarting the analytics app with the new parameters.")
             managed_standin.stop(self.cfg)
         # the stand-in IS the application here: the emulator can create one but cannot start,
         # stop or delete it (HTTP 500), so creating it would leave it behind at clean-up

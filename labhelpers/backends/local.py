@@ -10,8 +10,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..analytics import runner
+from ..logs import logger
 from ..stream.log import read_all_lines, tail_lines
 from .base import Backend
+
+log = logger(__name__)
 
 
 class LocalBackend(Backend):
@@ -33,7 +36,7 @@ class LocalBackend(Backend):
         try:
             bucket = outputs(self.cfg)["RawBucketName"]
         except Exception as err:  # no stack yet
-            print(f"raw archive off: {err}", flush=True)
+            log.info(f"raw archive off: {err}")
             return sink
         return RawArchiveSink(sink, self.cfg.client("s3"), bucket)
 

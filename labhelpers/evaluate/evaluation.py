@@ -1,4 +1,4 @@
-"""Evaluation of the detector on the labelled scenario suite (labhelpers/scenarios.py).
+"""Evaluation of the detector on the labelled scenario suite (labhelpers/evaluate/scenarios.py).
 
 ``run_evaluation`` writes the whole suite as one file and runs it through the REAL job
 (``replay``: the lab's SQL and the forest in Flink keyed state) once, then scores the result

@@ -1,5 +1,5 @@
 """A labelled scenario suite: click traffic with known anomalies, and quiet traffic that must
-stay quiet, to measure the detector (see labhelpers/evaluate.py and notebook 06).
+stay quiet, to measure the detector (see labhelpers/evaluate/evaluation.py and notebook 06).
 
 Every scenario is built from ``generate.timeline`` (the steady parts) plus simple
 record-level edits (extra senders for a spike, records removed for an outage, arrival delays

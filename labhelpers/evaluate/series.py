@@ -32,7 +32,6 @@ from __future__ import annotations
 import csv
 import math
 import random
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +41,9 @@ import krcf
 
 from ..errors import ConfigError
 from ..job.forest import AlertRule, ForestParams
+from ..logs import logger
+
+log = logger(__name__)
 
 OUTPUT_COLUMNS = ("timestamp", "value", "anomaly_score", "is_anomaly", "usual_value")
 _FIX_HEADER = "make the first line `timestamp,value` and each further line e.g. " \
@@ -290,7 +292,7 @@ def score_series(input_path: Path | str, out_path: Path | str,
     warnings: list[str] = []
     points = read_series(input_path, warnings)
     for w in warnings:
-        print(f"warning: {w}", file=sys.stderr)
+        log.warning(f"warning: {w}")
     rows = score_points(points, params)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ from ..job.forest import ForestParams
 from .scenarios import SUITE_START
 
 # ---------------------------------------------------------------------------------------------
-# A suite of ordinary single series for ``score-series`` (labhelpers/series.py)
+# A suite of ordinary single series for ``score-series`` (labhelpers/evaluate/series.py)
 # ---------------------------------------------------------------------------------------------
 
 # Points per series. Hourly points: "full" is about 8 months, "small" about 6 weeks.

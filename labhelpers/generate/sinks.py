@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import GeneratorError
+from ..errors import GeneratorError, aws_error_code
 from ..infra.config import LabConfig
 from ..stream.log import StreamLogWriter
 from .plan import Plan
@@ -278,7 +278,7 @@ class KinesisSink:
         try:
             return fn(**kwargs)
         except ClientError as err:
-            code = err.response.get("Error", {}).get("Code", "")
+            code = aws_error_code(err)
             if code == "ResourceNotFoundException":
                 raise self._missing() from None
             if code in _RETRYABLE_CALL_ERRORS:

@@ -31,10 +31,13 @@ from ..background import BackgroundProcess
 from ..errors import GeneratorError, LabError
 from ..infra.config import LabConfig
 from ..job.contracts import CLICK, IMPRESSION
+from ..logs import logger
 from .live import start_background
 from .plan import Plan, RateCurve, Sender, _check_number, curve_from, lab_test_plan
 from .templates import Template, load_templates, resolve
 from .timeline import _check_total, timeline, write_jsonl
+
+log = logger(__name__)
 
 # The background process's module, also the marker in its command line: it gives run_child
 # the backend's sink, so it lives above the seam.
@@ -165,12 +168,12 @@ def start(
         old = current.get("plan") or {}
         changed = {k: (old.get(k), v) for k, v in plan.items() if old.get(k) != v}
         if not changed:
-            print(f"Traffic is already being sent with this plan (pid {current['pid']}); "
-                  "change rates with set_rate.")
+            log.info(f"Traffic is already being sent with this plan (pid {current['pid']}); "
+                     "change rates with set_rate.")
             return current
         said = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items())
-        print(f"Traffic is being sent with another plan ({said}): restarting it with the "
-              "new plan. Records already sent stay in the stream.")
+        log.info(f"Traffic is being sent with another plan ({said}): restarting it with the "
+                 "new plan. Records already sent stay in the stream.")
         stop(cfg)
     d = traffic_dir(cfg)
     d.mkdir(parents=True, exist_ok=True)
@@ -185,9 +188,9 @@ def start(
                                               "fix the cause shown above and start it again."))
     st = status(cfg)
     shown = ", ".join(f"{k} {v:g}/s" for k, v in (st.get("rates") or {}).items())
-    print(f"Sending traffic to {', '.join(plan['sites'])}: {shown} per site (pid {pid}).")
+    log.info(f"Sending traffic to {', '.join(plan['sites'])}: {shown} per site (pid {pid}).")
     if st.get("warning"):
-        print(f"Warning: {st['warning']}")
+        log.info(f"Warning: {st['warning']}")
     return st
 
 
@@ -220,7 +223,7 @@ def spike(cfg: LabConfig, extra_senders: int = 3, seconds: float = 20,
            count=extra_senders)  # bad values fail here, not in the generator
     request = _request(cfg, "spike", {"payload": payload, "extra_senders": extra_senders,
                                       "seconds": seconds, "rate": rate})
-    print(f"Spike requested: {extra_senders} extra {payload} sender(s) for {seconds:g} s.")
+    log.info(f"Spike requested: {extra_senders} extra {payload} sender(s) for {seconds:g} s.")
     return request
 
 
@@ -231,7 +234,7 @@ def set_rate(cfg: LabConfig, payload: str, rate: float) -> dict[str, Any]:
     resolve(payload, library)
     rate = _check_number("rate", rate, allow_zero=True, example="2.0 (records/s per site)")
     request = _request(cfg, "rate", {"payload": payload, "rate": rate})
-    print(f"Rate change requested: {payload} at {rate:g}/s per site.")
+    log.info(f"Rate change requested: {payload} at {rate:g}/s per site.")
     return request
 
 
@@ -240,7 +243,7 @@ def stop(cfg: LabConfig, timeout: float = 15) -> dict[str, Any]:
     gen = process(cfg)
     pid = gen.state().get("pid")
     if gen.stop(timeout):
-        print(f"Traffic stopped (pid {pid}).")
+        log.info(f"Traffic stopped (pid {pid}).")
     return status(cfg)
 
 
@@ -337,9 +340,9 @@ def _handle_request(handle: Any, req: Path) -> None:
                          seconds=r["seconds"], rate=r.get("rate"))
         else:
             handle.set_rate(r["payload"], r["rate"])
-        print(f"{r.get('kind', 'spike')}: {r}", flush=True)
+        log.info(f"{r.get('kind', 'spike')}: {r}")
     except (LabError, ValueError, KeyError) as err:  # say so, keep going
-        print(f"request {req.name} refused: {err}", flush=True)
+        log.info(f"request {req.name} refused: {err}")
     finally:
         req.unlink(missing_ok=True)
 
@@ -371,7 +374,7 @@ def run_child(cfg: LabConfig, spec: Mapping[str, Any], sink: Any) -> int:
             try:
                 handle.stop()
             except Exception as err:  # the error that ended the thread; reported below
-                print(f"generator stopped with an error: {err}", flush=True)
+                log.info(f"generator stopped with an error: {err}")
         st = asdict(handle.stats)
         if archive is not None:
             st.update(archived_batches=archive.archived, archive_errors=archive.archive_errors,
@@ -383,6 +386,6 @@ def run_child(cfg: LabConfig, spec: Mapping[str, Any], sink: Any) -> int:
             break
         time.sleep(0.5)
     if handle.error is not None:
-        print(f"generator failed: {handle.error}", flush=True)
+        log.info(f"generator failed: {handle.error}")
         return 1
     return 0

@@ -20,7 +20,7 @@ from botocore.exceptions import (
 )
 from botocore.parsers import ResponseParserError
 
-from ..errors import LabError
+from ..errors import LabError, aws_error_code
 from .config import LabConfig
 
 # Every service the aws backend calls; a region must offer all of them.
@@ -67,14 +67,14 @@ def permission_error(cfg: LabConfig, err: ClientError, action: str) -> Credentia
 
     action: the IAM action that was called, e.g. ``kinesis:CreateStream``.
     """
-    code = str(err.response.get("Error", {}).get("Code", ""))
+    code = aws_error_code(err)
     if code not in _DENIED:
         return None
     return CredentialsError(
         f"Your credentials ({_who(cfg)}) may not call {action} in {cfg.region} ({code})",
         f"ask your AWS administrator to allow {action} for your user or role (the lab needs "
         f"{', '.join(a.split(':')[0] for a in REQUIRED_ACTIONS[::4])} and more: see "
-        "labhelpers.credentials.REQUIRED_ACTIONS), or use the local backend.",
+        "labhelpers.infra.credentials.REQUIRED_ACTIONS), or use the local backend.",
     )
 
 
@@ -221,7 +221,7 @@ def _probe_services(cfg: LabConfig, session) -> None:
                 "eu-west-1 or ap-southeast-2 (LAB_REGION or region=...).",
             ) from err
         except ClientError as err:
-            code = str(err.response.get("Error", {}).get("Code", ""))
+            code = aws_error_code(err)
             if code in ("AccessDeniedException", "AccessDenied"):
                 raise CredentialsError(
                     f"Your credentials may not use {service} in {cfg.region} ({code})",
@@ -255,7 +255,7 @@ def check(cfg: LabConfig) -> dict[str, Any]:
                 + (f" and {len(denied) - 6} more" if len(denied) > 6 else "")
                 + f" in {cfg.region}, which the lab needs",
                 "ask your AWS administrator to allow them for your user or role (the list is "
-                "labhelpers.credentials.REQUIRED_ACTIONS), or use the local backend.",
+                "labhelpers.infra.credentials.REQUIRED_ACTIONS), or use the local backend.",
             )
     except ProfileNotFound as err:
         raise CredentialsError(
@@ -278,7 +278,7 @@ def check(cfg: LabConfig) -> dict[str, Any]:
             "check your network connection and the region name, then try again.",
         ) from err
     except ClientError as err:
-        code = str(err.response.get("Error", {}).get("Code", ""))
+        code = aws_error_code(err)
         if code in _EXPIRED:
             raise CredentialsError(
                 f"The AWS session of {_who(cfg)} has expired ({code})", _login_fix(cfg)

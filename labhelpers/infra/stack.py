@@ -25,9 +25,14 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from ..errors import StackError
+from ..errors import aws_error_code as _error_code
+from ..errors import aws_error_text as _error_text
+from ..logs import logger
 from ..wait import wait_until
 from . import emulator
 from .config import CFN_DIR, LabConfig
+
+log = logger(__name__)
 
 TEMPLATE_FILE = CFN_DIR / "clickstream.yaml"
 # the Lambda's code: one file, deployed as alert_handler.py (the template's Handler)
@@ -108,17 +113,6 @@ def _lab_buckets(cfg: LabConfig) -> list[str]:
 
 def _mine(cfg: LabConfig, name: str) -> bool:
     return name.startswith(cfg.prefix + "-")
-
-
-def _error_text(err: Exception) -> str:
-    if isinstance(err, ClientError):
-        e = err.response.get("Error", {})
-        return f"{e.get('Code', 'Error')}: {e.get('Message', err)}"
-    return str(err)
-
-
-def _error_code(err: ClientError) -> str:
-    return str(err.response.get("Error", {}).get("Code", ""))
 
 
 def _bucket_exists(s3, bucket: str) -> bool:
@@ -208,8 +202,8 @@ def _print_event(event: dict[str, Any]) -> None:
     stamp = event.get("Timestamp")
     when = stamp.astimezone().strftime("%H:%M:%S") if isinstance(stamp, datetime) else ""
     reason = event.get("ResourceStatusReason") or ""
-    print(f"  {when}  {event.get('ResourceStatus', ''):<20} {event.get('LogicalResourceId', '')}"
-          f"{'  ' + reason if reason else ''}")
+    log.info(f"  {when}  {event.get('ResourceStatus', ''):<20} {event.get('LogicalResourceId', '')}"
+             f"{'  ' + reason if reason else ''}")
 
 
 def _wait(cfg: LabConfig, cf, name: str, seen: set[str], progress: bool) -> tuple[str, list]:
@@ -378,7 +372,7 @@ def deploy(cfg: LabConfig, email: str | None = None, phone: str | None = None,
         existing = _describe(cf, name)
         if existing and existing["StackStatus"].endswith("_IN_PROGRESS"):
             if progress:
-                print(f"Stack {name} is {existing['StackStatus']}; waiting for it to finish.")
+                log.info(f"Stack {name} is {existing['StackStatus']}; waiting for it to finish.")
             _wait(cfg, cf, name, _event_ids(cf, name), progress)
             existing = _describe(cf, name)
         if existing and existing["StackStatus"] in _NEEDS_DELETE:
@@ -405,7 +399,7 @@ def deploy(cfg: LabConfig, email: str | None = None, phone: str | None = None,
         action = "Updating" if existing else "Creating"
         if progress:
             where = "the local emulator" if cfg.world.emulator else f"AWS ({cfg.region})"
-            print(f"{action} stack {name} on {where} ...")
+            log.info(f"{action} stack {name} on {where} ...")
         try:
             if existing:
                 cf.update_stack(**request)
@@ -419,7 +413,7 @@ def deploy(cfg: LabConfig, email: str | None = None, phone: str | None = None,
                     + _FIX_DEPLOY,
                 ) from err
             if progress:
-                print("  nothing to change: the stack is up to date.")
+                log.info("  nothing to change: the stack is up to date.")
         status, events = _wait(cfg, cf, name, seen, progress)
         if status not in _OK:
             fix = _FIX_CLEANUP if status in _NEEDS_DELETE or status == "GONE" else (
@@ -438,11 +432,11 @@ def deploy(cfg: LabConfig, email: str | None = None, phone: str | None = None,
         if not cfg.world.full_template:  # the emulator skips the template's subscriptions
             _ensure_inbox(cfg, client, outs["AlertTopicArn"])
             if progress:
-                print(f"  The emulator skips SNS subscriptions in templates, so the lab "
-                      f"subscribed the SQS queue {cfg.inbox_queue} to the alert topic through "
-                      f"the API: alerts arrive there (labhelpers.alerts.inbox).")
+                log.info(f"  The emulator skips SNS subscriptions in templates, so the lab "
+                         f"subscribed the SQS queue {cfg.inbox_queue} to the alert topic through "
+                         f"the API: alerts arrive there (labhelpers.alerts.inbox).")
                 if email or phone:
-                    print("  E-mail and SMS are not delivered by the emulator; on AWS they are.")
+                    log.info("  E-mail and SMS are not delivered by the emulator; on AWS they are.")
     except (NoCredentialsError, BotoCoreError) as err:
         raise StackError(
             f"Could not reach CloudFormation for stack {name}: {err}",
@@ -450,7 +444,7 @@ def deploy(cfg: LabConfig, email: str | None = None, phone: str | None = None,
             "or use the local backend.",
         ) from err
     if progress:
-        print(f"Stack {name}: {status} in {time.monotonic() - started:.1f} s.")
+        log.info(f"Stack {name}: {status} in {time.monotonic() - started:.1f} s.")
     return outs
 
 
@@ -530,14 +524,14 @@ def delete(cfg: LabConfig, progress: bool = True) -> None:
         for bucket in lab_buckets:
             n = _empty_bucket(s3, bucket)
             if progress and n:
-                print(f"Emptied bucket {bucket} ({n} objects).")
+                log.info(f"Emptied bucket {bucket} ({n} objects).")
         stack = _describe(cf, name)
         if stack is not None:
             seen = _event_ids(cf, name)
             if stack["StackStatus"].endswith("_IN_PROGRESS"):
                 _wait(cfg, cf, name, seen, progress)
             if progress:
-                print(f"Deleting stack {name} ...")
+                log.info(f"Deleting stack {name} ...")
             status = "DELETE_FAILED"
             for _attempt in range(2):
                 cf.delete_stack(StackName=name)
@@ -553,16 +547,16 @@ def delete(cfg: LabConfig, progress: bool = True) -> None:
                                  "stop whatever still writes to the lab (the analytics app), "
                                  "then run `python -m labhelpers cleanup` again.")
             if progress:
-                print(f"Stack {name} deleted.")
+                log.info(f"Stack {name} deleted.")
         elif progress:
-            print(f"Stack {name} does not exist (already deleted).")
+            log.info(f"Stack {name} does not exist (already deleted).")
         # The emulator reports DELETE_COMPLETE but keeps buckets it could not delete; AWS
         # leaves them too if they filled up again: delete what is left, then our extras.
         for bucket in [*lab_buckets, cfg.artifacts_bucket]:
             if _mine(cfg, bucket) and _delete_bucket(s3, bucket) and progress:
-                print(f"Deleted bucket {bucket}.")
+                log.info(f"Deleted bucket {bucket}.")
         if _delete_inbox(cfg, client) and progress:
-            print(f"Deleted queue {cfg.inbox_queue}.")
+            log.info(f"Deleted queue {cfg.inbox_queue}.")
     except (NoCredentialsError, BotoCoreError) as err:
         raise StackError(f"Could not reach AWS to delete stack {name}: {err}",
                          "check your credentials and region, then run the cleanup again.") from err

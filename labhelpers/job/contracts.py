@@ -53,7 +53,7 @@ SCORE_COLUMNS = WINDOW_COLUMNS + (
     "usual_ctr",
     # what flagged an anomalous window (None otherwise): "score" (the score above the
     # threshold) or "run:<input>:<high|low>" (a run of one driving input: the inputs are
-    # analytics.deviations.RUN_INPUTS)
+    # job.deviations.RUN_INPUTS)
     "flagged_by",
 )
 # Types of the score columns that are not text (the job's row type and the SQL table).

@@ -2,7 +2,7 @@
 
 Parameters keep the lab's names (number of trees, subsample size, time decay, shingle size)
 and are validated here, because ``krcf`` silently ignores option keys it does not know.
-The Flink job keeps one ``SiteModel`` per site in keyed state (see labhelpers/job.py); this
+The Flink job keeps one ``SiteModel`` per site in keyed state (see labhelpers/job/pipeline.py); this
 module has no Flink in it so it can be unit-tested and reused by other tools.
 """
 

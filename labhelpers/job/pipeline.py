@@ -1,8 +1,9 @@
 """The analytics application: the lab's Flink SQL plus a Random Cut Forest in keyed state.
 
-Run as a program (``python -m labhelpers.job.pipeline --properties FILE``) by the local runner
-(labhelpers/app.py) and by ``replay``; the properties file has the same shape as the managed
-service's runtime properties (a list of property groups), so the same job runs in the cloud.
+Run as a program (``python -m labhelpers.job.pipeline --properties FILE``) by the local
+runner (labhelpers/analytics/runner.py) and by ``replay``; the properties file has the same
+shape as the managed service's runtime properties (a list of property groups), so the same job
+runs in the cloud.
 
 Pipeline: SQL (source -> checked records -> window_ctr) -> to DataStream -> key by site ->
 ForestScorer (krcf forest per site in ValueState) -> back to a table -> INSERT INTO scores;
@@ -289,7 +290,7 @@ def build(settings: JobSettings):
     # service, whose parallelism comes from the application's ParallelismConfiguration) is
     # configured here. From Flink 2.2 the service throws when code changes a key that is not on
     # its allow-list (managed_config.PROGRAMMATIC_CONFIG_ALLOWED), so nothing else is set in code
-    # except table.local-time-zone, which is on it (tests/test_cloud_app.py checks both).
+    # except table.local-time-zone, which is on it (tests/test_managed.py checks both).
     conf = Configuration()
     for key, value in settings.runtime.items():
         conf.set_string(key, str(value))

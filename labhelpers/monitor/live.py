@@ -1,10 +1,10 @@
 """The live monitor of notebook 04: the app's outputs, updated in place while you watch.
 
-A background thread polls the scores stream (``monitor.scores_frame``), the alert inbox
+A background thread polls the scores stream (``tables.scores_frame``), the alert inbox
 (``alerts.inbox``) and the generator's spike counter every ``refresh_s`` seconds and updates
 a few widgets without printing anything: a status line (windows scored, windows the forest
 has learned, forest ready, spikes, anomalies, alerts, time of the last update), the plot of
-CTR and anomaly score per site with the threshold and the anomalies (``monitor.plot_scores``),
+CTR and anomaly score per site with the threshold and the anomalies (``tables.plot_scores``),
 a table of the latest windows and the inbox.
 
 ``show(cfg, threshold)`` displays it and starts it; ``wait_for`` blocks the notebook until
@@ -40,7 +40,7 @@ PLOT_FILE = "scores.png"  # the final plot in a headless run's folder (tests/tes
 TABLE_ROWS = 8  # latest windows shown in the table
 INBOX_ROWS = 5  # latest alerts shown
 PLOT_DPI = 80  # the live plot: 10 x 6 inches -> 800 x 480 px
-SAVE_DPI = 110  # the saved PNG, as monitor.plot_scores saves it
+SAVE_DPI = 110  # the saved PNG, as tables.plot_scores saves it
 
 # pyplot is not thread-safe; every render goes through this lock.
 _PLOT_LOCK = threading.Lock()
@@ -110,7 +110,7 @@ class Snapshot:
 
 
 def render_png(df: pd.DataFrame, threshold: float, dpi: int = PLOT_DPI) -> bytes:
-    """``monitor.plot_scores`` as PNG bytes, without leaving a figure for the notebook to
+    """``tables.plot_scores`` as PNG bytes, without leaving a figure for the notebook to
     show (it is closed at once, and not queued for inline display)."""
     import matplotlib.pyplot as plt
 

@@ -18,6 +18,7 @@ import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..backends import for_config
+from ..errors import aws_error_text as _error_text
 from ..infra import emulator, stack
 from ..infra.config import LabConfig
 
@@ -35,13 +36,6 @@ _WHAT = {
     "https": "an HTTPS endpoint (must confirm by answering the subscription request)",
     "http": "an HTTP endpoint (must confirm by answering the subscription request)",
 }
-
-
-def _error_text(err: Exception) -> str:
-    if isinstance(err, ClientError):
-        e = err.response.get("Error", {})
-        return f"{e.get('Code', 'Error')}: {e.get('Message', err)}"
-    return str(err)
 
 
 def _endpoint(protocol: str, endpoint: str) -> str:

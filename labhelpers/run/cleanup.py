@@ -12,6 +12,9 @@ from ..backends import for_config
 from ..errors import LabError
 from ..infra import emulator, inventory, stack
 from ..infra.config import LabConfig
+from ..logs import logger
+
+log = logger(__name__)
 
 
 def _stop_app(cfg: LabConfig) -> tuple[bool | None, str | None]:
@@ -94,11 +97,11 @@ def cleanup(cfg: LabConfig, stop_emulator: bool = True, progress: bool = True) -
     report["removed_files"] = _remove_local_files(cfg)
     if progress:
         left = report["leftovers"]
-        print("Cleanup done: " + ("nothing is left with the prefix "
-                                  f"'{cfg.prefix}'." if not left else
-                                  f"{len(left)} item(s) still exist: {', '.join(left)}"))
+        log.info("Cleanup done: " + ("nothing is left with the prefix "
+                                     f"'{cfg.prefix}'." if not left else
+                                     f"{len(left)} item(s) still exist: {', '.join(left)}"))
         if report["tagged"]:
-            print(f"  still tagged lab-prefix={cfg.prefix}: {', '.join(report['tagged'])}")
+            log.info(f"  still tagged lab-prefix={cfg.prefix}: {', '.join(report['tagged'])}")
         for n in report["notes"]:
-            print(f"  note: {n}")
+            log.info(f"  note: {n}")
     return report

@@ -12,6 +12,9 @@ from ..backends import for_config
 from ..errors import LabError
 from ..generate.traffic import run_child, traffic_dir
 from ..infra.config import LabConfig
+from ..logs import logger
+
+log = logger(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         sink = lab.archive(lab.input_sink(failure_log=traffic_dir(cfg) / "failures.jsonl"))
         return run_child(cfg, json.loads(args.plan), sink)
     except LabError as err:  # shown by start() from this process's log
-        print(f"error: {err}", flush=True)
+        log.info(f"error: {err}")
         return 2
 
 

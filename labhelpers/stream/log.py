@@ -181,9 +181,9 @@ class Feeder:
 
     Why: Flink's file source hands out the files it has found but not yet read in no
     particular order (a hash set), so a backlog of many files is read out of order and the
-    watermark drops whole windows (FINDINGS, "File source order"). The feeder keeps at most
-    one unread file in the job's folder: it concatenates everything that arrived into one
-    feed file and writes the next only after the job has opened that one (its access time
+    watermark drops whole windows (measured on Flink 2.x; tests/test_feeder.py). The feeder
+    keeps at most one unread file in the job's folder: it concatenates everything that arrived
+    into one feed file and writes the next only after the job has opened that one (its access time
     changes; where the file system does not keep access times, after three scan intervals).
     Files are never changed or deleted in the input stream log itself.
 

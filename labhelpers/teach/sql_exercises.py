@@ -505,7 +505,7 @@ def _child(spec_path: Path) -> int:
     for statement in split_statements(settings.sql()):
         t_env.execute_sql(statement)
         if statement.startswith("CREATE TABLE click_records"):
-            # the job shares one read of the source as click_stream (analytics/job.py); a
+            # the job shares one read of the source as click_stream (job/pipeline.py); a
             # query on its own reads it once anyway, so a plain view stands in here
             t_env.execute_sql("CREATE TEMPORARY VIEW click_stream AS SELECT * FROM click_records")
     results: dict[str, dict[str, Any]] = {}

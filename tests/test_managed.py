@@ -306,7 +306,7 @@ def test_start_of_a_missing_app_says_how():
         _not_found(stub)
         with pytest.raises(AppError, match="does not exist") as err:
             cloud_app.start(cfg, poll=0, progress=False, kda=kda)
-    assert "cloud_app.deploy" in str(err.value)
+    assert "managed.deploy" in str(err.value)
 
 
 def test_update_of_a_busy_app_is_refused(monkeypatch):
