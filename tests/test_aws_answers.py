@@ -1,0 +1,204 @@
+"""What a real AWS account answers, and how the lab handles it (issue 25): times sent as UTC
+whatever the machine's zone, the emulator's rules (GetRecords throttling, a future
+AT_TIMESTAMP, a queue name deleted less than 60 s ago), the command line's --backend."""
+
+from __future__ import annotations
+
+import ast
+import os
+import time
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+
+from labhelpers.cli import build_parser
+from labhelpers.infra import moto_rules
+from labhelpers.stream import kinesis as kinesis_reader
+
+PACKAGE = Path(__file__).resolve().parent.parent / "labhelpers"
+
+
+# ---------------------------------------------------------------- times sent to AWS
+def _naive_calls(tree: ast.AST) -> list[tuple[int, str]]:
+    """Calls that make a time without a zone: datetime.now() with no tz, fromtimestamp(t)
+    with one argument and no tz, utcnow(), utcfromtimestamp()."""
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+            continue
+        name, kw = node.func.attr, {k.arg for k in node.keywords}
+        if name in ("utcnow", "utcfromtimestamp"):
+            found.append((node.lineno, name))
+        elif name == "now" and not node.args and "tz" not in kw \
+                and ast.unparse(node.func.value).endswith("datetime"):
+            found.append((node.lineno, "datetime.now()"))
+        elif name == "fromtimestamp" and len(node.args) < 2 and "tz" not in kw:
+            found.append((node.lineno, "fromtimestamp(t)"))
+    return found
+
+
+def test_the_package_makes_no_time_without_a_zone():
+    """botocore takes a naive time as UTC: a local one lands hours off (issue 25)."""
+    bad = {str(p.relative_to(PACKAGE)): calls for p in sorted(PACKAGE.rglob("*.py"))
+           if (calls := _naive_calls(ast.parse(p.read_text())))}
+    assert bad == {}, f"naive times (pass tz=UTC): {bad}"
+
+
+def test_the_scan_sees_a_naive_time():
+    tree = ast.parse("from datetime import datetime\n"
+                     "a = datetime.fromtimestamp(1)\nb = datetime.now()\n"
+                     "c = datetime.utcnow()\nd = datetime.now(UTC)\n"
+                     "e = datetime.fromtimestamp(1, UTC)\n")
+    assert [n for _, n in _naive_calls(tree)] == ["fromtimestamp(t)", "datetime.now()",
+                                                   "utcnow"]
+
+
+@pytest.mark.parametrize("zone", ["Asia/Tokyo", "America/Los_Angeles", "UTC"])
+def test_at_timestamp_is_utc_whatever_the_zone(monkeypatch, zone):
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        start = kinesis_reader.start_of(60, now=1_800_000_000.0)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert start["ShardIteratorType"] == "AT_TIMESTAMP"
+    assert start["Timestamp"].utcoffset() is not None, "a naive time is read as UTC"
+    assert start["Timestamp"].timestamp() == 1_800_000_000.0 - 60
+
+
+# ---------------------------------------------------------------- the command line
+@pytest.mark.parametrize("argv", [
+    ["run-lab", "--backend", "aws", "--emulator"],
+    ["--backend", "aws", "run-lab", "--emulator"],
+])
+def test_backend_before_or_after_the_sub_command(argv):
+    args = build_parser().parse_args(argv)
+    assert (args.backend, args.emulator, args.command) == ("aws", True, "run-lab")
+
+
+def test_a_sub_command_without_backend_keeps_the_default():
+    args = build_parser().parse_args(["app", "status"])
+    assert args.backend is None and args.prefix is None and args.region is None
+
+
+def test_cloud_app_goes_through_the_backend_with_app_starts_default(monkeypatch):
+    from labhelpers import cli
+    from labhelpers.backends import aws
+
+    calls = []
+    monkeypatch.setattr(aws.AwsBackend, "start_app",
+                        lambda self, params=None, **kw: calls.append((self.cfg.backend, kw))
+                        or {"ok": True})
+    monkeypatch.setenv("LAB_EMULATED", "1")
+    assert cli.main(["cloud-app", "start"]) == 0
+    app = build_parser().parse_args(["app", "start"])
+    assert calls and calls[0][0] == "aws", calls
+    assert calls[0][1]["start_position"] == app.start_position == "latest", calls
+
+
+# ---------------------------------------------------------------- the emulator's rules
+class _Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _iterator(stream: str, shard: str) -> str:
+    import base64
+
+    return base64.encodebytes(f"{stream}:{shard}:0".encode()).decode()
+
+
+def test_rules_refuse_a_sixth_get_records_in_a_second():
+    clock = _Clock()
+    rules = moto_rules.Rules(clock=clock)
+    body = {"ShardIterator": _iterator("s", "shardId-000000000000")}
+    assert [rules.get_records(body) for _ in range(5)] == [None] * 5
+    assert rules.get_records(body)[0] == "ProvisionedThroughputExceededException"
+    other = {"ShardIterator": _iterator("s", "shardId-000000000001")}
+    assert rules.get_records(other) is None, "the budget is per shard"
+    clock.t += 1.0
+    assert rules.get_records(body) is None, "the budget renews every second"
+
+
+def test_rules_refuse_a_future_timestamp_and_a_recent_queue_name():
+    clock = _Clock()
+    rules = moto_rules.Rules(clock=clock, wall=lambda: 2000.0)
+    assert rules.get_shard_iterator({"ShardIteratorType": "AT_TIMESTAMP",
+                                     "Timestamp": 2000.0 + 9 * 3600})[0] == \
+        "InvalidArgumentException"
+    assert rules.get_shard_iterator({"ShardIteratorType": "AT_TIMESTAMP",
+                                     "Timestamp": 1990.0}) is None
+    rules.delete_queue("http://127.0.0.1:1/123456789012/lab-inbox")
+    assert rules.create_queue("lab-inbox")[0] == "QueueDeletedRecently"
+    clock.t += 61
+    assert rules.create_queue("lab-inbox") is None
+
+
+@pytest.mark.integration
+def test_the_emulator_answers_like_aws(emulator_cfg):
+    """Through boto3, against the lab's emulator: each refusal has AWS's error code."""
+    cfg = emulator_cfg.with_(prefix="testrules")
+    kinesis, sqs = cfg.client("kinesis"), cfg.client("sqs")
+    kinesis.create_stream(StreamName="testrules-s", ShardCount=1)
+    shard = kinesis.list_shards(StreamName="testrules-s")["Shards"][0]["ShardId"]
+    with pytest.raises(ClientError) as err:
+        kinesis.get_shard_iterator(StreamName="testrules-s", ShardId=shard,
+                                   ShardIteratorType="AT_TIMESTAMP",
+                                   Timestamp=time.time() + 3600)
+    assert err.value.response["Error"]["Code"] == "InvalidArgumentException"
+    it = kinesis.get_shard_iterator(StreamName="testrules-s", ShardId=shard,
+                                    ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    codes = []
+    for _ in range(8):
+        try:
+            kinesis.get_records(ShardIterator=it)
+            codes.append("ok")
+        except ClientError as e:
+            codes.append(e.response["Error"]["Code"])
+    assert "ProvisionedThroughputExceededException" in codes, codes
+    url = sqs.create_queue(QueueName="testrules-q")["QueueUrl"]
+    sqs.delete_queue(QueueUrl=url)
+    with pytest.raises(ClientError) as err:
+        sqs.create_queue(QueueName="testrules-q")
+    assert "QueueDeletedRecently" in err.value.response["Error"]["Code"]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("zone", ["Asia/Tokyo", "America/Los_Angeles"])
+def test_read_stream_reads_the_last_minute_in_any_zone(emulator_cfg, monkeypatch, zone):
+    """The notebooks' "last records" outside UTC: east of it the old code asked for records
+    from hours in the future (refused), west of it it read hours of old ones."""
+    cfg = emulator_cfg.with_(prefix=f"testtz{zone[:4].lower()}")
+    kinesis = cfg.client("kinesis")
+    name = f"{cfg.prefix}-s"
+    kinesis.create_stream(StreamName=name, ShardCount=1)
+    kinesis.put_records(StreamName=name, Records=[
+        {"Data": f'{{"n": {i}}}'.encode(), "PartitionKey": "k"} for i in range(14)])
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        lines = kinesis_reader.read_stream(cfg, name, since_s=60, limit=10)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert len(lines) == 10 and lines[-1] == '{"n": 13}', lines
+
+
+@pytest.mark.integration
+def test_read_stream_backs_off_when_the_shard_budget_is_spent(emulator_cfg):
+    cfg = emulator_cfg.with_(prefix="testbackoff")
+    kinesis = cfg.client("kinesis")
+    name = "testbackoff-s"
+    kinesis.create_stream(StreamName=name, ShardCount=1)
+    kinesis.put_records(StreamName=name, Records=[{"Data": b"x", "PartitionKey": "k"}])
+    results = [kinesis_reader.read_stream(cfg, name) for _ in range(12)]
+    assert all(r == ["x"] for r in results), results
+
+
+def test_no_test_of_this_file_needs_a_real_account():
+    assert "amazonaws.com" not in os.environ.get("AWS_ENDPOINT_URL", "")
