@@ -118,6 +118,10 @@ def cmd_cloud_app(args) -> int:
                                  start_position=args.start_position))
     elif args.action == "status":
         _print(lab.app_status())
+    elif args.action == "stop" and args.force:
+        from .analytics import managed
+
+        _print({"was_running": managed.stop(cfg, force=True, **lab.service())})
     elif args.action == "stop":
         _print({"was_running": lab.stop_app()})
     elif args.action == "delete":
@@ -361,6 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--fresh", action="store_true",
                     help="start over instead of restoring from the latest snapshot")
     ca.add_argument("--lines", type=int, default=40, help="logs: how many lines")
+    ca.add_argument("--force", action="store_true",
+                    help="stop: at once, without a snapshot (when a normal stop is refused)")
     ca.set_defaults(fn=cmd_cloud_app)
 
     g = sub.add_parser(

@@ -202,3 +202,39 @@ def test_read_stream_backs_off_when_the_shard_budget_is_spent(emulator_cfg):
 
 def test_no_test_of_this_file_needs_a_real_account():
     assert "amazonaws.com" not in os.environ.get("AWS_ENDPOINT_URL", "")
+
+
+# ---------------------------------------------------------------- queue names
+def test_deploy_waits_out_a_queue_name_deleted_less_than_60_s_ago(tmp_path, capsys):
+    from labhelpers.infra import queue_names
+    from labhelpers.infra.config import LabConfig
+
+    cfg = LabConfig(home=tmp_path, prefix="qn25")
+    slept = []
+    assert queue_names.wait_for_queue_names(cfg, sleep=slept.append) == 0.0
+    queue_names.note_deleted(cfg, queue_names.names(cfg))
+    waited = queue_names.wait_for_queue_names(cfg, sleep=slept.append)
+    assert 55 < waited <= 61 and slept == [waited]
+    said = capsys.readouterr().out
+    assert "qn25-inbox" in said and "60 s" in said and "waiting" in said, said
+
+
+def test_a_refused_queue_name_is_tried_again_saying_so(monkeypatch, capsys):
+    import boto3
+    from botocore.stub import Stubber
+
+    from labhelpers.infra import queue_names
+
+    monkeypatch.setattr(queue_names.time, "sleep", lambda s: None)
+    sqs = boto3.client("sqs", region_name="us-east-1", aws_access_key_id="x",
+                       aws_secret_access_key="x", endpoint_url="http://127.0.0.1:1")
+    stub = Stubber(sqs)
+    for _ in range(2):
+        stub.add_client_error("create_queue", http_status_code=400,
+                              service_error_code="AWS.SimpleQueueService.QueueDeletedRecently")
+    stub.add_response("create_queue", {"QueueUrl": "http://q/qn25-inbox"},
+                      {"QueueName": "qn25-inbox"})
+    with stub:
+        assert queue_names.create_queue(sqs, True, QueueName="qn25-inbox") == \
+            "http://q/qn25-inbox"
+    assert "QueueDeletedRecently" in capsys.readouterr().out

@@ -15,6 +15,7 @@ from ..job.pipeline import JobSettings
 
 RUN_OPTIONS_GROUP = "kinesis.analytics.flink.run.options"
 EMULATOR_DISCOVERY_INTERVAL = "30s"  # see emulator_settings
+IDLE_FETCH_INTERVAL = "1s"  # see kinesis_source
 _FLINK_RE = re.compile(r"^FLINK-(\d+)_(\d+)$")
 # Flink configuration keys an application may change in its own code on the managed service:
 # from Flink 2.2 the service throws on any other key ("Programmatic Flink configuration
@@ -150,6 +151,10 @@ def kinesis_source(stream_arn: str, region: str, *, start_position: str = "TRIM_
         "stream.arn": stream_arn,
         "aws.region": region,
         "source.init.position": start_position,
+        # A shard answers 5 GetRecords calls a second, shared by every reader: the source
+        # (250 ms by default when idle: 4 a second) + Firehose (1) would leave the notebooks
+        # nothing. Once a second when idle keeps the lab's readers within one shard's budget.
+        "source.reader.empty-records-fetch-interval": IDLE_FETCH_INTERVAL,
         "format": "raw",
         **_endpoint_options(endpoint, credentials),
     }

@@ -38,7 +38,6 @@ class AwsBackend(Backend):
         real connector) and a local runner applies the alert function's event source
         mapping: the two things the emulator cannot run."""
         from ..analytics import packaging
-        from ..infra import stack
         from ..job.params import JobParams
 
         params = JobParams.of(params, **changes)
@@ -51,47 +50,41 @@ class AwsBackend(Backend):
             if not zip_path.exists():
                 print("Building the application package (Maven + pip, once) ...")
                 zip_path = packaging.package()
-        if not self.cfg.emulated:
-            return managed.deploy(self.cfg, zip_path, params, start_position=position)
-        from ..alerts import esm_runner
-        from ..analytics import managed_standin
+        if self.cfg.emulated:
+            from ..alerts import esm_runner
 
-        if managed_standin.status(self.cfg)["running"]:
-            if self.app_params() == params and not fresh:
-                print("The analytics app is already running with these parameters.")
-                return self.app_status()
-            print("Restarting the analytics app with the new parameters.")
-            managed_standin.stop(self.cfg)
-        # the stand-in IS the application here: the emulator can create one but cannot start,
-        # stop or delete it (HTTP 500), so creating it would leave it behind at clean-up
-        managed_standin.start(self.cfg, zip_path, stack.outputs(self.cfg),
-                              endpoint=self.cfg.endpoint_url, params=params,
-                              start_position=position)
-        esm_runner.start(self.cfg, endpoint=self.cfg.endpoint_url)
-        return self.app_status()
+            # Lambda cannot run on the emulator: a local runner applies its event source
+            # mapping (started first: the alert trigger is there before the app's scores)
+            esm_runner.start(self.cfg, endpoint=self.cfg.endpoint_url)
+        return managed.deploy(self.cfg, zip_path, params, start_position=position, fresh=fresh,
+                              **self.service())
+
+    # ---- issue 25: on the emulator the managed service is answered by the stand-in service
+    # (labhelpers.analytics.managed_service: states with delays, snapshots, the packaged app
+    # on the local mini-cluster), so every call below runs the same code as on AWS.
+    def service(self) -> dict[str, Any]:
+        """The managed-service client and poll interval: the stand-in service on the emulator,
+        boto3's client (the default) on AWS."""
+        if not self.cfg.emulated:
+            return {}
+        from ..analytics.managed_service import StandinKda
+
+        return {"kda": StandinKda(self.cfg, endpoint=self.cfg.endpoint_url), "poll": 1.0}
 
     def stop_app(self) -> bool:
-        if not self.cfg.emulated:
-            return managed.stop(self.cfg)
-        from ..alerts import esm_runner
-        from ..analytics import managed_standin
+        if self.cfg.emulated:
+            from ..alerts import esm_runner
 
-        esm_runner.stop(self.cfg)
-        return managed_standin.stop(self.cfg)
+            esm_runner.stop(self.cfg)
+        return managed.stop(self.cfg, **self.service())
 
     def app_running(self) -> bool:
-        if not self.cfg.emulated:
-            return managed.status(self.cfg).get("status") == "RUNNING"
-        from ..analytics import managed_standin
-
-        return bool(managed_standin.status(self.cfg)["running"])
+        kda = self.service().get("kda")
+        return managed.status(self.cfg, kda=kda).get("status") in ("RUNNING", "AUTOSCALING")
 
     def app_status(self) -> dict[str, Any]:
-        if self.cfg.emulated:
-            from ..analytics import managed_standin
-
-            return {**super().app_status(), "application": managed_standin.status(self.cfg)}
-        return {**super().app_status(), "application": managed.status(self.cfg)}
+        kda = self.service().get("kda")
+        return {**super().app_status(), "application": managed.status(self.cfg, kda=kda)}
 
     def app_logs(self, lines: int = 40) -> str:
         if not self.cfg.emulated:
@@ -101,19 +94,7 @@ class AwsBackend(Backend):
         return managed_standin.logs(self.cfg, lines)
 
     def app_params(self):
-        if not self.cfg.emulated:
-            return managed.current_params(self.cfg)
-        import json
-
-        from ..analytics import managed_standin
-        from ..job.params import JobParams
-
-        props = managed_standin.standin_dir(self.cfg) / managed_standin.PROPERTIES_FILE
-        if not props.exists():
-            raise AppError("The analytics app has not been started",
-                           "start it with notebook 03 or `python -m labhelpers app start`.")
-        groups = json.loads(props.read_text())
-        return JobParams.from_groups({g["PropertyGroupId"]: g["PropertyMap"] for g in groups})
+        return managed.current_params(self.cfg, kda=self.service().get("kda"))
 
     def score_lines(self) -> list[str]:
         return read_stream(self.cfg, self.cfg.scores_stream)
@@ -129,10 +110,9 @@ class AwsBackend(Backend):
     def app_hops(self, outs: dict[str, str]) -> list[dict[str, str]]:
         cfg = self.cfg
         try:
-            if cfg.emulated:
-                state = "RUNNING (stand-in)" if self.app_running() else "not running (stand-in)"
-            else:
-                state = managed.status(cfg).get("status") or "not created"
+            state = managed.status(cfg, kda=self.service().get("kda")).get("status") \
+                or "not created"
+            state += " (stand-in)" if cfg.emulated else ""
         except Exception as err:  # shown in the table, never fatal
             state = f"unknown ({err})"
         app_state = f"application {state}"
@@ -150,5 +130,8 @@ class AwsBackend(Backend):
 
     def delete_app(self) -> bool | None:
         if self.cfg.emulated:
-            return self.stop_app()
-        return managed.delete(self.cfg)  # billed per KPU-hour while it exists: deleted first
+            from ..alerts import esm_runner
+
+            esm_runner.stop(self.cfg)
+        # billed per KPU-hour while it exists: deleted first, waited for until it is gone
+        return managed.delete(self.cfg, **self.service())

@@ -20,6 +20,7 @@ import base64
 import io
 import json
 import os
+import sys
 import threading
 import time
 from collections import defaultdict, deque
@@ -117,6 +118,9 @@ class RulesMiddleware:
         if refused is None:
             return self.app(environ, start_response)
         kind, message = refused
+        # one line per refusal in the emulator's log: how often the lab met each limit
+        print(f"moto_rules: refused {target or 'SQS CreateQueue'}: {kind}", file=sys.stderr,
+              flush=True)
         if kind == "QueueDeletedRecently":
             body = {"__type": f"com.amazonaws.sqs#{kind}", "message": message}
             headers = [("Content-Type", "application/x-amz-json-1.0"),
