@@ -238,3 +238,47 @@ def test_a_refused_queue_name_is_tried_again_saying_so(monkeypatch, capsys):
         assert queue_names.create_queue(sqs, True, QueueName="qn25-inbox") == \
             "http://q/qn25-inbox"
     assert "QueueDeletedRecently" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- the template's trust
+def test_firehose_trusts_with_the_condition_its_guide_documents():
+    """Firehose's guide conditions its role on sts:ExternalId = the account; whether it also
+    sends aws:SourceAccount when it assumes the role is not documented (issue 25)."""
+    from cfnlint.decode import decode
+
+    from labhelpers.infra import stack
+
+    template, errors = decode(str(stack.TEMPLATE_FILE))
+    assert not errors, errors
+    trust = template["Resources"]["FirehoseRole"]["Properties"]["AssumeRolePolicyDocument"]
+    (statement,) = trust["Statement"]
+    assert statement["Principal"] == {"Service": "firehose.amazonaws.com"}
+    assert statement["Condition"] == {"StringEquals": {"sts:ExternalId":
+                                                       {"Ref": "AWS::AccountId"}}}
+
+
+# ---------------------------------------------------------------- the alert function's SDK
+def test_the_alert_function_says_so_when_the_runtimes_boto3_is_too_old():
+    """Lambda's bundled boto3 is not pinned; one too old for put_object(IfNoneMatch) would fail
+    every invocation without a word on why (issue 25)."""
+    import boto3
+    import botocore
+
+    from labhelpers.alerts import handler
+
+    s3 = boto3.client("s3", region_name="us-east-1", aws_access_key_id="x",
+                      aws_secret_access_key="x")
+    assert handler.sdk_problem(s3) is None, "this environment's botocore has IfNoneMatch"
+
+    class Old:
+        class meta:  # noqa: N801  (the shape of a client's meta)
+            class service_model:  # noqa: N801
+                @staticmethod
+                def operation_model(name):
+                    class Op:
+                        class input_shape:  # noqa: N801
+                            members = {"Bucket": 1, "Key": 1, "Body": 1}
+                    return Op
+
+    text = handler.sdk_problem(Old())
+    assert text and botocore.__version__ in text and "boto3 >= 1.35" in text, text

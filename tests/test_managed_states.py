@@ -315,3 +315,26 @@ def test_cleanup_keeps_the_stack_while_the_app_cannot_be_deleted(monkeypatch, tm
     assert any("$0.22 an hour" in n for n in report["notes"]), report["notes"]
     assert (tmp_path / "st25").is_dir(), "the app's local state is kept for the next try"
     assert "$0.22 an hour" in capsys.readouterr().out
+
+
+def test_a_region_without_the_runtime_is_one_sentence_naming_others(monkeypatch, tmp_path):
+    cfg = LabConfig(home=tmp_path, prefix="st25", region="eu-south-2")
+    kda = _kda()
+    stub = Stubber(kda)
+    stub.add_client_error("describe_application", service_error_code="ResourceNotFoundException",
+                          http_status_code=400)
+    stub.add_client_error("create_application", service_error_code="InvalidArgumentException",
+                          service_message="Runtime FLINK-2_3 is not supported in this region",
+                          http_status_code=400)
+    monkeypatch.setattr(managed, "ensure_log_stream", lambda *a, **k: "arn:log")
+    from labhelpers.job.pipeline import JobSettings
+
+    settings = JobSettings(input_connector={"connector": "kinesis"},
+                           scores_connector={"connector": "kinesis"},
+                           dead_letter_connector={"connector": "kinesis"})
+    with stub, pytest.raises(AppError) as err:
+        managed.create_or_update(cfg, managed.CodeLocation("b", "k"), settings, "arn:role",
+                                 "g", runtime="FLINK-2_3", kda=kda, progress=False)
+    text = str(err.value)
+    assert "eu-south-2 does not offer the managed runtime FLINK-2_3 (Apache Flink 2.3)" in text
+    assert "eu-west-1" in text or "eu-central-1" in text, text
