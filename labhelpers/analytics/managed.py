@@ -36,6 +36,7 @@ from .managed_config import (
     application_properties,
     cloud_settings,
     flink_runtime,
+    runtime_not_offered,
 )
 
 LOG_STREAM = "kinesis-analytics-log-stream"
@@ -272,32 +273,10 @@ def create_or_update(cfg: LabConfig, code: CodeLocation, settings: JobSettings,
             kda.update_application(**update)
     except ClientError as err:
         if runtime in _text(err) or "RuntimeEnvironment" in _text(err):
-            raise runtime_not_offered(cfg, runtime, _text(err)) from err
+            raise runtime_not_offered(cfg, runtime, _text(err), _partition(cfg)) from err
         raise AppError(f"Creating or updating the application {name} failed: {_text(err)}",
                        _fix_for(err)) from err
     return _describe(kda, name) or {}
-
-
-def runtime_not_offered(cfg: LabConfig, runtime: str, answer: str) -> AppError:
-    """The region refused the runtime: one sentence naming where to go instead.
-
-    AWS publishes no machine-readable list of the regions per runtime (botocore lists the
-    regions of the service, not of each runtime), so the regions named are those of the
-    service nearest the chosen one's geography, to be checked in the console."""
-    import boto3
-
-    offered = boto3.Session().get_available_regions("kinesisanalyticsv2",
-                                                     _partition(cfg))
-    area = cfg.region.split("-")[0]
-    near = [r for r in offered if r.startswith(area + "-") and r != cfg.region][:4] \
-        or [r for r in ("us-east-1", "us-west-2", "eu-west-1") if r in offered]
-    return AppError(
-        f"Region {cfg.region} does not offer the managed runtime {runtime} (Apache Flink "
-        f"{runtime[6:].replace('_', '.')}), which the lab's job is built for; the service "
-        f"answered: {answer}",
-        f"choose a region whose Managed Service for Apache Flink offers it (the console's "
-        f"runtime list when creating an application), e.g. try {', '.join(near)} "
-        "(LAB_REGION), then deploy again.")
 
 
 def _fix_for(err: ClientError) -> str:
@@ -336,7 +315,7 @@ def _wait_status(kda, name: str, done: Callable[[str | None], bool], timeout: fl
         detail = _describe(kda, name)
         state = detail["ApplicationStatus"] if detail else None
         if progress and (not seen or state != seen[-1]):
-            print(f"  {time.strftime('%H:%M:%S')}  {state or 'deleted'}")  # the progress
+            print(f"  {time.strftime('%H:%M:%S %Z')}  {state or 'deleted'}")  # local time, labelled
         seen.append(state)
         return (state,) if done(state) else None
 

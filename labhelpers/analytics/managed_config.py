@@ -266,3 +266,25 @@ def application_properties(settings: JobSettings) -> list[dict[str, Any]]:
     if len(groups) > 50:
         raise AppError(f"{len(groups)} property groups", "the service allows at most 50.")
     return groups
+
+
+def runtime_not_offered(cfg: LabConfig, runtime: str, answer: str,
+                        partition: str = "aws") -> AppError:
+    """The region refused the runtime: one sentence naming where to go instead.
+
+    AWS publishes no machine-readable list of the regions per runtime (botocore lists the
+    regions of the service, not of each runtime), so the regions named are those of the
+    service nearest the chosen one's geography, to be checked in the console."""
+    import boto3
+
+    offered = boto3.Session().get_available_regions("kinesisanalyticsv2", partition)
+    area = cfg.region.split("-")[0]
+    near = [r for r in offered if r.startswith(area + "-") and r != cfg.region][:4] \
+        or [r for r in ("us-east-1", "us-west-2", "eu-west-1") if r in offered]
+    return AppError(
+        f"Region {cfg.region} does not offer the managed runtime {runtime} (Apache Flink "
+        f"{runtime[6:].replace('_', '.')}), which the lab's job is built for; the service "
+        f"answered: {answer}",
+        f"choose a region whose Managed Service for Apache Flink offers it (the console's "
+        f"runtime list when creating an application), e.g. try {', '.join(near)} "
+        "(LAB_REGION), then deploy again.")

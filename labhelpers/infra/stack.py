@@ -206,7 +206,7 @@ def _new_events(cf, name: str, seen: set[str]) -> list[dict[str, Any]]:
 
 def _print_event(event: dict[str, Any]) -> None:
     stamp = event.get("Timestamp")
-    when = stamp.astimezone().strftime("%H:%M:%S") if isinstance(stamp, datetime) else ""
+    when = stamp.astimezone().strftime("%H:%M:%S %Z") if isinstance(stamp, datetime) else ""
     reason = event.get("ResourceStatusReason") or ""
     print(f"  {when}  {event.get('ResourceStatus', ''):<20} {event.get('LogicalResourceId', '')}"
           f"{'  ' + reason if reason else ''}")
