@@ -282,3 +282,27 @@ def test_the_alert_function_says_so_when_the_runtimes_boto3_is_too_old():
 
     text = handler.sdk_problem(Old())
     assert text and botocore.__version__ in text and "boto3 >= 1.35" in text, text
+
+
+@pytest.mark.integration
+@pytest.mark.live  # a minute of waiting, as on AWS
+def test_a_deploy_right_after_cleanup_waits_for_the_queue_name(emulator_cfg, monkeypatch,
+                                                              tmp_path, capsys):
+    """Clean-up, then deploy at once: SQS (the emulator's rules) refuses the inbox's name for
+    60 s; the deploy waits and says so instead of failing."""
+    from labhelpers.infra import stack
+    from tests.aws_env import aws_cfg_on_emulator
+
+    cfg = aws_cfg_on_emulator(monkeypatch, tmp_path, emulator_cfg, "testqueue")
+    cfg = cfg.with_(emulated=True)
+    stack.deploy(cfg, progress=False)
+    stack.delete(cfg, progress=False)
+    t0 = time.monotonic()
+    stack.deploy(cfg, progress=True)
+    try:
+        said = capsys.readouterr().out
+        assert "60 s" in said and "testqueue-inbox" in said, said
+        assert time.monotonic() - t0 >= 50
+        assert cfg.client("sqs").get_queue_url(QueueName=cfg.inbox_queue)["QueueUrl"]
+    finally:
+        stack.delete(cfg, progress=False)
