@@ -99,21 +99,35 @@ def cmd_package(args) -> int:
 
 
 def cmd_managed_app(args) -> int:
-    from .analytics import managed
+    """The managed application through the aws backend, as `app` goes through the configured
+    one: the same start, stop, status and logs, the same default start position (latest)."""
+    from .backends import for_config
+    from .infra.config import load_config
 
-    cfg = _cfg(args)
-    if args.action == "deploy":
-        _print(managed.deploy(cfg, args.zip, _job_params(args), start_app=not args.no_start))
-    elif args.action == "start":
-        _print(managed.start(cfg))
+    cfg = load_config(backend="aws", prefix=args.prefix, region=args.region)
+    lab = for_config(cfg)
+    if args.action in ("deploy", "start"):
+        if args.no_start:
+            from .analytics import managed
+            from .backends.aws import KINESIS_POSITIONS
+
+            _print(managed.deploy(cfg, args.zip, _job_params(args), start_app=False,
+                                  start_position=KINESIS_POSITIONS[args.start_position]))
+        else:
+            _print(lab.start_app(_job_params(args), fresh=args.fresh, zip_path=args.zip,
+                                 start_position=args.start_position))
     elif args.action == "status":
-        _print(managed.status(cfg))
+        _print(lab.app_status())
+    elif args.action == "stop" and args.force:
+        from .analytics import managed
+
+        _print({"was_running": managed.stop(cfg, force=True, **lab.service())})
     elif args.action == "stop":
-        _print({"was_running": managed.stop(cfg, force=args.force)})
+        _print({"was_running": lab.stop_app()})
     elif args.action == "delete":
-        _print({"deleted": managed.delete(cfg)})
+        _print({"deleted": lab.delete_app()})
     elif args.action == "logs":
-        print("\n".join(managed.failure_logs(cfg)))
+        print(lab.app_logs(args.lines))
     return 0
 
 
@@ -285,14 +299,33 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _common_options(parser: argparse.ArgumentParser, default) -> None:
+    """--backend, --prefix, --region: on the top level (default None) and again on every
+    sub-command (default SUPPRESS, so one given before the sub-command is not overwritten):
+    ``run-lab --backend aws`` and ``--backend aws run-lab`` mean the same."""
+    parser.add_argument("--backend", choices=("local", "aws"), default=default,
+                        help="default: LAB_BACKEND or local")
+    parser.add_argument("--prefix", default=default, help="resource name prefix (LAB_PREFIX)")
+    parser.add_argument("--region", default=default, help="AWS region (LAB_REGION)")
+
+
+class _Subparsers:
+    """add_subparsers' action, adding the common options to every sub-command it makes."""
+
+    def __init__(self, action) -> None:
+        self.action = action
+
+    def add_parser(self, *args, **kwargs) -> argparse.ArgumentParser:
+        parser = self.action.add_parser(*args, **kwargs)
+        _common_options(parser, argparse.SUPPRESS)
+        return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m labhelpers",
                                 description="Clickstream anomaly detection lab.")
-    p.add_argument("--backend", choices=("local", "aws"), default=None,
-                   help="default: LAB_BACKEND or local")
-    p.add_argument("--prefix", default=None, help="resource name prefix (LAB_PREFIX)")
-    p.add_argument("--region", default=None, help="AWS region (LAB_REGION)")
-    sub = p.add_subparsers(dest="command", required=True)
+    _common_options(p, None)
+    sub = _Subparsers(p.add_subparsers(dest="command", required=True))
 
     r = sub.add_parser("replay", help="run the analytics job over a JSON-lines file")
     r.add_argument("input", type=Path)
@@ -340,7 +373,13 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--zip", type=Path, default=None, help="package (deploy)")
     _job_options(ca)
     ca.add_argument("--no-start", action="store_true", help="deploy without starting")
-    ca.add_argument("--force", action="store_true", help="stop without waiting for the job")
+    ca.add_argument("--start-position", choices=("latest", "earliest"), default="latest",
+                    help="where a fresh start reads the input stream from (as `app start`)")
+    ca.add_argument("--fresh", action="store_true",
+                    help="start over instead of restoring from the latest snapshot")
+    ca.add_argument("--lines", type=int, default=40, help="logs: how many lines")
+    ca.add_argument("--force", action="store_true",
+                    help="stop: at once, without a snapshot (when a normal stop is refused)")
     ca.set_defaults(fn=cmd_managed_app)
 
     g = sub.add_parser(

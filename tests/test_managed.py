@@ -229,7 +229,8 @@ def test_start_watches_until_running():
             "RunConfiguration": {
                 "FlinkRunConfiguration": {"AllowNonRestoredState": True},
                 "ApplicationRestoreConfiguration": {
-                    "ApplicationRestoreType": "SKIP_RESTORE_FROM_SNAPSHOT"}}})
+                    # a start restores the latest snapshot, as the local app its checkpoint
+                    "ApplicationRestoreType": "RESTORE_FROM_LATEST_SNAPSHOT"}}})
         stub.add_response("describe_application", _detail(name, "STARTING"))
         stub.add_response("describe_application", _detail(name, "RUNNING"))
         stub.add_response("describe_application", _detail(name, "RUNNING"))

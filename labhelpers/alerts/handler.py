@@ -295,8 +295,27 @@ def csv_key(row: dict[str, Any]) -> str:
     return f"anomalies/{_key_part(row['site'])}/{stamp}.csv"
 
 
+def sdk_problem(s3) -> str | None:
+    """None if this boto3 can send S3's conditional write (put_object IfNoneMatch, botocore
+    1.35 and later), else the one line to log. Lambda's runtimes bundle a boto3 whose version
+    depends on the runtime and the region and is not pinned: an older one would refuse the
+    parameter on every invocation, and no alert would ever be sent."""
+    members = s3.meta.service_model.operation_model("PutObject").input_shape.members
+    if "IfNoneMatch" in members:
+        return None
+    import botocore
+
+    return (f"ERROR alert function: the runtime's botocore {botocore.__version__} cannot send "
+            "put_object(IfNoneMatch=...), which makes each episode's alert go out once. Fix: "
+            "package boto3 >= 1.35 with the function (or use a newer runtime) and redeploy.")
+
+
 def _claim(bucket: str, key: str, body: dict[str, Any]) -> bool:
     """Create the claim object; False if it exists already (the episode was alerted)."""
+    problem = sdk_problem(_client("s3"))
+    if problem:
+        LOG.error(problem)
+        raise RuntimeError(problem)
     try:
         _client("s3").put_object(
             Bucket=bucket, Key=key, Body=json.dumps(body).encode("utf-8"),

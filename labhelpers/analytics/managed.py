@@ -39,6 +39,7 @@ from .managed_config import (
     application_properties,
     cloud_settings,
     flink_runtime,
+    runtime_not_offered,
 )
 
 log = logger(__name__)
@@ -51,6 +52,8 @@ STOP_TIMEOUT_S = 600.0
 _RUNNING = {"RUNNING", "AUTOSCALING"}
 _BUSY = {"STARTING", "STOPPING", "UPDATING", "FORCE_STOPPING", "ROLLING_BACK", "DELETING",
          "MAINTENANCE"}
+# States that end by themselves in READY (or RUNNING): a start waits them out.
+_SETTLING = {"UPDATING", "STOPPING", "FORCE_STOPPING", "ROLLING_BACK", "MAINTENANCE"}
 # Log lines worth showing when the app does not start or keeps restarting.
 _ERROR_PATTERN = '?ERROR ?Exception ?Traceback ?"Caused by" ?FAILED ?failed'
 # The same test applied here too: the pattern's OR syntax is not honoured everywhere (moto).
@@ -227,8 +230,10 @@ def create_or_update(cfg: LabConfig, code: CodeLocation, settings: JobSettings,
                     },
                     "EnvironmentProperties": {"PropertyGroups": props},
                     "FlinkApplicationConfiguration": _flink_config(parallelism),
-                    # Stopping without a snapshot is quick; a fresh start re-reads the stream.
-                    "ApplicationSnapshotConfiguration": {"SnapshotsEnabled": False},
+                    # A stop takes a snapshot and a start restores from it (forests, windows
+                    # in progress, the source's positions), as the local app resumes from its
+                    # checkpoint: nothing is lost or scored twice across a stop.
+                    "ApplicationSnapshotConfiguration": {"SnapshotsEnabled": True},
                 },
                 CloudWatchLoggingOptions=[{"LogStreamARN": stream_arn}],
                 Tags=[{"Key": TAG_KEY, "Value": cfg.prefix}],
@@ -253,6 +258,7 @@ def create_or_update(cfg: LabConfig, code: CodeLocation, settings: JobSettings,
                     },
                     "EnvironmentPropertyUpdates": {"PropertyGroups": props},
                     "FlinkApplicationConfigurationUpdate": _flink_config_update(parallelism),
+                    "ApplicationSnapshotConfigurationUpdate": {"SnapshotsEnabledUpdate": True},
                 },
                 "ServiceExecutionRoleUpdate": role_arn,
             }
@@ -260,6 +266,8 @@ def create_or_update(cfg: LabConfig, code: CodeLocation, settings: JobSettings,
                 update["RuntimeEnvironmentUpdate"] = runtime
             kda.update_application(**update)
     except ClientError as err:
+        if runtime in _text(err) or "RuntimeEnvironment" in _text(err):
+            raise runtime_not_offered(cfg, runtime, _text(err), _partition(cfg)) from err
         raise AppError(f"Creating or updating the application {name} failed: {_text(err)}",
                        _fix_for(err)) from err
     return _describe(kda, name) or {}
@@ -301,7 +309,8 @@ def _wait_status(kda, name: str, done: Callable[[str | None], bool], timeout: fl
         detail = _describe(kda, name)
         state = detail["ApplicationStatus"] if detail else None
         if progress and (not seen or state != seen[-1]):
-            log.info(f"  {time.strftime('%H:%M:%S')}  {state or 'deleted'}")  # the progress
+            # the student's local time, labelled with its zone
+            log.info(f"  {time.strftime('%H:%M:%S %Z')}  {state or 'deleted'}")
         seen.append(state)
         return (state,) if done(state) else None
 
@@ -316,9 +325,13 @@ def _wait_status(kda, name: str, done: Callable[[str | None], bool], timeout: fl
 
 
 def start(cfg: LabConfig, *, wait: bool = True, timeout: float = START_TIMEOUT_S,
-          poll: float = 10.0, progress: bool = True, kda=None, logs=None) -> dict[str, Any]:
+          poll: float = 10.0, progress: bool = True, restore: bool = True, kda=None,
+          logs=None) -> dict[str, Any]:
     """Start the application and (with ``wait``) watch it until it runs.
 
+    restore: start from the latest snapshot (what the last stop saved: forests, windows in
+    progress, the source's positions); False starts fresh. An application still UPDATING
+    (or STOPPING) is waited for first: the service refuses to start it until it is READY.
     If it falls back to READY (the job failed while starting), AppError carries the error
     lines of its log.
     """
@@ -328,24 +341,33 @@ def start(cfg: LabConfig, *, wait: bool = True, timeout: float = START_TIMEOUT_S
     if detail is None:
         raise AppError(f"The analytics application {name} does not exist",
                        "create it with managed.deploy (notebook 03 on the aws backend).")
-    if detail["ApplicationStatus"] in _RUNNING:
+    state = detail["ApplicationStatus"]
+    if state in _RUNNING:
         if progress:
             log.info(f"The application {name} is already running.")
         return status(cfg, kda)
+    if state in _SETTLING:
+        if progress:
+            log.info(f"The application {name} is {state}; waiting until it is READY before "
+                  "starting it (the service refuses to start it before) ...")
+        state = _wait_status(kda, name, lambda s: s not in _SETTLING, timeout, poll, progress)
+        if state in _RUNNING:
+            return status(cfg, kda)
+    restore_type = "RESTORE_FROM_LATEST_SNAPSHOT" if restore else "SKIP_RESTORE_FROM_SNAPSHOT"
     try:
         kda.start_application(
             ApplicationName=name,
             RunConfiguration={
                 "FlinkRunConfiguration": {"AllowNonRestoredState": True},
-                "ApplicationRestoreConfiguration": {
-                    "ApplicationRestoreType": "SKIP_RESTORE_FROM_SNAPSHOT"},
+                "ApplicationRestoreConfiguration": {"ApplicationRestoreType": restore_type},
             },
         )
     except ClientError as err:
         raise AppError(f"Starting the application {name} failed: {_text(err)}",
                        _fix_for(err)) from err
     if progress:
-        log.info(f"Starting {name}; the service takes a few minutes ...")
+        how = "from its latest snapshot" if restore else "fresh (no snapshot restored)"
+        log.info(f"Starting {name} {how}; the service takes a few minutes ...")
     if not wait:
         return status(cfg, kda)
     final = _wait_status(kda, name, lambda s: s not in ("STARTING", "UPDATING"), timeout, poll,
@@ -386,11 +408,25 @@ def stop(cfg: LabConfig, *, force: bool = False, wait: bool = True,
     return True
 
 
+def still_billing(cfg: LabConfig, state: str | None) -> str:
+    """One sentence: what still runs, what it costs an hour, the one command that stops it."""
+    from ..infra.cost import estimate
+
+    per_hour = sum(i.usd_per_hour for i in estimate(parallelism=PARALLELISM).items
+                   if i.component.startswith("Managed Flink"))
+    return (f"the analytics application {app_name(cfg)} still exists ({state or 'unknown'}) "
+            f"and bills about ${per_hour:.2f} an hour while it runs; stop it with "
+            f"`python -m labhelpers --backend aws managed-app stop --force`, then run the cleanup "
+            "again (the stack was left in place so nothing it uses disappears under it).")
+
+
 def delete(cfg: LabConfig, *, timeout: float = STOP_TIMEOUT_S, poll: float = 10.0,
            progress: bool = True, kda=None) -> bool:
-    """Delete the application (stopping it first if it runs); True if it existed.
+    """Delete the application (stopping it first if it runs) and wait until it is gone; True
+    if it existed. Deleting what is gone is fine, so running it twice is harmless.
 
-    Deleting what is gone is fine, so running it twice is harmless.
+    If it cannot be deleted, AppError says in one sentence what still runs, what it costs an
+    hour and the one command that stops it (``still_billing``).
     """
     kda = kda or _client(cfg)
     name = app_name(cfg)
@@ -399,33 +435,69 @@ def delete(cfg: LabConfig, *, timeout: float = STOP_TIMEOUT_S, poll: float = 10.
     detail = _describe(kda, name)
     if detail is None:
         return False
-    if detail["ApplicationStatus"] == "DELETING":
-        _wait_status(kda, name, lambda s: s is None, timeout, poll, progress)
-        return True
-    if detail["ApplicationStatus"] not in ("READY",):
-        stop(cfg, force=True, wait=True, timeout=timeout, poll=poll, progress=progress, kda=kda)
-        detail = _describe(kda, name) or detail
     try:
-        kda.delete_application(ApplicationName=name, CreateTimestamp=detail["CreateTimestamp"])
-    except ClientError as err:
-        if _code(err) == "ResourceNotFoundException":
-            return False
-        raise AppError(f"Deleting the application {name} failed: {_text(err)}",
-                       "run the cleanup again in a minute; if it persists delete it in the "
-                       "Managed Service for Apache Flink console.") from err
-    if progress:
-        log.info(f"Deleting the analytics application {name} ...")
-    _wait_status(kda, name, lambda s: s is None, timeout, poll, progress)
+        if detail["ApplicationStatus"] != "DELETING":
+            if detail["ApplicationStatus"] in _SETTLING:
+                _wait_status(kda, name, lambda s: s not in _SETTLING, timeout, poll, progress)
+                detail = _describe(kda, name) or detail
+            if detail["ApplicationStatus"] not in ("READY",):
+                stop(cfg, force=True, wait=True, timeout=timeout, poll=poll,
+                     progress=progress, kda=kda)
+                detail = _describe(kda, name) or detail
+            try:
+                kda.delete_application(ApplicationName=name,
+                                       CreateTimestamp=detail["CreateTimestamp"])
+            except ClientError as err:
+                if _code(err) == "ResourceNotFoundException":
+                    return False
+                raise AppError(f"Deleting the application {name} failed: {_text(err)}",
+                               "run the cleanup again in a minute.") from err
+            if progress:
+                log.info(f"Deleting the analytics application {name} ...")
+        _wait_status(kda, name, lambda s: s is None, timeout, poll, progress)
+    except AppError as err:
+        try:
+            state = status(cfg, kda)["status"]
+        except (AppError, ClientError, BotoCoreError):
+            state = None
+        raise AppError(f"{err.what.rstrip('.')}; {still_billing(cfg, state)}",
+                       "run the command above, then the cleanup again.") from err
     return True
 
 
+def _described_groups(detail: dict[str, Any]) -> list[dict[str, Any]]:
+    return (detail.get("ApplicationConfigurationDescription", {})
+            .get("EnvironmentPropertyDescriptions", {})
+            .get("PropertyGroupDescriptions", []))
+
+
+def _described_key(detail: dict[str, Any]) -> str | None:
+    return (detail.get("ApplicationConfigurationDescription", {})
+            .get("ApplicationCodeConfigurationDescription", {})
+            .get("CodeContentDescription", {})
+            .get("S3ApplicationCodeLocationDescription", {}).get("FileKey"))
+
+
+def _params_of(detail: dict[str, Any]) -> JobParams | None:
+    try:
+        return JobParams.from_groups({g["PropertyGroupId"]: g.get("PropertyMap", {})
+                                      for g in _described_groups(detail)})
+    except Exception:  # an application made by something else: treat as changed
+        return None
+
+
 def deploy(cfg: LabConfig, zip_path=None, params: JobParams | dict | None = None, *,
-           start_app: bool = True, progress: bool = True,
-           start_position: str = "TRIM_HORIZON") -> dict[str, Any]:
+           start_app: bool = True, progress: bool = True, fresh: bool = False,
+           start_position: str = "TRIM_HORIZON", poll: float = 10.0,
+           kda=None) -> dict[str, Any]:
     """Upload the zip, create or update the application from the stack outputs, start it.
 
     zip_path: the package from ``labhelpers.analytics.packaging.package`` (``python -m labhelpers
-    package``). Returns the application's status.
+    package``). As the local app does: running with the same parameters and code, it says so
+    and returns; with the same parameters it restores from the latest snapshot (the last
+    stop took one); changed parameters (or ``fresh``) start fresh from ``start_position``,
+    saying so, because the snapshot holds windows and forests of the old ones. An
+    application still UPDATING or STOPPING is waited for. Returns the application's status.
     """
     from ..infra import credentials, stack
     from . import packaging
@@ -441,22 +513,62 @@ def deploy(cfg: LabConfig, zip_path=None, params: JobParams | dict | None = None
         if key not in outs:
             raise AppError(f"The stack has no output {key}",
                            "deploy the current template (notebook 01), then try again.")
+    kda = kda or _client(cfg)
+    name = app_name(cfg)
     try:
         bucket, key = packaging.upload(cfg, zip_path)
         settings = cloud_settings(cfg, outs, params, start_position=start_position)
+        detail = _describe(kda, name)
+        if detail is not None and detail["ApplicationStatus"] in _SETTLING:
+            if progress:
+                log.info(f"The application {name} is {detail['ApplicationStatus']}; waiting "
+                      "until it settles ...")
+            _wait_status(kda, name, lambda s: s not in _SETTLING, START_TIMEOUT_S, poll,
+                         progress)
+            detail = _describe(kda, name)
+        restore = False
+        if detail is not None:
+            last = _params_of(detail)
+            changed = settings.params.changes_from(last) if last is not None else ["all"]
+            same = (not changed and _described_key(detail) == key
+                    and _described_groups(detail) == application_properties(settings))
+            running = detail["ApplicationStatus"] in _RUNNING
+            if running and same and not fresh:
+                if progress:
+                    log.info(f"The analytics app {name} is already running with these "
+                          "parameters.")
+                return status(cfg, kda)
+            if changed and last is not None:
+                if progress:
+                    log.info(f"The parameters differ from the last run's ({', '.join(changed)}): "
+                          "its snapshot holds windows and forests of the old parameters and "
+                          f"cannot be used, so the app starts fresh from the {start_position} "
+                          "position.")
+            elif fresh and progress:
+                log.info(f"fresh=True: the app starts fresh from the {start_position} position "
+                      "(its latest snapshot is not restored).")
+            restore = not changed and not fresh
+            if running and start_app:
+                # stop (taking a snapshot) before the update: an update of a running
+                # application restarts it by itself, without asking how
+                stop(cfg, poll=poll, progress=progress, kda=kda)
+            if same and not running:
+                if start_app:
+                    return start(cfg, progress=progress, restore=restore, poll=poll, kda=kda)
+                return status(cfg, kda)
         create_or_update(cfg, CodeLocation(bucket, key), settings, outs["AppRoleArn"],
-                         outs["AppLogGroupName"], progress=progress)
+                         outs["AppLogGroupName"], progress=progress, kda=kda)
         if start_app:
-            return start(cfg, progress=progress)
-        return status(cfg)
+            return start(cfg, progress=progress, restore=restore, poll=poll, kda=kda)
+        return status(cfg, kda)
     except BotoCoreError as err:
         raise AppError(f"Could not reach AWS: {err}",
                        "check your network and credentials, then run the step again.") from err
 
 
-def current_params(cfg: LabConfig) -> JobParams:
+def current_params(cfg: LabConfig, kda=None) -> JobParams:
     """The parameters the application was configured with (its runtime properties)."""
-    detail = _describe(_client(cfg), app_name(cfg))
+    detail = _describe(kda or _client(cfg), app_name(cfg))
     if detail is None:
         raise AppError(f"The analytics application {app_name(cfg)} does not exist",
                        "start it with notebook 03 or `python -m labhelpers app start`.")

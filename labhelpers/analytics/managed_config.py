@@ -15,6 +15,7 @@ from ..job.pipeline import JobSettings
 
 RUN_OPTIONS_GROUP = "kinesis.analytics.flink.run.options"
 EMULATOR_DISCOVERY_INTERVAL = "30s"  # see emulator_settings
+IDLE_FETCH_INTERVAL = "1s"  # see kinesis_source
 _FLINK_RE = re.compile(r"^FLINK-(\d+)_(\d+)$")
 # Flink configuration keys an application may change in its own code on the managed service:
 # from Flink 2.2 the service throws on any other key ("Programmatic Flink configuration
@@ -150,6 +151,10 @@ def kinesis_source(stream_arn: str, region: str, *, start_position: str = "TRIM_
         "stream.arn": stream_arn,
         "aws.region": region,
         "source.init.position": start_position,
+        # A shard answers 5 GetRecords calls a second, shared by every reader: the source
+        # (250 ms by default when idle: 4 a second) + Firehose (1) would leave the notebooks
+        # nothing. Once a second when idle keeps the lab's readers within one shard's budget.
+        "source.reader.empty-records-fetch-interval": IDLE_FETCH_INTERVAL,
         "format": "raw",
         **_endpoint_options(endpoint, credentials),
     }
@@ -261,3 +266,25 @@ def application_properties(settings: JobSettings) -> list[dict[str, Any]]:
     if len(groups) > 50:
         raise AppError(f"{len(groups)} property groups", "the service allows at most 50.")
     return groups
+
+
+def runtime_not_offered(cfg: LabConfig, runtime: str, answer: str,
+                        partition: str = "aws") -> AppError:
+    """The region refused the runtime: one sentence naming where to go instead.
+
+    AWS publishes no machine-readable list of the regions per runtime (botocore lists the
+    regions of the service, not of each runtime), so the regions named are those of the
+    service nearest the chosen one's geography, to be checked in the console."""
+    import boto3
+
+    offered = boto3.Session().get_available_regions("kinesisanalyticsv2", partition)
+    area = cfg.region.split("-")[0]
+    near = [r for r in offered if r.startswith(area + "-") and r != cfg.region][:4] \
+        or [r for r in ("us-east-1", "us-west-2", "eu-west-1") if r in offered]
+    return AppError(
+        f"Region {cfg.region} does not offer the managed runtime {runtime} (Apache Flink "
+        f"{runtime[6:].replace('_', '.')}), which the lab's job is built for; the service "
+        f"answered: {answer}",
+        f"choose a region whose Managed Service for Apache Flink offers it (the console's "
+        f"runtime list when creating an application), e.g. try {', '.join(near)} "
+        "(LAB_REGION), then deploy again.")

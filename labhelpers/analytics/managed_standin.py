@@ -99,6 +99,111 @@ def standin_env(work: Path, dep: Path) -> dict[str, str]:
     return env
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def local_groups(cfg: LabConfig, groups: list[dict[str, Any]], app: Path, work: Path, *,
+                 endpoint: str | None = None, restore: str | None = None
+                 ) -> list[dict[str, Any]]:
+    """The property groups the SERVICE would get, made runnable on the local mini-cluster:
+    the emulator's endpoint and fake keys added to each connector, and a ``lab.runtime`` group
+    (local folders, the zip's jar as ``pipeline.jars``, a REST port for snapshots, and the
+    snapshot to restore from). What the lab sent the service is otherwise unchanged."""
+    from ..flinkenv import local_runtime
+    from ..infra.config import LOCAL_CREDENTIALS
+    from ..job.pipeline import JobSettings
+    from . import managed_config
+
+    endpoint = endpoint or cfg.endpoint_url
+    job_groups = [g for g in groups if g["PropertyGroupId"] != managed_config.RUN_OPTIONS_GROUP]
+    settings = JobSettings.from_properties(job_groups)
+    extra = managed_config._endpoint_options(endpoint, dict(LOCAL_CREDENTIALS))
+    for conn in (settings.input_connector, settings.scores_connector,
+                 settings.dead_letter_connector):
+        conn.update(extra)
+    # see managed_config.emulator_settings: the emulator's first shard discovery can be slow
+    settings.input_connector["source.shard.discovery.interval"] = \
+        managed_config.EMULATOR_DISCOVERY_INTERVAL
+    run = _run_options(groups)
+    jar = (app / run["jarfile"]).resolve()
+    settings.runtime = {**local_runtime(work), "pipeline.jars": jar.as_uri(),
+                        "rest.port": str(_free_port())}
+    if restore:
+        settings.runtime["execution.state-recovery.path"] = restore
+    return managed_config.application_properties(settings)
+
+
+def launch(cfg: LabConfig, zip_path: Path | str, groups: list[dict[str, Any]], *,
+           endpoint: str | None = None, restore: str | None = None) -> BackgroundProcess:
+    """Start the packaged application in the background with the service's property groups
+    (``local_groups`` adds what the mini-cluster needs); its process. Returns at once: the
+    job is submitted when ``submitted_job`` names it."""
+    work = standin_dir(cfg)
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "log").mkdir(parents=True)
+    app = unpack(Path(zip_path), work / "app")
+    props_groups = local_groups(cfg, groups, app, work, endpoint=endpoint, restore=restore)
+    props = work / PROPERTIES_FILE
+    props.write_text(json.dumps(props_groups, indent=2))
+    run = _run_options(props_groups)
+    entry = app / run["python"]
+    dep = app / run["pyFiles"].rstrip("/")
+    runtime = next(g["PropertyMap"] for g in props_groups
+                   if g["PropertyGroupId"] == "lab.runtime")
+    # The marker in the command line (the stand-in's folder) tells it from a recycled pid.
+    cmd = [sys.executable, str(entry), "--properties", str(props), "--wait"]
+    standin = process(cfg)
+    standin.start(cmd, env=standin_env(work, dep), cwd=app, zip=str(zip_path),
+                  properties=str(props), submitted=None, job_id=None,
+                  rest_port=int(runtime["rest.port"]), restored_from=restore)
+    return standin
+
+
+def submitted_job(cfg: LabConfig) -> str | None:
+    """The Flink job id once the packaged application has submitted its job, else None."""
+    log = process(cfg).log
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return text.split("job submitted:", 1)[1].split()[0] if "job submitted:" in text else None
+
+
+def take_snapshot(cfg: LabConfig, target: Path, timeout: float = 120) -> str | None:
+    """Stop the running job with a savepoint in ``target`` (Flink's REST API: what the service
+    does when it takes a snapshot at stop); the savepoint's location, or None when there is no
+    job to snapshot. The job ends; its sinks have flushed what they hold."""
+    import urllib.request
+
+    state = process(cfg).state()
+    job, port = submitted_job(cfg), state.get("rest_port")
+    if not (job and port and process(cfg).running):
+        return None
+    base = f"http://127.0.0.1:{port}/jobs/{job}"
+    body = json.dumps({"targetDirectory": Path(target).resolve().as_uri(),
+                       "drain": False}).encode()
+    req = urllib.request.Request(f"{base}/stop", data=body, method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        trigger = json.load(resp)["request-id"]
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with urllib.request.urlopen(f"{base}/savepoints/{trigger}", timeout=30) as resp:
+            doc = json.load(resp)
+        if doc.get("status", {}).get("id") == "COMPLETED":
+            op = doc.get("operation") or {}
+            if "location" in op:
+                return str(op["location"])
+            raise AppError(f"The snapshot of the stand-in's job failed: "
+                           f"{str(op.get('failure-cause', op))[:300]}",
+                           "stop it without a snapshot (force) and start it fresh.")
+        time.sleep(0.5)
+    raise AppError(f"The snapshot of the stand-in's job took more than {timeout:.0f} s",
+                   "stop it without a snapshot (force) and start it fresh.")
+
+
 def start(cfg: LabConfig, zip_path: Path | str, outputs: dict[str, str], *,
           endpoint: str | None = None, params: JobParams | dict | None = None,
           start_position: str = "TRIM_HORIZON", wait_seconds: float = 180,
@@ -118,36 +223,16 @@ def start(cfg: LabConfig, zip_path: Path | str, outputs: dict[str, str], *,
         if progress:
             log.info(f"The managed-service stand-in is already running (pid {current['pid']}).")
         return current
-    work = standin_dir(cfg)
-    shutil.rmtree(work, ignore_errors=True)
-    (work / "log").mkdir(parents=True)
-    app = unpack(Path(zip_path), work / "app")
-    settings = managed_config.emulator_settings(
-        cfg, outputs, app / "lib" / "pyflink-dependencies.jar", work, params, endpoint=endpoint,
-        start_position=start_position)
+    settings = managed_config.cloud_settings(cfg, outputs, params,
+                                             start_position=start_position)
     groups = managed_config.application_properties(settings)
-    run = _run_options(groups)
-    jar = app / run["jarfile"]
-    if settings.runtime.get("pipeline.jars") != jar.resolve().as_uri():
-        raise AppError(f"The run options name the jar {run['jarfile']}, not lib/'s",
-                       "rebuild the package with `python -m labhelpers package`.")
-    props = work / PROPERTIES_FILE
-    props.write_text(json.dumps(groups, indent=2))
-    entry = app / run["python"]
-    dep = app / run["pyFiles"].rstrip("/")
-    # The marker in the command line (the stand-in's folder) tells it from a recycled pid.
-    cmd = [sys.executable, str(entry), "--properties", str(props), "--wait"]
-    standin = process(cfg)
-    pid = standin.start(cmd, env=standin_env(work, dep), cwd=app, zip=str(zip_path),
-                        properties=str(props), submitted=None, job_id=None)
+    standin = launch(cfg, zip_path, groups, endpoint=endpoint)
+    pid = standin.pid
+    work = standin_dir(cfg)
     started = standin.state()["started"]
     if progress:
         log.info(f"Starting the managed-service stand-in (pid {pid}): the packaged app on the "
                  "local mini-cluster, Kinesis on the emulator ...")
-
-    def submitted() -> str | None:
-        text = standin.log.read_text(errors="replace") if standin.log.exists() else ""
-        return text.split("job submitted:", 1)[1].split()[0] if "job submitted:" in text else None
 
     def failed(why: str) -> AppError:
         lines = "\n".join(f"    {ln}" for ln in error_lines(cfg)) or "    (none)"
@@ -159,8 +244,8 @@ def start(cfg: LabConfig, zip_path: Path | str, outputs: dict[str, str], *,
                         "rebuild the package and start again (a busy machine: a larger "
                         "wait_seconds).")
 
-    job_id = standin.wait_ready(submitted, "the packaged job to be submitted", wait_seconds,
-                                failed, interval=0.5)
+    job_id = standin.wait_ready(lambda: submitted_job(cfg), "the packaged job to be submitted",
+                                wait_seconds, failed, interval=0.5)
     standin.write_state(submitted=time.time(), job_id=job_id)
     if progress:
         log.info(f"  RUNNING after {time.time() - started:.1f} s (job {job_id})")

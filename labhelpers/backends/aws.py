@@ -4,7 +4,6 @@ rehearsal against the emulator, a backend of its own (``EmulatedAwsBackend``).""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from ..analytics import managed
@@ -51,23 +50,32 @@ class AwsBackend(Backend):
         return self._start(zip_path, params, position, fresh)
 
     def _start(self, zip_path, params, position: str, fresh: bool) -> dict[str, Any]:
-        """Deploy the package and start it (``position``: the Kinesis source's name)."""
-        return managed.deploy(self.cfg, zip_path, params, start_position=position)
+        """Deploy the package and start it (``position``: the Kinesis source's name): with
+        unchanged parameters from the latest snapshot, with changed ones fresh (it says so)."""
+        return managed.deploy(self.cfg, zip_path, params, start_position=position, fresh=fresh,
+                              **self.service())
+
+    def service(self) -> dict[str, Any]:
+        """The managed-service client and poll interval handed to ``analytics.managed``:
+        boto3's own client here (the default)."""
+        return {}
 
     def stop_app(self) -> bool:
-        return managed.stop(self.cfg)
+        return managed.stop(self.cfg, **self.service())
 
     def app_running(self) -> bool:
-        return managed.status(self.cfg).get("status") == "RUNNING"
+        kda = self.service().get("kda")
+        return managed.status(self.cfg, kda=kda).get("status") in ("RUNNING", "AUTOSCALING")
 
     def app_status(self) -> dict[str, Any]:
-        return {**super().app_status(), "application": managed.status(self.cfg)}
+        kda = self.service().get("kda")
+        return {**super().app_status(), "application": managed.status(self.cfg, kda=kda)}
 
     def app_logs(self, lines: int = 40) -> str:
         return "\n".join(managed.failure_logs(self.cfg)[-lines:])
 
     def app_params(self):
-        return managed.current_params(self.cfg)
+        return managed.current_params(self.cfg, kda=self.service().get("kda"))
 
     def score_lines(self) -> list[str]:
         return read_stream(self.cfg, self.cfg.scores_stream)
@@ -100,76 +108,54 @@ class AwsBackend(Backend):
         ]
 
     def _app_state(self) -> str:
-        return managed.status(self.cfg).get("status") or "not created"
+        return managed.status(self.cfg, kda=self.service().get("kda")).get("status") \
+            or "not created"
 
     def delete_app(self) -> bool | None:
-        return managed.delete(self.cfg)  # billed per KPU-hour while it exists: deleted first
+        # billed per KPU-hour while it exists: deleted first, waited for until it is gone
+        return managed.delete(self.cfg, **self.service())
 
 
 class EmulatedAwsBackend(AwsBackend):
     """The aws backend rehearsed against the local emulator, without an account
     (``run-lab --backend aws --emulator``, ``LAB_EMULATED=1``): the same Kinesis streams,
     stack, SNS and SQS calls go to moto; the two things moto cannot run stand in on this
-    machine: the managed application (the packaged zip on the local mini-cluster, Kinesis
-    through the real connector) and the alert Lambda's event source mapping (a local
-    runner)."""
+    machine: the managed service (a stand-in client that answers like the service, with its
+    states, delays and snapshots, running the packaged zip on the local mini-cluster with
+    Kinesis through the real connector) and the alert Lambda's event source mapping (a local
+    runner). Every managed-service call runs the same code as on AWS."""
 
     runs_emulator = True
 
+    def service(self) -> dict[str, Any]:
+        from ..analytics.managed_service import StandinKda
+
+        return {"kda": StandinKda(self.cfg, endpoint=self.cfg.endpoint_url), "poll": 1.0}
+
     def _start(self, zip_path, params, position: str, fresh: bool) -> dict[str, Any]:
         from ..alerts import esm_runner
-        from ..analytics import managed_standin
-        from ..infra import stack
 
-        if managed_standin.status(self.cfg)["running"]:
-            if self.app_params() == params and not fresh:
-                log.info("The analytics app is already running with these parameters.")
-                return self.app_status()
-            log.info("Restarting the analytics app with the new parameters.")
-            managed_standin.stop(self.cfg)
-        # the stand-in IS the application here: the emulator can create one but cannot start,
-        # stop or delete it (HTTP 500), so creating it would leave it behind at clean-up
-        managed_standin.start(self.cfg, zip_path, stack.outputs(self.cfg),
-                              endpoint=self.cfg.endpoint_url, params=params,
-                              start_position=position)
+        # Lambda cannot run on the emulator: a local runner applies its event source mapping
+        # (started first: the alert trigger is there before the app's scores)
         esm_runner.start(self.cfg, endpoint=self.cfg.endpoint_url)
-        return self.app_status()
+        return super()._start(zip_path, params, position, fresh)
 
     def stop_app(self) -> bool:
         from ..alerts import esm_runner
-        from ..analytics import managed_standin
 
         esm_runner.stop(self.cfg)
-        return managed_standin.stop(self.cfg)
-
-    def app_running(self) -> bool:
-        from ..analytics import managed_standin
-
-        return bool(managed_standin.status(self.cfg)["running"])
-
-    def app_status(self) -> dict[str, Any]:
-        from ..analytics import managed_standin
-
-        return {**self._produced(), "application": managed_standin.status(self.cfg)}
+        return super().stop_app()
 
     def app_logs(self, lines: int = 40) -> str:
         from ..analytics import managed_standin
 
         return managed_standin.logs(self.cfg, lines)
 
-    def app_params(self):
-        from ..analytics import managed_standin
-        from ..job.params import JobParams
-
-        props = managed_standin.standin_dir(self.cfg) / managed_standin.PROPERTIES_FILE
-        if not props.exists():
-            raise AppError("The analytics app has not been started",
-                           "start it with notebook 03 or `python -m labhelpers app start`.")
-        groups = json.loads(props.read_text())
-        return JobParams.from_groups({g["PropertyGroupId"]: g["PropertyMap"] for g in groups})
-
     def _app_state(self) -> str:
-        return "RUNNING (stand-in)" if self.app_running() else "not running (stand-in)"
+        return f"{super()._app_state()} (stand-in)"
 
     def delete_app(self) -> bool | None:
-        return self.stop_app()
+        from ..alerts import esm_runner
+
+        esm_runner.stop(self.cfg)
+        return super().delete_app()

@@ -165,7 +165,8 @@ def start(cfg: LabConfig, timeout: float = START_TIMEOUT_S, warm_up: bool = True
         if _port_open(port):
             raise _busy_port_error(port)
         cfg.emulator_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)]
+        # moto behind the limits a real account enforces (labhelpers.infra.moto_rules)
+        cmd = [sys.executable, "-m", "labhelpers.infra.moto_rules", "-H", HOST, "-p", str(port)]
         server.start(cmd, cwd=cfg.emulator_dir, fresh_log=True, port=port,
                      started_at=_now(), command=cmd)
 

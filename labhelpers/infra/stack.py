@@ -29,7 +29,7 @@ from ..errors import aws_error_code as _error_code
 from ..errors import aws_error_text as _error_text
 from ..logs import logger
 from ..wait import wait_until
-from . import emulator
+from . import emulator, queue_names
 from .config import CFN_DIR, LabConfig
 
 log = logger(__name__)
@@ -200,7 +200,7 @@ def _new_events(cf, name: str, seen: set[str]) -> list[dict[str, Any]]:
 
 def _print_event(event: dict[str, Any]) -> None:
     stamp = event.get("Timestamp")
-    when = stamp.astimezone().strftime("%H:%M:%S") if isinstance(stamp, datetime) else ""
+    when = stamp.astimezone().strftime("%H:%M:%S %Z") if isinstance(stamp, datetime) else ""
     reason = event.get("ResourceStatusReason") or ""
     log.info(f"  {when}  {event.get('ResourceStatus', ''):<20} {event.get('LogicalResourceId', '')}"
              f"{'  ' + reason if reason else ''}")
@@ -311,14 +311,16 @@ def _outputs_of(stack: dict[str, Any]) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------- local extras
-def _ensure_inbox(cfg: LabConfig, client: _Clients, topic_arn: str) -> str:
+def _ensure_inbox(cfg: LabConfig, client: _Clients, topic_arn: str,
+                  progress: bool = True) -> str:
     """Create the SQS inbox queue and subscribe it to the alert topic (once); its URL."""
     sqs, sns = client("sqs"), client("sns")
-    url = sqs.create_queue(
+    url = queue_names.create_queue(
+        sqs, progress,
         QueueName=cfg.inbox_queue,
         Attributes={"MessageRetentionPeriod": "86400"},
         tags={TAG_KEY: cfg.prefix},
-    )["QueueUrl"]
+    )
     queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
         "Attributes"]["QueueArn"]
     policy = {
@@ -365,6 +367,9 @@ def deploy(cfg: LabConfig, email: str | None = None, phone: str | None = None,
     credentials.check(cfg)  # the account, region and permissions (nothing on the emulator)
     emulator.ensure_running(cfg)
     name = cfg.stack_name
+    if _describe(_Clients(cfg)("cloudformation"), name) is None:
+        # a new stack creates the queues: AWS refuses a name deleted < 60 s ago
+        queue_names.wait_for_queue_names(cfg, progress)
     started = time.monotonic()
     try:
         client = _Clients(cfg)
@@ -430,7 +435,7 @@ def deploy(cfg: LabConfig, email: str | None = None, phone: str | None = None,
                 "refer to were created, then " + _FIX_DEPLOY,
             )
         if not cfg.world.full_template:  # the emulator skips the template's subscriptions
-            _ensure_inbox(cfg, client, outs["AlertTopicArn"])
+            _ensure_inbox(cfg, client, outs["AlertTopicArn"], progress)
             if progress:
                 log.info(f"  The emulator skips SNS subscriptions in templates, so the lab "
                          f"subscribed the SQS queue {cfg.inbox_queue} to the alert topic through "
@@ -546,6 +551,7 @@ def delete(cfg: LabConfig, progress: bool = True) -> None:
                                  f"{_failure_reason(events)}",
                                  "stop whatever still writes to the lab (the analytics app), "
                                  "then run `python -m labhelpers cleanup` again.")
+            queue_names.note_deleted(cfg, queue_names.names(cfg))
             if progress:
                 log.info(f"Stack {name} deleted.")
         elif progress:
@@ -555,8 +561,10 @@ def delete(cfg: LabConfig, progress: bool = True) -> None:
         for bucket in [*lab_buckets, cfg.artifacts_bucket]:
             if _mine(cfg, bucket) and _delete_bucket(s3, bucket) and progress:
                 log.info(f"Deleted bucket {bucket}.")
-        if _delete_inbox(cfg, client) and progress:
-            log.info(f"Deleted queue {cfg.inbox_queue}.")
+        if _delete_inbox(cfg, client):
+            queue_names.note_deleted(cfg, [cfg.inbox_queue])
+            if progress:
+                log.info(f"Deleted queue {cfg.inbox_queue}.")
     except (NoCredentialsError, BotoCoreError) as err:
         raise StackError(f"Could not reach AWS to delete stack {name}: {err}",
                          "check your credentials and region, then run the cleanup again.") from err

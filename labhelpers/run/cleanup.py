@@ -77,7 +77,15 @@ def cleanup(cfg: LabConfig, stop_emulator: bool = True, progress: bool = True) -
 
     lab = for_config(cfg)
     emulator_up = not lab.runs_emulator or emulator.status(cfg)["running"]
-    if emulator_up:
+    app_left = report["app_stopped"] is False and any(
+        n.startswith("stopping the analytics app failed") for n in report["notes"])
+    if app_left:
+        # The app could not be deleted: it may still run (on AWS: bill). Deleting the stack
+        # under it would take its streams and role away and leave it failing and billing;
+        # the note says what still runs, its cost and the command that stops it.
+        report["stack_deleted"] = False
+        report["leftovers"] = inventory.leftovers(cfg) if emulator_up else []
+    elif emulator_up:
         stack.delete(cfg, progress=progress)
         report["stack_deleted"] = True
         report["leftovers"] = inventory.leftovers(cfg)
@@ -91,10 +99,11 @@ def cleanup(cfg: LabConfig, stop_emulator: bool = True, progress: bool = True) -
             "the local emulator is not running, so no AWS resources exist (it keeps them in "
             "memory only)")
 
-    if lab.runs_emulator and stop_emulator:
+    if lab.runs_emulator and stop_emulator and not app_left:
         report["emulator_stopped"] = emulator.stop(cfg)
 
-    report["removed_files"] = _remove_local_files(cfg)
+    # the local files tell where the app is (the stand-in's state): kept while it is left
+    report["removed_files"] = [] if app_left else _remove_local_files(cfg)
     if progress:
         left = report["leftovers"]
         log.info("Cleanup done: " + ("nothing is left with the prefix "

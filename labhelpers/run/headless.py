@@ -41,7 +41,7 @@ def run_folder(cfg: LabConfig, run_dir: str | Path | None = None, new: bool = Fa
     pointer = cfg.lab_dir / CURRENT_RUN
     if not new and pointer.exists() and Path(pointer.read_text().strip()).is_dir():
         return Path(pointer.read_text().strip())
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).astimezone().strftime("%Y%m%d-%H%M%S")
     run = cfg.home / "runs" / f"{cfg.prefix}-{stamp}"
     run.mkdir(parents=True, exist_ok=True)
     record_values(run, started_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -99,7 +99,8 @@ def run_lab(
     failed: str | None = None
     for i, nb in enumerate(books, 1):
         t0 = time.perf_counter()
-        print(f"== {nb.name} ({i}/{len(books)}) started {datetime.now():%H:%M:%S}", flush=True)
+        now = datetime.now(UTC).astimezone()
+        print(f"== {nb.name} ({i}/{len(books)}) started {now:%H:%M:%S %Z}", flush=True)
         try:
             # the bar counts the cells done; IPC sockets: no "kernel is running over TCP
             # without encryption" warning per notebook (the kernel is on this machine)
