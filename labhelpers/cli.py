@@ -363,7 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="connector jar (default: build cloud/pom.xml with Maven)")
     pk.add_argument("--wheel", type=Path, action="append", default=[],
                     help="Python wheel for the service (default: pip download krcf)")
-    pk.add_argument("--out", type=Path, default=None, help="zip path (default cloud/dist/)")
+    pk.add_argument("--out", type=Path, default=None,
+                    help="zip path (default: dist/ beside cloud/pom.xml)")
     pk.set_defaults(fn=cmd_package)
 
     # "cloud-app": the command's former name, still accepted

@@ -289,8 +289,8 @@ def test_a_failed_delete_says_what_still_runs_its_cost_and_the_command(tmp_path)
 
 
 def test_cleanup_keeps_the_stack_while_the_app_cannot_be_deleted(monkeypatch, tmp_path, capsys):
-    from labhelpers.infra import cleanup as cleanup_mod
     from labhelpers.infra import emulator, inventory, stack
+    from labhelpers.run import cleanup as cleanup_mod
 
     cfg = LabConfig(home=tmp_path, prefix="st25", backend="aws")
     deleted = []

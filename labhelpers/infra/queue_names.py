@@ -14,7 +14,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ..errors import aws_error_code
+from ..logs import logger
 from .config import LabConfig
+
+log = logger(__name__)
 
 # SQS refuses a queue name for 60 s after a queue of that name was deleted
 # (QueueDeletedRecently); on AWS a stack creating it then fails and rolls back.
@@ -60,9 +64,9 @@ def wait_for_queue_names(cfg: LabConfig, progress: bool = True,
     if wait <= 0:
         return 0.0
     if progress:
-        print(f"The queue names {', '.join(names(cfg))} were deleted "
-              f"{time.time() - last:.0f} s ago and SQS refuses a name for 60 s after its "
-              f"deletion: waiting {wait:.0f} s before deploying ...", flush=True)
+        log.info(f"The queue names {', '.join(names(cfg))} were deleted "
+                 f"{time.time() - last:.0f} s ago and SQS refuses a name for 60 s after its "
+                 f"deletion: waiting {wait:.0f} s before deploying ...")
     sleep(wait)
     return wait
 
@@ -76,12 +80,11 @@ def create_queue(sqs, progress: bool, **kwargs: Any) -> str:
         try:
             return sqs.create_queue(**kwargs)["QueueUrl"]
         except ClientError as err:
-            code = str(err.response.get("Error", {}).get("Code", ""))
+            code = aws_error_code(err)
             if "QueueDeletedRecently" not in code or time.monotonic() > deadline:
                 raise
             if progress and not said:
-                print(f"SQS refuses the queue name {kwargs['QueueName']} for 60 s after it "
-                      "was deleted (QueueDeletedRecently): trying again every 5 s ...",
-                      flush=True)
+                log.info(f"SQS refuses the queue name {kwargs['QueueName']} for 60 s after it "
+                         "was deleted (QueueDeletedRecently): trying again every 5 s ...")
                 said = True
             time.sleep(5)
