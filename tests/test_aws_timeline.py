@@ -91,11 +91,9 @@ def test_stop_and_start_on_aws_lose_nothing_and_score_nothing_twice(tmp_path):
         time.sleep(30)  # traffic ahead of the app
         lab("app", "start", "--start-position", "earliest")
         time.sleep(40)
-        said = lab("app", "stop")
-        assert "STOPPING" in said, said
+        stopped = lab("app", "stop")
         time.sleep(40)  # traffic goes on while the app is stopped
-        said = lab("app", "start", "--start-position", "earliest")
-        assert "from its latest snapshot" in said, said
+        resumed = lab("app", "start", "--start-position", "earliest")
         time.sleep(50)
         lab("generate", "stop")
         time.sleep(25)  # the last windows close and reach the scores stream
@@ -103,6 +101,8 @@ def test_stop_and_start_on_aws_lose_nothing_and_score_nothing_twice(tmp_path):
         lab("export", "scores", str(tmp_path / "OUT.csv"))
         got = check_scores(tmp_path / "OUT.jsonl", tmp_path / "OUT.csv")
         assert len(got) >= 2 * 12, f"only {len(got)} windows scored"
+        assert "STOPPING" in stopped, stopped  # as the service says it
+        assert "from its latest snapshot" in resumed, resumed
     finally:
         subprocess.run([sys.executable, "-m", "labhelpers", "cleanup"], env=env, cwd=REPO,
                        capture_output=True, timeout=600)
