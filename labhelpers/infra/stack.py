@@ -19,19 +19,21 @@ import time
 import zipfile
 from collections.abc import Iterable
 from datetime import datetime
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from ..errors import StackError
+from ..resources import data_dir
 from ..wait import wait_until
 from . import emulator
-from .config import CFN_DIR, LabConfig
+from .config import LabConfig
 
-TEMPLATE_FILE = CFN_DIR / "clickstream.yaml"
-# the Lambda's code: one file, deployed as alert_handler.py (the template's Handler)
-HANDLER_FILE = Path(__file__).resolve().parents[1] / "alerts" / "handler.py"
+TEMPLATE_FILE = data_dir("cfn") / "clickstream.yaml"
+# the Lambda's code: one file of the package, deployed as alert_handler.py (the template's Handler)
+HANDLER_FILE = Path(str(files("labhelpers.alerts").joinpath("handler.py")))
 TAG_KEY = "lab-prefix"
 EXPECTED_OUTPUTS = (
     "RawBucketName",
