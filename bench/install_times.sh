@@ -18,7 +18,7 @@ one() {  # name, pip arguments...
   if (cd "$work" && "$work/$name/bin/python" -m pip install -q "$@" >"$work/$name.log" 2>&1); then
     local ok=ok
   else
-    local ok="FAILED: $(grep -m1 -E "ModuleNotFoundError|error:" "$work/$name.log")"
+    local ok="FAILED: $(grep -m1 "ModuleNotFoundError" "$work/$name.log" || grep -m1 "error:" "$work/$name.log")"
   fi
   printf '%-22s %4d s  %6s  %s\n' "$name" $((SECONDS - t0)) \
     "$(du -sh "$work/$name" | cut -f1)" "$ok"

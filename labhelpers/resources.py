@@ -22,7 +22,7 @@ def data_dir(kind: str) -> Path:
     """The folder of one kind of the lab's files (``sql``, ``cfn`` or ``notebooks``)."""
     if kind not in KINDS:
         raise ConfigError(f"no lab files of kind {kind!r}", f"use one of {', '.join(KINDS)}.")
-    folder = Path(str(files("labhelpers").joinpath(DATA, kind)))
+    folder = Path(str(files("labhelpers").joinpath(DATA, kind))).resolve()  # links: checkout
     if not folder.is_dir():
         raise ConfigError(f"the installed labhelpers has no {kind}/ ({folder})",
                           "reinstall it from a checkout: pip install . (or make install).")

@@ -15,7 +15,7 @@ def _sql_dir() -> Path:
     """The package's own copy (labhelpers/_data/sql: a link in a checkout, files in a wheel);
     in the managed application's zip, sql/ beside the labhelpers package (packaging puts it
     there). Not through labhelpers.resources: the job imports nothing of the control code."""
-    packaged = Path(str(files("labhelpers").joinpath("_data", "sql")))
+    packaged = Path(str(files("labhelpers").joinpath("_data", "sql"))).resolve()
     return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "sql"
 
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..infra.config import LabConfig
+from ..infra.config import REPO_ROOT, LabConfig
 from ..resources import data_dir, lab_notebooks
 from .report import write_report
 
@@ -42,8 +42,10 @@ def runs_dir(folder: str | Path | None = None) -> Path:
 
 def default_folder() -> Path:
     """Where a headless run executes the notebooks and keeps its record: the checkout's
-    notebooks/ when it can be written (an editable install), else the current folder."""
-    return NOTEBOOKS_DIR.resolve() if os.access(NOTEBOOKS_DIR, os.W_OK) else Path.cwd()
+    notebooks/ (an editable install), else the current folder (an installed package: never
+    inside the environment, even where it is writable)."""
+    in_checkout = NOTEBOOKS_DIR == (REPO_ROOT / "notebooks").resolve()
+    return NOTEBOOKS_DIR if in_checkout else Path.cwd()
 
 
 CURRENT_RUN = "current-run"  # in the lab folder: the by-hand run the notebooks add to
