@@ -38,7 +38,9 @@ from labhelpers.generate.plan import lab_test_plan
 from labhelpers.generate.timeline import timeline, to_line
 from labhelpers.infra.config import REPO_ROOT
 
-pytestmark = pytest.mark.notebooks
+# Building the shared environment is a full install (~3 min on an idle 2-core machine with
+# pip's cache warm, several times that under load): more than the suite's default timeout.
+pytestmark = [pytest.mark.notebooks, pytest.mark.timeout(2400)]
 CI = os.environ.get("CI") == "true"
 KERNEL = "clicklab"  # the kernel the shared environment registers (INSTRUCTOR.md)
 HUB_VERSION = "jupyterhub>=5.2"  # the `hub` extra's pin is what INSTRUCTOR.md installs
@@ -80,10 +82,17 @@ def shared_env():
         _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", REPO_ROOT,
               "-w", root / "wheels"])
         (wheel,) = (root / "wheels").glob("labhelpers-*.whl")
-        # 2. a fresh environment with the lab (not editable) and JupyterHub
+        # 2. a fresh environment with the lab (not editable) and JupyterHub. The versions of
+        # the environment running this test as constraints: the class gets what the suite
+        # tested, and pip has nothing to resolve (Debian's pip 23 backtracked for minutes).
         _run([_base_python(), "-m", "venv", env_dir])
-        _run([env_dir / "bin" / "python", "-m", "pip", "install", "-q", f"{wheel}[hub]"],
-             timeout=1500)
+        _run([env_dir / "bin" / "python", "-m", "pip", "install", "-q", "--upgrade", "pip"])
+        tested = root / "tested-versions.txt"
+        tested.write_text("".join(
+            ln + "\n" for ln in _run([sys.executable, "-m", "pip", "freeze"]).splitlines()
+            if "==" in ln and not ln.lower().startswith("labhelpers")))
+        _run([env_dir / "bin" / "python", "-m", "pip", "install", "-q", f"{wheel}[hub]",
+              "-c", tested], timeout=1500)
         # 3. the JVM start-up cache and the kernel, inside the environment
         _run([env_dir / "bin" / "clicklab", "jvm-cache"])
         _run([env_dir / "bin" / "python", "-m", "ipykernel", "install", "--sys-prefix",
