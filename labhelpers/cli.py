@@ -237,6 +237,15 @@ def cmd_cleanup(args) -> int:
     return 0
 
 
+def cmd_notebooks(args) -> int:
+    from .resources import copy_notebooks
+
+    books = copy_notebooks(args.dir, overwrite=args.overwrite)
+    print(f"{len(books)} notebooks in {args.dir}: open them in JupyterLab; your run records "
+          f"go to {args.dir}/runs/")
+    return 0
+
+
 def cmd_run_lab(args) -> int:
     import os
 
@@ -249,7 +258,7 @@ def cmd_run_lab(args) -> int:
     if args.emulator:
         os.environ["LAB_EMULATED"] = "1"
     params = json.loads(args.parameters) if args.parameters else None
-    run = run_lab(args.run_dir, parameters=params)
+    run = run_lab(args.run_dir, parameters=params, folder=args.folder)
     summary = json.loads((Path(run) / "summary.json").read_text())
     failed = [c.name for c in checks(summary) if not c.passed]
     if failed:
@@ -322,7 +331,9 @@ class _Subparsers:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m labhelpers",
+    # the same commands as the console script `clicklab` and as `python -m labhelpers`
+    prog = "clicklab" if Path(sys.argv[0]).name == "clicklab" else "python -m labhelpers"
+    p = argparse.ArgumentParser(prog=prog,
                                 description="Clickstream anomaly detection lab.")
     _common_options(p, None)
     sub = _Subparsers(p.add_subparsers(dest="command", required=True))
@@ -441,11 +452,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     rl = sub.add_parser("run-lab", help="run every notebook headless (make run)")
     rl.add_argument("--run-dir", type=Path, default=None)
+    rl.add_argument("--folder", type=Path, default=None,
+                    help="run the notebooks in this folder (its own copy when it has one) and "
+                         "keep the record in its runs/ (default: the checkout's notebooks/, "
+                         "else the current folder)")
     rl.add_argument("--parameters", default=None, help="notebook parameters as JSON")
     rl.add_argument("--emulator", action="store_true",
                     help="with --backend aws: rehearse the aws path with every AWS call going "
                          "to the local emulator (the managed service and Lambda stood in for)")
     rl.set_defaults(fn=cmd_run_lab)
+
+    nb = sub.add_parser("notebooks", help="copy the lab's notebooks into your own folder")
+    nb.add_argument("dir", type=Path, help="the folder (made if missing), e.g. ~/clickstream-lab")
+    nb.add_argument("--overwrite", action="store_true",
+                    help="replace notebooks already there (your changes to them are lost)")
+    nb.set_defaults(fn=cmd_notebooks)
 
     sub.add_parser("reference-run", help="regenerate docs/reference-run (the run nbval checks "
                    "against) after a notebook's change").set_defaults(fn=cmd_reference_run)

@@ -33,6 +33,29 @@ def test_backlog_becomes_one_file_and_the_next_waits_until_it_is_read(tmp_path):
     assert f.fed == 6
 
 
+def test_feeding_goes_on_where_reads_leave_the_access_time_alone(tmp_path, monkeypatch):
+    """An NFS home: the probe said access times work, but the job's reads never show. The
+    feeder waits ATIME_PATIENCE_S for the first file, then hands over by time."""
+    from labhelpers.stream import log
+
+    clock = [1_000.0]
+    monkeypatch.setattr(log.time, "time", lambda: clock[0])
+    w = StreamLogWriter(tmp_path / "in")
+    w.append([_rec(1_800_000_000)])
+    f = Feeder(tmp_path / "in", tmp_path / "feed", scan_interval_s=1.0)
+    assert f.step() == 1
+    w.append([_rec(1_800_000_001)])
+    clock[0] += log.ATIME_PATIENCE_S - 1
+    assert f.step() == 0, "within the patience the feeder still waits for the read"
+    clock[0] += 2  # the job read the file, but its access time did not change
+    assert f.step() == 1 and not f.use_atime, "past it: fed, and by time from now on"
+    w.append([_rec(1_800_000_002)])
+    clock[0] += 1
+    assert f.step() == 0, "the timed hand-over gives the job three scans per file"
+    clock[0] += 3
+    assert f.step() == 1 and f.fed == 3
+
+
 def test_latest_start_skips_earlier_records_and_resume_continues(tmp_path):
     w = StreamLogWriter(tmp_path / "in")
     now = time.time()

@@ -38,10 +38,12 @@ def test_notebooks_have_parameters_and_no_outputs():
 @pytest.fixture()
 def notebook_env(tmp_path):
     """The environment the notebooks' kernels get: a lab home of their own (its own emulator
-    port) and the reference run's prefix; whatever a failing notebook left running is stopped
+    port), run records there too (not beside the reference notebooks in docs/), and the
+    reference run's prefix; whatever a failing notebook left running is stopped
     at the end."""
     home = tmp_path / "home"
-    env = {**os.environ, "LAB_HOME": str(home), "LAB_PREFIX": REFERENCE_PREFIX}
+    env = {**os.environ, "LAB_HOME": str(home), "LAB_PREFIX": REFERENCE_PREFIX,
+           "LAB_RUNS_DIR": str(home / "runs")}
     for name in ("LAB_EMULATOR_PORT", "LAB_BACKEND", "LAB_EMULATED"):
         env.pop(name, None)
     yield home, env

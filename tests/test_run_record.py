@@ -4,18 +4,24 @@ one emulator port per lab home."""
 
 from __future__ import annotations
 
+import html
 import json
 import socket
 
 from labhelpers.infra.config import PORT_FILE, load_config
-from labhelpers.run.headless import finish_run, record_values, run_folder
+from labhelpers.run.headless import finish_run, record_values, run_folder, show_report
 
 
 def test_a_by_hand_run_keeps_its_record_in_the_students_folder(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("LAB_HOME", str(tmp_path))
+    """runs/ beside the notebooks: the kernel's folder, which JupyterLab shows."""
+    monkeypatch.setenv("LAB_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("LAB_RUNS_DIR", raising=False)
+    folder = tmp_path / "my-lab"
+    folder.mkdir()
+    monkeypatch.chdir(folder)  # a notebook's kernel runs in the notebook's folder
     cfg = load_config(prefix="student-7")
     first = run_folder(cfg, "", new=True)  # notebook 00
-    assert first.parent == tmp_path / "runs" and first.name.startswith("student-7-")
+    assert first.parent == folder / "runs" and first.name.startswith("student-7-")
     assert run_folder(cfg, "") == first, "later notebooks add to the same folder"
     record_values(first, records_sent=120, windows_scored=30, anomalies=2, alerts_received=1,
                   alert_latency_s=9.5, leftovers=[])
@@ -24,7 +30,11 @@ def test_a_by_hand_run_keeps_its_record_in_the_students_folder(tmp_path, monkeyp
     assert summary["records_sent"] == 120 and summary["alerts_received"] == 1
     assert summary["seconds"] is not None and summary["seconds"] >= 0
     assert report.exists() and "exactly one alert arrived" in report.read_text()
-    assert str(first) in capsys.readouterr().out, "the last notebook says where it is"
+    out = capsys.readouterr().out
+    assert f"runs/{first.name}" in out and str(tmp_path) not in out, (
+        f"the last notebook names the folder as the file browser shows it: {out}")
+    shown = show_report(first)
+    assert "exactly one alert arrived" in html.unescape(shown.data) and "<iframe" in shown.data
 
 
 def test_headless_runs_keep_their_own_folder(tmp_path):

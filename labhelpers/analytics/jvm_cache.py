@@ -109,3 +109,10 @@ def prepare(force: bool = False) -> dict[str, Any]:
         raise
     return {"cache": str(CACHE), "built": True,
             "archive_mb": round((CACHE / "flink.jsa").stat().st_size / 2**20, 1)}
+
+
+def remove() -> bool:
+    """Delete the JVM start-up cache (``make distclean``); True if there was one."""
+    existed = CACHE.exists()
+    shutil.rmtree(CACHE, ignore_errors=True)
+    return existed

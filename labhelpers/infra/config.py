@@ -21,8 +21,9 @@ from ..errors import ConfigError
 LOCAL, AWS = "local", "aws"
 BACKENDS = (LOCAL, AWS)
 PREFIX_RE = re.compile(r"^[a-z][a-z0-9-]{2,19}$")
+# The checkout (tests, docs/, cloud/); the installed package finds its own files through
+# labhelpers.resources, never through this.
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CFN_DIR = REPO_ROOT / "cfn"
 
 DEFAULT_PREFIX = "clicklab"
 DEFAULT_REGION = "us-east-1"
@@ -110,6 +111,22 @@ def _claim(port: int, home: Path) -> bool:
     with os.fdopen(fd, "w") as fh:
         fh.write(str(home))
     return True
+
+
+def release_port_claims(home: Path | None = None) -> list[int]:
+    """Remove this machine's port claims (``clicklab-port-*`` in the temp folder) made for
+    ``home`` (default: this lab home); the ports it released. ``make clean`` calls it; the
+    home's next start claims a port again."""
+    home = (home or _default_home()).resolve()
+    released = []
+    for path in Path(tempfile.gettempdir()).glob("clicklab-port-*"):
+        try:
+            if path.read_text().strip() == str(home):
+                path.unlink()
+                released.append(int(path.name.rsplit("-", 1)[1]))
+        except (OSError, ValueError):  # another user's claim, or one being written
+            continue
+    return sorted(released)
 
 
 def _remember(path: Path, port: int) -> None:

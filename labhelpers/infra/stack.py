@@ -19,6 +19,7 @@ import time
 import zipfile
 from collections.abc import Iterable
 from datetime import datetime
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +29,17 @@ from ..errors import StackError
 from ..errors import aws_error_code as _error_code
 from ..errors import aws_error_text as _error_text
 from ..logs import logger
+from ..resources import data_dir
 from ..wait import wait_until
 from . import emulator, queue_names
-from .config import CFN_DIR, LabConfig
+from .config import LabConfig
 
 log = logger(__name__)
 
-TEMPLATE_FILE = CFN_DIR / "clickstream.yaml"
-# the Lambda's code: one file, deployed as alert_handler.py (the template's Handler)
-HANDLER_FILE = Path(__file__).resolve().parents[1] / "alerts" / "handler.py"
+TEMPLATE_FILE = data_dir("cfn") / "clickstream.yaml"
+# the Lambda's code: one file of the package, deployed as alert_handler.py (the template's
+# Handler)
+HANDLER_FILE = Path(str(files("labhelpers.alerts").joinpath("handler.py")))
 TAG_KEY = "lab-prefix"
 EXPECTED_OUTPUTS = (
     "RawBucketName",

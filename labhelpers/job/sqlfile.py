@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from importlib.resources import files
 from pathlib import Path
 
 from .contracts import sql_values
 from .errors import ConfigError
 
-# sql/ sits beside the labhelpers package: in a checkout, and in the managed application's zip
-# (packaging puts it next to the package there too).
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+
+def _sql_dir() -> Path:
+    """The package's own copy (labhelpers/_data/sql: a link in a checkout, files in a wheel);
+    in the managed application's zip, sql/ beside the labhelpers package (packaging puts it
+    there). Not through labhelpers.resources: the job imports nothing of the control code."""
+    packaged = Path(str(files("labhelpers").joinpath("_data", "sql"))).resolve()
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "sql"
+
+
+SQL_DIR = _sql_dir()
 SQL_FILE = SQL_DIR / "anomaly_detection.sql"
 PLACEHOLDERS = (
     "input_connector",

@@ -1,32 +1,51 @@
 """A record of every run of the lab: headless (``make run``) or by hand.
 
-Headless: every notebook through papermill, in order, into a run folder under ``runs/``.
-By hand: notebook 00 opens a run folder of the student's own in the lab home
-(``<LAB_HOME>/runs/<prefix>-<time>``, see ``run_folder``); every notebook records its values
-there and notebook 05 finishes it. Either way the folder holds ``values.json``,
-``summary.json``, the saved plots and a one-page ``report.html``.
+Both keep their records in one visible place: ``runs/`` beside the notebooks, where JupyterLab
+shows them (``notebooks/runs/`` in a checkout, ``<your folder>/runs/`` after ``clicklab
+notebooks <your folder>``; ``LAB_RUNS_DIR`` overrides it).
+Headless: every notebook through papermill, in order, into ``runs/<time>``.
+By hand: notebook 00 opens ``runs/<prefix>-<time>`` (see ``run_folder``; the kernel runs in
+the notebook's folder); every notebook records its values there and notebook 05 finishes it.
+Either way the folder holds ``values.json``, ``summary.json``, the saved plots and a one-page
+``report.html``.
 """
 
 from __future__ import annotations
 
+import html
 import json
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..infra.config import REPO_ROOT, LabConfig
+from ..resources import data_dir, lab_notebooks
 from .report import write_report
 
-NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
-RUNS_DIR = REPO_ROOT / "runs"
+__all__ = ["NOTEBOOKS_DIR", "finish_run", "lab_notebooks", "record_values", "run_folder",
+           "run_lab", "runs_dir", "show_report", "write_summary", "InlineReport"]
+
+NOTEBOOKS_DIR = data_dir("notebooks")  # the package's notebooks (in a checkout: notebooks/)
+RUNS = "runs"
+RUNS_ENV = "LAB_RUNS_DIR"  # where run records go instead (tests that run notebooks elsewhere)
 VALUES_FILE = "values.json"
 SUMMARY_KEYS = ("records_sent", "windows_scored", "anomalies", "alerts_received")
 
 
-def lab_notebooks() -> list[Path]:
-    """The numbered notebooks of the lab, in order."""
-    return sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+def runs_dir(folder: str | Path | None = None) -> Path:
+    """The folder of run records: ``LAB_RUNS_DIR``, else ``runs/`` in ``folder`` (default: the
+    current folder, which in a notebook's kernel is the notebook's own folder)."""
+    return Path(os.environ.get(RUNS_ENV) or Path(folder or Path.cwd()) / RUNS).resolve()
+
+
+def default_folder() -> Path:
+    """Where a headless run executes the notebooks and keeps its record: the checkout's
+    notebooks/ (an editable install), else the current folder (an installed package: never
+    inside the environment, even where it is writable)."""
+    in_checkout = NOTEBOOKS_DIR == (REPO_ROOT / "notebooks").resolve()
+    return NOTEBOOKS_DIR if in_checkout else Path.cwd()
 
 
 CURRENT_RUN = "current-run"  # in the lab folder: the by-hand run the notebooks add to
@@ -42,7 +61,7 @@ def run_folder(cfg: LabConfig, run_dir: str | Path | None = None, new: bool = Fa
     if not new and pointer.exists() and Path(pointer.read_text().strip()).is_dir():
         return Path(pointer.read_text().strip())
     stamp = datetime.now(UTC).astimezone().strftime("%Y%m%d-%H%M%S")
-    run = cfg.home / "runs" / f"{cfg.prefix}-{stamp}"
+    run = runs_dir() / f"{cfg.prefix}-{stamp}"
     run.mkdir(parents=True, exist_ok=True)
     record_values(run, started_at=datetime.now(UTC).isoformat(timespec="seconds"),
                   prefix=cfg.prefix, backend=cfg.backend)
@@ -82,18 +101,24 @@ def run_lab(
     parameters: dict[str, Any] | None = None,
     notebooks: list[Path] | None = None,
     kernel_name: str = "python3",
+    folder: Path | str | None = None,
 ) -> Path:
     """Execute the notebooks headless; return the run folder. Stops at the first failure,
-    after running the cleanup notebook so nothing is left running."""
+    after running the cleanup notebook so nothing is left running.
+
+    ``folder``: where the kernels run and ``runs/`` is (default ``default_folder()``); its own
+    copy of the notebooks is run when it has one (``clicklab notebooks``), else the package's.
+    """
     import papermill as pm
 
     IPCKernelManager = _ipc_kernel_manager()  # noqa: N806 (a class)
 
+    folder = Path(folder or default_folder()).resolve()
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    run = Path(run_dir) if run_dir else RUNS_DIR / stamp
+    run = Path(run_dir) if run_dir else runs_dir(folder) / stamp
     run.mkdir(parents=True, exist_ok=True)
     params = {"RUN_DIR": str(run.resolve()), **(parameters or {})}
-    books = notebooks or lab_notebooks()
+    books = notebooks or lab_notebooks(folder) or lab_notebooks()
     timings: dict[str, float] = {}
     started = time.perf_counter()
     failed: str | None = None
@@ -106,7 +131,7 @@ def run_lab(
             # without encryption" warning per notebook (the kernel is on this machine)
             pm.execute_notebook(
                 str(nb), str(run / nb.name), parameters=params, kernel_name=kernel_name,
-                cwd=str(NOTEBOOKS_DIR), progress_bar=True, log_output=False,
+                cwd=str(folder), progress_bar=True, log_output=False,
                 kernel_manager_class=IPCKernelManager,
             )
         except Exception as err:  # papermill raises PapermillExecutionError with the cell
@@ -117,12 +142,12 @@ def run_lab(
             timings[nb.name] = round(time.perf_counter() - t0, 1)
         print(f"   {nb.name} done in {timings[nb.name]:.0f} s", flush=True)
     if failed:
-        cleanup_nb = next((b for b in lab_notebooks() if "cleanup" in b.name), None)
+        cleanup_nb = next((b for b in books if "cleanup" in b.name), None)
         if cleanup_nb and cleanup_nb.name not in timings:
             try:
                 pm.execute_notebook(str(cleanup_nb), str(run / cleanup_nb.name),
                                     parameters=params, kernel_name=kernel_name,
-                                    cwd=str(NOTEBOOKS_DIR), progress_bar=False,
+                                    cwd=str(folder), progress_bar=False,
                                     kernel_manager_class=IPCKernelManager)
             except Exception as err:
                 print(f"!! cleanup also failed: {err}", flush=True)
@@ -130,8 +155,8 @@ def run_lab(
                             timings=timings)
     report = run / "report.html"
     print(json.dumps({k: summary[k] for k in (*SUMMARY_KEYS, "ok", "seconds")}, indent=2))
-    print(f"Results: {run.resolve()} (executed notebooks, summary.json, plots)")
-    print(f"Report for instructors: {report.resolve()}")
+    print(f"Results: {_shown(run)} (executed notebooks, summary.json, plots)")
+    print(f"Report for instructors: {_shown(report)}")
     return run
 
 
@@ -161,7 +186,37 @@ def finish_run(run_dir: str | Path) -> Path:
     summary = write_summary(run_dir, seconds=seconds)
     report = Path(run_dir) / "report.html"
     verdict = "every check passed" if summary["ok"] else "see the failed checks"
-    print(f"Your run record ({verdict}): {Path(run_dir).resolve()}\n"
-          f"  report.html  the one-page report (open it in the browser, hand it in)\n"
+    print(f"Your run record ({verdict}): {_shown(Path(run_dir))}\n"
+          f"  report.html  the one-page report (open it from JupyterLab's file browser, hand "
+          f"it in)\n"
           f"  values.json  what each notebook measured")
     return report
+
+
+def _shown(path: Path) -> str:
+    """A path as a student finds it in JupyterLab's file browser: relative to the current
+    folder (the notebook's) when it is inside it, else in full. A server's absolute path
+    means nothing to a browser on a JupyterHub."""
+    path = Path(path).resolve()
+    try:
+        return path.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+class InlineReport:
+    """A page that a notebook shows inline (``_repr_html_``), in a frame of its own so that
+    its style stays inside it; ``data`` is the HTML."""
+
+    def __init__(self, page: str) -> None:
+        self.data = (f'<iframe srcdoc="{html.escape(page, quote=True)}" title="run report" '
+                     'style="width:100%;height:720px;border:1px solid #ccc"></iframe>')
+
+    def _repr_html_(self) -> str:
+        return self.data
+
+
+def show_report(run_dir: str | Path) -> InlineReport:
+    """The run's one-page report, shown in the notebook: the last line of notebook 05's last
+    cell (``show_report(RUN_DIR)``), after ``finish_run``."""
+    return InlineReport((Path(run_dir) / "report.html").read_text(encoding="utf-8"))

@@ -162,6 +162,12 @@ def count_lines(directory: Path | str) -> int:
     return total
 
 
+# How long a feed file may stay unopened, by its access time, before the feeder stops trusting
+# access times here: longer than a job's start (Flink opens the first file 10-20 s after the
+# feeder writes it), so that a slow start is not mistaken for a file system without them.
+ATIME_PATIENCE_S = 60.0
+
+
 def atime_works(directory: Path | str) -> bool:
     """Does reading a file here update its access time? (Not on ``noatime`` mounts.)"""
     directory = Path(directory)
@@ -185,6 +191,9 @@ class Feeder:
     keeps at most one unread file in the job's folder: it concatenates everything that arrived
     into one feed file and writes the next only after the job has opened that one (its access time
     changes; where the file system does not keep access times, after three scan intervals).
+    Where the probe said access times work but a feed file's never changes (NFS home folders
+    on a class server may not pass reads on), the feeder falls back to the timed hand-over
+    after ``ATIME_PATIENCE_S`` instead of waiting for ever.
     Files are never changed or deleted in the input stream log itself.
 
     Position: every feed file has a manifest (``_manifests/<feed file>.json``, written first)
@@ -254,7 +263,15 @@ class Feeder:
         if not path.exists():
             return True
         if self.use_atime:
-            return path.stat().st_atime_ns > 0
+            if path.stat().st_atime_ns > 0:
+                return True
+            if time.time() - self._pending_since < ATIME_PATIENCE_S:
+                return False
+            self.use_atime = False
+            print(f"feeder: {path.name} shows no read after {ATIME_PATIENCE_S:.0f} s (this file "
+                  "system may not keep access times, e.g. NFS); feeding one file per "
+                  f"{3 * self.scan_interval_s:.0f} s from now on", flush=True)
+            return True
         # no access times on this file system: give the job three scans per file
         return time.time() - self._pending_since > 3 * self.scan_interval_s
 
