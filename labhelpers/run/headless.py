@@ -1,7 +1,7 @@
 """A record of every run of the lab: headless (``make run``) or by hand.
 
 Both keep their records in one visible place: ``runs/`` beside the notebooks, where JupyterLab
-shows them (``notebooks/runs/`` in a checkout, ``<your folder>/runs/`` after ``clicklab
+shows them (``runs/`` in ``notebooks/`` in a checkout, ``<your folder>/runs/`` after ``clicklab
 notebooks <your folder>``; ``LAB_RUNS_DIR`` overrides it).
 Headless: every notebook through papermill, in order, into ``runs/<time>``.
 By hand: notebook 00 opens ``runs/<prefix>-<time>`` (see ``run_folder``; the kernel runs in

@@ -17,6 +17,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from ..logs import logger
+
+log = logger(__name__)
+
 _PART_RE = re.compile(r"-(\d+)$")
 
 
@@ -268,9 +272,9 @@ class Feeder:
             if time.time() - self._pending_since < ATIME_PATIENCE_S:
                 return False
             self.use_atime = False
-            print(f"feeder: {path.name} shows no read after {ATIME_PATIENCE_S:.0f} s (this file "
-                  "system may not keep access times, e.g. NFS); feeding one file per "
-                  f"{3 * self.scan_interval_s:.0f} s from now on", flush=True)
+            log.info(f"feeder: {path.name} shows no read after {ATIME_PATIENCE_S:.0f} s (this "
+                     "file system may not keep access times, e.g. NFS); feeding one file per "
+                     f"{3 * self.scan_interval_s:.0f} s from now on")
             return True
         # no access times on this file system: give the job three scans per file
         return time.time() - self._pending_since > 3 * self.scan_interval_s
