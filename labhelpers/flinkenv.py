@@ -111,6 +111,10 @@ def local_runtime(work: Path, checkpoint_interval: str | None = CHECKPOINT_INTER
         "taskmanager.bind-host": "127.0.0.1",
         "taskmanager.host": "127.0.0.1",
         "parallelism.default": "1",
+        # chained operators hand rows on without a defensive copy (the lab's operators
+        # never keep or change a row they were given): 13% of a dense replay's time was
+        # RowDataSerializer.copy (a JFR profile, docs/performance.md)
+        "pipeline.object-reuse": "true",
         # the forest runs inside the JVM (pemja) instead of a separate Python worker:
         # measured 106 s instead of 131 s for a day of traffic (bench/bench_replay.py)
         "python.execution-mode": "thread",
