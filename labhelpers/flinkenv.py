@@ -86,7 +86,14 @@ def java_env() -> dict[str, str]:
 PACKAGE_PARENT = Path(__file__).resolve().parents[1]
 CHECKPOINT_INTERVAL = "2s"
 # The JVM's heap: the local mini-cluster's default (1/4 of RAM) is far more than it needs.
+# A replay (up to millions of records, as fast as it can) keeps the optimising compiler.
 JVM_ARGS = "-Xmx1g -XX:+UseSerialGC"
+# The live app (a few records a second, running for an hour beside 60 other students): a small
+# heap that gives memory back after a collection, and the quick compiler only (C1): measured
+# (bench/bench_throughput.py, docs/performance.md) it saves ~5 of a job's ~19 CPU-seconds of
+# start-up and the optimising compiler's memory, and costs throughput only at replay rates.
+LIVE_JVM_ARGS = ("-Xmx384m -XX:+UseSerialGC -XX:MinHeapFreeRatio=10 -XX:MaxHeapFreeRatio=30 "
+                 "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=64m")
 
 
 def local_runtime(work: Path, checkpoint_interval: str | None = CHECKPOINT_INTERVAL
@@ -115,20 +122,27 @@ def local_runtime(work: Path, checkpoint_interval: str | None = CHECKPOINT_INTER
         # never keep or change a row they were given): 13% of a dense replay's time was
         # RowDataSerializer.copy (a JFR profile, docs/performance.md)
         "pipeline.object-reuse": "true",
+        # Memory for a lab, not a cluster: no managed memory (it serves RocksDB and batch
+        # operators; the lab's state is on the heap), 16 MB of network buffers instead of 64
+        # (allocated at start; a parallelism-1 job with three exchanges needs a few dozen)
+        "taskmanager.memory.managed.size": "0m",
+        "taskmanager.memory.network.min": "16m",
+        "taskmanager.memory.network.max": "16m",
         # the forest runs inside the JVM (pemja) instead of a separate Python worker:
         # measured 106 s instead of 131 s for a day of traffic (bench/bench_replay.py)
         "python.execution-mode": "thread",
     }
 
 
-def flink_env(work: Path) -> dict[str, str]:
-    """Environment of a process that runs the job: Java, JVM heap, Flink's log folder, the
-    Python path the JVM's embedded interpreter needs (thread mode reads no .pth files, else
-    "No module named 'pemja'"), and the start-up cache when it is built."""
+def flink_env(work: Path, live: bool = False) -> dict[str, str]:
+    """Environment of a process that runs the job: Java, JVM options (``live``: the live app's,
+    LIVE_JVM_ARGS, else a replay's, JVM_ARGS), Flink's log folder, the Python path the JVM's
+    embedded interpreter needs (thread mode reads no .pth files, else "No module named
+    'pemja'"), and the start-up cache when it is built."""
     env = java_env()
     paths = [*site.getsitepackages(), str(PACKAGE_PARENT), env.get("PYTHONPATH", "")]
-    env.update(JVM_ARGS=JVM_ARGS, FLINK_LOG_DIR=str(work / "log"), PYTHONUNBUFFERED="1",
-               PYTHONPATH=os.pathsep.join(p for p in paths if p))
+    env.update(JVM_ARGS=LIVE_JVM_ARGS if live else JVM_ARGS, FLINK_LOG_DIR=str(work / "log"),
+               PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join(p for p in paths if p))
     return startup_env(env)
 
 

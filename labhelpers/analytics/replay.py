@@ -110,11 +110,14 @@ def replay(
     timeout: float = 1800,
     jvm_args: str = "",
     progress: bool = True,
+    report_from_ms: int | None = None,
     **changes: Any,
 ) -> dict[str, Any]:
     """Score ``input_path`` (JSON lines) and write ``out_dir/scores.csv``; returns a summary.
     params / changes: the app's parameters (``JobParams.of(params, **changes)``).
     ``jvm_args`` are added to the job's JVM options (diagnostics, the start-up cache).
+    ``report_from_ms``: the forest warms up on the windows that end at or before it (read and
+    learned, not reported), as the live app does from the records before its start position.
     The summary's ``warning`` (also printed) says when the job took far longer than its
     input needs (see ``slow_warning``); an AppError if it runs longer than ``timeout`` s."""
     src = Path(input_path).resolve()
@@ -133,6 +136,7 @@ def replay(
         # no checkpoints: the file sink commits at the end of the input, and a final
         # checkpoint could be lost and stall the job for a checkpoint interval (see above)
         runtime=local_runtime(work, checkpoint_interval=None),
+        report_from_ms=report_from_ms,
     )
     props = work / "properties.json"
     props.write_text(json.dumps(settings.to_properties(), indent=2))
