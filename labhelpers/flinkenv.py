@@ -88,11 +88,13 @@ CHECKPOINT_INTERVAL = "2s"
 # The JVM's heap: the local mini-cluster's default (1/4 of RAM) is far more than it needs.
 # A replay (up to millions of records, as fast as it can) keeps the optimising compiler.
 JVM_ARGS = "-Xmx1g -XX:+UseSerialGC"
-# The live app (a few records a second, running for an hour beside 60 other students): a small
-# heap that gives memory back after a collection, and the quick compiler only (C1): measured
-# (bench/bench_throughput.py, docs/performance.md) it saves ~5 of a job's ~19 CPU-seconds of
-# start-up and the optimising compiler's memory, and costs throughput only at replay rates.
-LIVE_JVM_ARGS = ("-Xmx384m -XX:+UseSerialGC -XX:MinHeapFreeRatio=10 -XX:MaxHeapFreeRatio=30 "
+# A small job: the live app (a few records a second, for an hour beside 60 other students) and
+# a replay of fewer than SMALL_JOB_RECORDS records: a small heap that gives memory back after a
+# collection, and the quick compiler only (C1). Measured (bench/bench_throughput.py,
+# docs/performance.md): it saves ~5 of a job's ~19 CPU-seconds of start-up and the optimising
+# compiler's memory; per record it costs ~37 us more, so it loses above ~130k records.
+SMALL_JOB_RECORDS = 100_000
+SMALL_JOB_JVM_ARGS = ("-Xmx384m -XX:+UseSerialGC -XX:MinHeapFreeRatio=10 -XX:MaxHeapFreeRatio=30 "
                  "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=64m")
 
 
@@ -134,14 +136,14 @@ def local_runtime(work: Path, checkpoint_interval: str | None = CHECKPOINT_INTER
     }
 
 
-def flink_env(work: Path, live: bool = False) -> dict[str, str]:
-    """Environment of a process that runs the job: Java, JVM options (``live``: the live app's,
-    LIVE_JVM_ARGS, else a replay's, JVM_ARGS), Flink's log folder, the Python path the JVM's
+def flink_env(work: Path, small: bool = False) -> dict[str, str]:
+    """Environment of a process that runs the job: Java, JVM options (``small``: a small job's,
+    SMALL_JOB_JVM_ARGS, else JVM_ARGS), Flink's log folder, the Python path the JVM's
     embedded interpreter needs (thread mode reads no .pth files, else "No module named
     'pemja'"), and the start-up cache when it is built."""
     env = java_env()
     paths = [*site.getsitepackages(), str(PACKAGE_PARENT), env.get("PYTHONPATH", "")]
-    env.update(JVM_ARGS=LIVE_JVM_ARGS if live else JVM_ARGS, FLINK_LOG_DIR=str(work / "log"),
+    env.update(JVM_ARGS=SMALL_JOB_JVM_ARGS if small else JVM_ARGS, FLINK_LOG_DIR=str(work / "log"),
                PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join(p for p in paths if p))
     return startup_env(env)
 

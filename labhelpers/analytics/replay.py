@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AppError, ConfigError
-from ..flinkenv import flink_env, local_runtime
+from ..flinkenv import SMALL_JOB_RECORDS, flink_env, local_runtime
 from ..job.contracts import REPLAY_CSV_COLUMNS
 from ..job.params import JobParams
 from ..job.pipeline import JobSettings, filesystem_sink, filesystem_source
@@ -140,7 +140,8 @@ def replay(
     )
     props = work / "properties.json"
     props.write_text(json.dumps(settings.to_properties(), indent=2))
-    env = flink_env(work)
+    records = _count_lines(src)
+    env = flink_env(work, small=records < SMALL_JOB_RECORDS)
     env["JVM_ARGS"] = f"{env['JVM_ARGS']} {jvm_args}".strip()
     started = time.perf_counter()
     proc = _run_job([sys.executable, "-m", "labhelpers.job.pipeline", "--properties",
@@ -162,7 +163,7 @@ def replay(
     with open(out / "scores.jsonl", "w", encoding="utf-8") as fh:
         fh.writelines(json.dumps(r) + "\n" for r in rows)
     shutil.rmtree(work / "tmp", ignore_errors=True)
-    warning = slow_warning(seconds, _count_lines(src), flink_log(work / "log"))
+    warning = slow_warning(seconds, records, flink_log(work / "log"))
     if warning:
         print(f"WARNING: {warning}", file=sys.stderr)
     return {
