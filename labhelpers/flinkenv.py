@@ -124,10 +124,12 @@ def local_runtime(work: Path, checkpoint_interval: str | None = CHECKPOINT_INTER
         # never keep or change a row they were given): 13% of a dense replay's time was
         # RowDataSerializer.copy (a JFR profile, docs/performance.md)
         "pipeline.object-reuse": "true",
-        # Memory for a lab, not a cluster: no managed memory (it serves RocksDB and batch
-        # operators; the lab's state is on the heap), 16 MB of network buffers instead of 64
-        # (allocated at start; a parallelism-1 job with three exchanges needs a few dozen)
-        "taskmanager.memory.managed.size": "0m",
+        # Memory for a lab, not a cluster. Managed memory: 32 MB instead of 128 (the lab's
+        # state is on the heap, no RocksDB; but the window aggregation buffers its rows in
+        # managed memory, taken page by page as it fills: with none the job fails, "Initial
+        # Segment may not be null"). Network buffers: 16 MB instead of 64 (allocated at
+        # start; a parallelism-1 job with three exchanges needs a few dozen 32-KB buffers).
+        "taskmanager.memory.managed.size": "32m",
         "taskmanager.memory.network.min": "16m",
         "taskmanager.memory.network.max": "16m",
         # the forest runs inside the JVM (pemja) instead of a separate Python worker:
