@@ -10,7 +10,9 @@ learned LEARNED_WINDOWS windows, the clicks are spiked and the alert's latency i
     .venv/bin/python bench/bench_class.py [--students 2] [--seconds 60]
 
 Prints, per student, each part's peak resident memory (process tree, MB; a sum of peaks, so
-an upper bound), the total and the alert latency; then how many students fit a 64 GB server
+an upper bound), the total by RSS and by PSS (a page shared by the students' processes, such
+as the JVM's class archive and the libraries of the one installation, counts once in all),
+and the alert latency; then how many students fit a 64 GB server
 with 8 GB kept for the system and JupyterHub (from the largest student). On a machine shared
 with other work the latency grows with the load: say so with the figures.
 """
@@ -68,11 +70,11 @@ def one_student(name: str, seconds: float) -> dict:
         stack.deploy(cfg, progress=False)
         traffic.start(cfg)
         lab.start_app()
-        with PeakRSS(emulator.status(cfg)["pid"]) as emu, \
-                PeakRSS(traffic.status(cfg)["pid"]) as gen, \
-                PeakRSS(lab.app_status()["pid"]) as app:
+        with PeakRSS(emulator.status(cfg)["pid"], pss=True) as emu, \
+                PeakRSS(traffic.status(cfg)["pid"], pss=True) as gen, \
+                PeakRSS(lab.app_status()["pid"], pss=True) as app:
             kernel = subprocess.Popen([sys.executable, "-c", KERNEL])
-            with PeakRSS(kernel.pid) as ker:
+            with PeakRSS(kernel.pid, pss=True) as ker:
                 kernel.wait()
 
             def learned() -> bool:
@@ -95,6 +97,9 @@ def one_student(name: str, seconds: float) -> dict:
             time.sleep(max(0.0, seconds - 30))
         result["parts_mb"] = dict(zip(PARTS, (emu.peak_mb, gen.peak_mb, app.peak_mb,
                                               2 * ker.peak_mb), strict=True))
+        result["parts_pss_mb"] = dict(zip(PARTS, (emu.peak_pss_mb, gen.peak_pss_mb,
+                                                  app.peak_pss_mb, 2 * ker.peak_pss_mb),
+                                          strict=True))
     finally:
         cleanup(cfg, progress=False)
     return result
@@ -126,15 +131,20 @@ def main() -> int:
             return 1
         results.append(json.loads(lines[-1]))
     print(f"{args.students} students' labs at once (this machine: {os.cpu_count()} cores)")
+    print("peak resident memory (RSS), per student:")
     for part in PARTS:
         print(f"{part:48s} " + " ".join(f"{r['parts_mb'][part]:7.0f}" for r in results)
               + "  MB")
     totals = [sum(r["parts_mb"].values()) for r in results]
-    print(f"{'one student, in all':48s} " + " ".join(f"{t:7.0f}" for t in totals) + "  MB")
+    print(f"{'one student, in all (RSS)':48s} " + " ".join(f"{t:7.0f}" for t in totals) + "  MB")
+    pss = [sum(r["parts_pss_mb"].values()) for r in results]
+    print(f"{'one student, in all (PSS: shared pages split)':48s} "
+          + " ".join(f"{t:7.0f}" for t in pss) + "  MB")
     print(f"{'alert latency (window end -> inbox)':48s} "
           + " ".join(f"{r['alert_latency_s']:7.1f}" for r in results) + "  s")
     usable = (64 - 8) * 1024
-    print(f"students on a 64 GB server (8 GB kept for the system): {int(usable // max(totals))}")
+    print(f"students on a 64 GB server (8 GB kept for the system): {int(usable // max(totals))} "
+          f"by RSS, {int(usable // max(pss))} by PSS")
     return 0
 
 
