@@ -86,12 +86,16 @@ lab: install  ## JupyterLab on notebooks/
 lint: install-dev  ## ruff
 	$(BIN)/python -m ruff check labhelpers tests bench
 
+# Each figure beside its baseline from the same run (a plain PyFlink job, bare krcf, a DuckDB
+# recount) and their ratio; docs/performance.md keeps the last figures.
 bench: install
+	$(BIN)/python bench/bench_throughput.py --repeat 2
 	$(BIN)/python bench/bench_replay.py
 	$(BIN)/python bench/bench_forest.py
 	$(BIN)/python bench/bench_generator.py
 	$(BIN)/python bench/bench_kinesis_throttle.py
 	$(BIN)/python bench/bench_live.py
+	$(BIN)/python bench/bench_class.py --students 2
 
 # Stops and deletes what the lab made, and its port claims (/tmp/clicklab-port-*) for this
 # lab home; run records (notebooks/runs/) are kept.

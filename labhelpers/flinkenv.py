@@ -86,7 +86,16 @@ def java_env() -> dict[str, str]:
 PACKAGE_PARENT = Path(__file__).resolve().parents[1]
 CHECKPOINT_INTERVAL = "2s"
 # The JVM's heap: the local mini-cluster's default (1/4 of RAM) is far more than it needs.
+# A replay (up to millions of records, as fast as it can) keeps the optimising compiler.
 JVM_ARGS = "-Xmx1g -XX:+UseSerialGC"
+# A small job: the live app (a few records a second, for an hour beside 60 other students) and
+# a replay of fewer than SMALL_JOB_RECORDS records: a small heap that gives memory back after a
+# collection, and the quick compiler only (C1). Measured (bench/bench_throughput.py,
+# docs/performance.md): it saves ~5 of a job's ~19 CPU-seconds of start-up and the optimising
+# compiler's memory; per record it costs ~37 us more, so it loses above ~130k records.
+SMALL_JOB_RECORDS = 100_000
+SMALL_JOB_JVM_ARGS = ("-Xmx384m -XX:+UseSerialGC -XX:MinHeapFreeRatio=10 -XX:MaxHeapFreeRatio=30 "
+                 "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=64m")
 
 
 def local_runtime(work: Path, checkpoint_interval: str | None = CHECKPOINT_INTERVAL
@@ -111,20 +120,33 @@ def local_runtime(work: Path, checkpoint_interval: str | None = CHECKPOINT_INTER
         "taskmanager.bind-host": "127.0.0.1",
         "taskmanager.host": "127.0.0.1",
         "parallelism.default": "1",
+        # chained operators hand rows on without a defensive copy (the lab's operators
+        # never keep or change a row they were given): 13% of a dense replay's time was
+        # RowDataSerializer.copy (a JFR profile, docs/performance.md)
+        "pipeline.object-reuse": "true",
+        # Memory for a lab, not a cluster. Managed memory: 32 MB instead of 128 (the lab's
+        # state is on the heap, no RocksDB; but the window aggregation buffers its rows in
+        # managed memory, taken page by page as it fills: with none the job fails, "Initial
+        # Segment may not be null"). Network buffers: 16 MB instead of 64 (allocated at
+        # start; a parallelism-1 job with three exchanges needs a few dozen 32-KB buffers).
+        "taskmanager.memory.managed.size": "32m",
+        "taskmanager.memory.network.min": "16m",
+        "taskmanager.memory.network.max": "16m",
         # the forest runs inside the JVM (pemja) instead of a separate Python worker:
         # measured 106 s instead of 131 s for a day of traffic (bench/bench_replay.py)
         "python.execution-mode": "thread",
     }
 
 
-def flink_env(work: Path) -> dict[str, str]:
-    """Environment of a process that runs the job: Java, JVM heap, Flink's log folder, the
-    Python path the JVM's embedded interpreter needs (thread mode reads no .pth files, else
-    "No module named 'pemja'"), and the start-up cache when it is built."""
+def flink_env(work: Path, small: bool = False) -> dict[str, str]:
+    """Environment of a process that runs the job: Java, JVM options (``small``: a small job's,
+    SMALL_JOB_JVM_ARGS, else JVM_ARGS), Flink's log folder, the Python path the JVM's
+    embedded interpreter needs (thread mode reads no .pth files, else "No module named
+    'pemja'"), and the start-up cache when it is built."""
     env = java_env()
     paths = [*site.getsitepackages(), str(PACKAGE_PARENT), env.get("PYTHONPATH", "")]
-    env.update(JVM_ARGS=JVM_ARGS, FLINK_LOG_DIR=str(work / "log"), PYTHONUNBUFFERED="1",
-               PYTHONPATH=os.pathsep.join(p for p in paths if p))
+    env.update(JVM_ARGS=SMALL_JOB_JVM_ARGS if small else JVM_ARGS, FLINK_LOG_DIR=str(work / "log"),
+               PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join(p for p in paths if p))
     return startup_env(env)
 
 

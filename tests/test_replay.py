@@ -104,6 +104,24 @@ def test_garbage_is_set_aside_and_changes_nothing(lab_lines, clean_run, tmp_path
     assert set(sql_reasons) <= set(GARBAGE_KINDS.values())
 
 
+def test_warm_up_windows_are_learned_not_reported(lab_lines, clean_run, tmp_path):
+    """The forest warms up on the windows before report_from_ms: they are not reported, and
+    every later window (score, readiness, episode) is what the job that reported them all
+    gave: the forest learned them exactly as it would have."""
+    rows = _read_jsonl(clean_run[0])
+    # past the forest's warm-up (12 windows) and before the spike
+    cut = datetime.fromisoformat(rows[len(rows) // 3]["window_end"]).timestamp()
+    report_from_ms = int(cut * 1000)
+    (tmp_path / "in.jsonl").write_text("\n".join(lab_lines) + "\n")
+    summary = replay(tmp_path / "in.jsonl", tmp_path / "out", report_from_ms=report_from_ms)
+    warm = _read_jsonl(summary)
+    later = [r for r in rows
+             if datetime.fromisoformat(r["window_end"]).timestamp() * 1000 > report_from_ms]
+    assert 0 < len(warm) < len(rows), "the warm-up windows must not be reported"
+    assert warm == later, "a window after the warm-up differs from the uninterrupted job's"
+    assert warm[0]["forest_ready"], "the forest must be ready at the first reported window"
+
+
 def test_cli_replay_writes_scores_csv(tmp_path, lab_lines):
     (tmp_path / "in.jsonl").write_text("\n".join(lab_lines[:400]) + "\n")
     out = subprocess.run([sys.executable, "-m", "labhelpers", "replay",

@@ -43,6 +43,18 @@ def test_properties_round_trip(tmp_path):
     assert back == s
 
 
+def test_report_from_round_trips_and_is_checked(tmp_path):
+    s = _settings(tmp_path)
+    assert "lab.start" not in {g["PropertyGroupId"] for g in s.to_properties()}
+    s.report_from_ms = 1_764_237_600_000
+    assert JobSettings.from_properties(s.to_properties()) == s
+    for bad in ({"report_from_ms": "soon"}, {"report_from": "1"}):
+        props = [*_settings(tmp_path).to_properties(),
+                 {"PropertyGroupId": "lab.start", "PropertyMap": bad}]
+        with pytest.raises(ConfigError, match="lab.start"):
+            JobSettings.from_properties(props)
+
+
 def test_bad_properties(tmp_path):
     props = _settings(tmp_path).to_properties()
     with pytest.raises(ConfigError, match="lab.connector.input"):

@@ -174,3 +174,28 @@ def _restart_with_new_settings(cfg, capsys):
     said = capsys.readouterr().out
     assert "sites" in said and "restart" in said.lower(), said
     assert traffic.status(cfg)["plan"]["sites"] == list(SITES)
+
+
+def test_warm_start_learns_the_backlog_and_reports_from_the_latest_position(tmp_path, capsys):
+    """start_position="warm": the records already in the stream are read and learned, not
+    reported; reporting starts at the latest position, with a forest that is already ready."""
+    cfg = LabConfig(home=tmp_path, prefix="warmlab")
+    traffic.start(cfg, sites=SITES[:1], click_rate=3, impression_rate=5)
+    try:
+        time.sleep(12)  # six 2-s windows: more than the forest's warm-up (3)
+        before = len(read_all_lines(cfg.stream_dir(cfg.input_stream)))
+        _start(cfg, forest=FOREST, window_seconds=WINDOW, start_position="warm")
+        said = capsys.readouterr().out
+        assert "warmed up" in said and "not reported" in said, said
+        point = json.loads((app.app_dir(cfg) / "start.json").read_text())
+        assert point["warm_up_records"] >= before > 0, point
+        _wait_windows_past(cfg, point["report_from_ms"] + 4000, timeout=START_S)
+        traffic.stop(cfg)
+        time.sleep(6)  # what is in flight is committed
+        _check(cfg, point["report_from_ms"])  # nothing before it; every window recounted
+        first = scores_frame(cfg).iloc[0]
+        assert bool(first["forest_ready"]), "the forest did not learn the backlog's windows"
+        assert app.status(cfg)["warm_up_records"] == point["warm_up_records"]
+    finally:
+        traffic.stop(cfg)
+        app.stop(cfg)

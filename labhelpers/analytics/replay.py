@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AppError, ConfigError
-from ..flinkenv import flink_env, local_runtime
+from ..flinkenv import SMALL_JOB_RECORDS, flink_env, local_runtime
 from ..job.contracts import REPLAY_CSV_COLUMNS
 from ..job.params import JobParams
 from ..job.pipeline import JobSettings, filesystem_sink, filesystem_source
@@ -113,11 +113,14 @@ def replay(
     timeout: float = 1800,
     jvm_args: str = "",
     progress: bool = True,
+    report_from_ms: int | None = None,
     **changes: Any,
 ) -> dict[str, Any]:
     """Score ``input_path`` (JSON lines) and write ``out_dir/scores.csv``; returns a summary.
     params / changes: the app's parameters (``JobParams.of(params, **changes)``).
     ``jvm_args`` are added to the job's JVM options (diagnostics, the start-up cache).
+    ``report_from_ms``: the forest warms up on the windows that end at or before it (read and
+    learned, not reported), as the live app does from the records before its start position.
     The summary's ``warning`` (also printed) says when the job took far longer than its
     input needs (see ``slow_warning``); an AppError if it runs longer than ``timeout`` s."""
     src = Path(input_path).resolve()
@@ -136,10 +139,12 @@ def replay(
         # no checkpoints: the file sink commits at the end of the input, and a final
         # checkpoint could be lost and stall the job for a checkpoint interval (see above)
         runtime=local_runtime(work, checkpoint_interval=None),
+        report_from_ms=report_from_ms,
     )
     props = work / "properties.json"
     props.write_text(json.dumps(settings.to_properties(), indent=2))
-    env = flink_env(work)
+    records = _count_lines(src)
+    env = flink_env(work, small=records < SMALL_JOB_RECORDS)
     env["JVM_ARGS"] = f"{env['JVM_ARGS']} {jvm_args}".strip()
     started = time.perf_counter()
     proc = _run_job([sys.executable, "-m", "labhelpers.job.pipeline", "--properties",
@@ -161,7 +166,7 @@ def replay(
     with open(out / "scores.jsonl", "w", encoding="utf-8") as fh:
         fh.writelines(json.dumps(r) + "\n" for r in rows)
     shutil.rmtree(work / "tmp", ignore_errors=True)
-    warning = slow_warning(seconds, _count_lines(src), flink_log(work / "log"))
+    warning = slow_warning(seconds, records, flink_log(work / "log"))
     if warning:
         log.warning(f"WARNING: {warning}")
     return {

@@ -33,7 +33,9 @@ from ..stream.log import Feeder, count_lines, read_all_lines
 log = logger(__name__)
 
 MARKER = "labhelpers.analytics.runner"  # in the background process's command line
-START_POSITIONS = ("latest", "earliest")
+# "warm": report from the latest position, but first read the records already in the stream
+# so that the forest learns them (not reported: pipeline.JobSettings.report_from_ms)
+START_POSITIONS = ("latest", "earliest", "warm")
 
 
 def app_dir(cfg: LabConfig) -> Path:
@@ -70,6 +72,10 @@ def _start_point(cfg: LabConfig, position: str, window_seconds: int) -> dict[str
     now_ms = int(time.time() * 1000)
     step = int(window_seconds) * 1000
     start_ms = -(-now_ms // step) * step  # the next window boundary at or after now
+    if position == "warm":
+        # the feeder feeds every record; the job learns the windows before start_ms
+        return {"start_position": position, "start_ms": None, "skip_through": None,
+                "not_read": 0, "report_from_ms": start_ms, "warm_up_records": count_lines(src)}
     names = sorted(p.name for p in src.glob("*.jsonl")) if src.is_dir() else []
     return {"start_position": position, "start_ms": start_ms,
             "skip_through": names[-1] if names else None, "not_read": count_lines(src)}
@@ -92,16 +98,19 @@ def start(
     kept, so ``start(cfg)`` alone never changes them.
 
     A fresh start reads the input stream from ``start_position``: ``"latest"`` (default: the
-    next window boundary from now, so the first window is complete) or ``"earliest"`` (every
-    record in the stream), then on in order; it prints how many earlier records it does not
-    read. If an earlier run with the same parameters left a checkpoint (stopped, killed or
-    crashed), the app resumes from it instead: it reads everything that arrived meanwhile,
-    in order, each forest continues from its saved state, and no window is lost or reported
-    twice. Called again while running: with the same parameters it says so and returns;
-    with other ones it stops the app and starts it with the new ones, saying what changed.
-    Changed parameters (or ``fresh=True``) start fresh: earlier outputs are cleared, because
-    a new window or forest cannot continue from the old state. ``alerts`` also runs the
-    local alert poller (needs the stack deployed). Waits until the Flink job is running.
+    next window boundary from now, so the first window is complete), ``"earliest"`` (every
+    record in the stream) or ``"warm"`` (reports from the latest position, but first reads
+    the records already in the stream so that each site's forest learns their windows: they
+    are not reported, scored nor alerted on), then on in order; it prints how many earlier
+    records it does not read (or learns from). If an earlier run with the same parameters
+    left a checkpoint (stopped, killed or crashed), the app resumes from it instead: it
+    reads everything that arrived meanwhile, in order, each forest continues from its saved
+    state, and no window is lost or reported twice. Called again while running: with the
+    same parameters it says so and returns; with other ones it stops the app and starts it
+    with the new ones, saying what changed. Changed parameters (or ``fresh=True``) start
+    fresh: earlier outputs are cleared, because a new window or forest cannot continue from
+    the old state. ``alerts`` also runs the local alert poller (needs the stack deployed).
+    Waits until the Flink job is running.
     """
     if start_position not in START_POSITIONS:
         raise AppError(f"start_position={start_position!r} is not a start position",
@@ -132,10 +141,17 @@ def start(
                     cfg.stream_dir(cfg.dead_letter_stream)):
             shutil.rmtree(old, ignore_errors=True)
         (work / "log").mkdir(parents=True)
-        props.write_text(json.dumps(job.to_properties(), indent=2))
         point = _start_point(cfg, start_position, wanted.window_seconds)
+        job.report_from_ms = point.get("report_from_ms")
+        props.write_text(json.dumps(job.to_properties(), indent=2))
         (work / "start.json").write_text(json.dumps(point))
-        if start_position == "latest":
+        if start_position == "warm":
+            first = datetime.fromtimestamp(point["report_from_ms"] / 1000, UTC)
+            log.info(f"Reading from the latest position, warmed up: the first window reported "
+                     f"starts at {first:%H:%M:%S} UTC; the {point['warm_up_records']} earlier "
+                     f"record(s) in the stream are read first and the forest learns their "
+                     f"windows (not reported, not scored).")
+        elif start_position == "latest":
             first = datetime.fromtimestamp(point["start_ms"] / 1000, UTC)
             log.info(f"Reading from the latest position: the first window starts at "
                      f"{first:%H:%M:%S} UTC; {point['not_read']} earlier record(s) in the "
@@ -156,8 +172,8 @@ def start(
         cmd.append("--no-alerts")
     if checkpoint is not None:
         cmd += ["--restore", str(checkpoint)]
-    pid = app.start(cmd, env=flink_env(work), cwd=work, properties=str(props), alerts=alerts,
-                    resumed_from=str(checkpoint) if checkpoint else None)
+    pid = app.start(cmd, env=flink_env(work, small=True), cwd=work, properties=str(props),
+                    alerts=alerts, resumed_from=str(checkpoint) if checkpoint else None)
     app.wait_ready(lambda: (work / "running").exists(), "the Flink job to run", wait_seconds,
                    lambda why: AppError(f"The analytics app did not start: {why}",
                                         "read the log above (python -m labhelpers app logs), "
@@ -215,6 +231,7 @@ def status(cfg: LabConfig) -> dict[str, Any]:
         "parameters": settings(cfg).params.to_dict() if props.exists() else None,
         "records_fed": fed["fed"],
         "not_read_before_start": fed["skipped"],
+        "warm_up_records": _read_json(app_dir(cfg) / "start.json").get("warm_up_records", 0),
         "resumed_from": state.get("resumed_from") if running else None,
         "log": state.get("log"),
     }

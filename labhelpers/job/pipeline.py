@@ -31,6 +31,8 @@ GROUP_INPUT = "lab.connector.input"
 GROUP_SCORES = "lab.connector.scores"
 GROUP_DEAD = "lab.connector.dead_letters"
 GROUP_RUNTIME = "lab.runtime"
+# Where the app's reported windows begin (see JobSettings.report_from_ms); optional.
+GROUP_START = "lab.start"
 CLOUD_PROPERTIES = Path("/etc/flink/application_properties.json")
 # Learned windows between two forest snapshots in keyed state (see ForestScorer).
 SNAPSHOT_EVERY = 64
@@ -46,6 +48,9 @@ class JobSettings:
     dead_letter_connector: dict[str, str]
     params: JobParams = field(default_factory=JobParams)
     runtime: dict[str, str] = field(default_factory=dict)
+    # Warm-up: windows that end at or before this instant (epoch ms) are read and learned by
+    # the forest but not reported (no score row, no alert); None reports every window.
+    report_from_ms: int | None = None
 
     @property
     def window_seconds(self) -> int:
@@ -65,12 +70,15 @@ class JobSettings:
         def group(gid: str, values: dict[str, Any]) -> dict[str, Any]:
             return {"PropertyGroupId": gid, "PropertyMap": {k: str(v) for k, v in values.items()}}
 
+        start = [] if self.report_from_ms is None else [
+            group(GROUP_START, {"report_from_ms": int(self.report_from_ms)})]
         return [
             *self.params.groups(),
             group(GROUP_INPUT, self.input_connector),
             group(GROUP_SCORES, self.scores_connector),
             group(GROUP_DEAD, self.dead_letter_connector),
             group(GROUP_RUNTIME, self.runtime),
+            *start,
         ]
 
     @classmethod
@@ -83,12 +91,24 @@ class JobSettings:
                     f"Property group {gid} is missing or has no 'connector'",
                     "write the properties with labhelpers (JobSettings.to_properties).",
                 )
+        start = by_id.get(GROUP_START, {})
+        unknown = set(start) - {"report_from_ms"}
+        try:
+            report_from = int(start["report_from_ms"]) if "report_from_ms" in start else None
+        except ValueError:
+            unknown.add("report_from_ms")
+        if unknown:
+            raise ConfigError(
+                f"Property group {GROUP_START} has unknown or bad keys: {sorted(unknown)}",
+                "give only report_from_ms, in epoch milliseconds (JobSettings.to_properties).",
+            )
         return cls(
             input_connector=by_id[GROUP_INPUT],
             scores_connector=by_id[GROUP_SCORES],
             dead_letter_connector=by_id[GROUP_DEAD],
             params=JobParams.from_groups(by_id),
             runtime=by_id.get(GROUP_RUNTIME, {}),
+            report_from_ms=report_from,
         )
 
     def sql(self) -> str:
@@ -148,7 +168,7 @@ def _iso_ms(ms: int) -> str:
         f"{ms % 1000:03d}Z"
 
 
-def _make_scorer(params: ForestParams):
+def _make_scorer(params: ForestParams, report_from_ms: int | None = None):
     """The keyed process function; built in a function so that importing this module
     does not need PyFlink (the CLI and tests import it without a JVM)."""
     from pyflink.common import Row, Types
@@ -175,8 +195,9 @@ def _make_scorer(params: ForestParams):
           checkpoint and a restored job emits the same windows as an uninterrupted one.
         """
 
-        def __init__(self, params_dict: dict[str, Any]) -> None:
+        def __init__(self, params_dict: dict[str, Any], report_from_ms: int | None) -> None:
             self.params_dict = params_dict
+            self.report_from_ms = report_from_ms
 
         def open(self, runtime_context: RuntimeContext) -> None:
             self.params = ForestParams.from_dict(self.params_dict)
@@ -264,9 +285,11 @@ def _make_scorer(params: ForestParams):
             if not at_end and self.params.dark_windows > 0:
                 # watch the next window: no row for it by then means the site went silent
                 ctx.timer_service().register_event_time_timer(end_ms + window_ms - 1)
+            if self.report_from_ms is not None and end_ms <= self.report_from_ms:
+                return  # warm-up: learned above, not reported
             yield Row(*[out[c] for c in SCORE_COLUMNS])
 
-    return ForestScorer(params.to_dict())
+    return ForestScorer(params.to_dict(), report_from_ms)
 
 
 def _share_source(t_env) -> None:
@@ -304,7 +327,8 @@ def build(settings: JobSettings):
     windows = t_env.to_data_stream(t_env.from_path("window_ctr"))
     scored = (
         windows.key_by(lambda r: r["site"])
-        .process(_make_scorer(settings.forest), output_type=_score_type())
+        .process(_make_scorer(settings.forest, settings.report_from_ms),
+                 output_type=_score_type())
         .name("random_cut_forest")
     )
     statements = t_env.create_statement_set()

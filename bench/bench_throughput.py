@@ -1,0 +1,138 @@
+"""Throughput of the lab's job against a plain PyFlink job, on a dense and a sparse day.
+
+    .venv/bin/python bench/bench_throughput.py [--records 1000000] [--days dense,sparse]
+                                               [--repeat 1] [--jvm-args "..."]
+
+dense : the records over 1 hour for 4 sites (1,440 windows: the per-record SQL dominates);
+sparse: the records over 24 hours for 4 sites (34,560 windows: the forest's share grows).
+
+For each day, in the same run and one after the other: the lab's replay (labhelpers.analytics
+.replay: the lab's SQL with its checks and dead letters, the forest, the file sinks) and the
+baseline, a plain PyFlink job with the same windows (bench/_plain_job.py: Flink's JSON format,
+no checks, no forest), both as child processes with the same mini-cluster settings. Prints
+each one's seconds and records/s, the ratio lab/plain (speed, > 1 = the lab is faster), and
+checks that the lab's window counts equal a DuckDB recount of the same file exactly. The
+machine may be shared: only the ratio of two figures from one run means something.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _peak import TreeCPU  # noqa: E402
+
+DAYS = {"dense": 3_600, "sparse": 86_400}
+SITES = tuple(f"site{i}.example" for i in range(4))
+
+
+def make_day(path: Path, records: int, seconds: int) -> int:
+    """``records`` clicks and impressions (equal rates) over ``seconds`` for SITES."""
+    from labhelpers.generate.plan import Plan, Sender
+    from labhelpers.generate.timeline import timeline, write_jsonl
+
+    rate = records / (seconds * len(SITES) * 2)
+    plan = Plan((Sender("Impression", rate), Sender("Click", rate)), sites=SITES)
+    return write_jsonl(timeline(plan, datetime(2026, 11, 27, tzinfo=UTC), seconds), path)
+
+
+def recount(src: Path) -> dict[tuple[str, str], tuple[int, int]]:
+    """The windows' counts computed by DuckDB over the file (the reference)."""
+    import duckdb
+
+    rows = duckdb.connect().execute(f"""
+        SELECT strftime(to_timestamp(floor(epoch_ms(ts) / 10000) * 10) AT TIME ZONE 'UTC',
+                        '%Y-%m-%dT%H:%M:%S.000Z') AS window_start, site,
+               count(*) FILTER (WHERE browseraction = 'Click') AS clicks,
+               count(*) FILTER (WHERE browseraction = 'Impression') AS impressions
+        FROM (SELECT site, browseraction,
+                     strptime(event_time, '%Y-%m-%dT%H:%M:%S.%gZ') AS ts
+              FROM read_json('{src}', format='newline_delimited',
+                             columns={{browseraction: 'VARCHAR', site: 'VARCHAR',
+                                       event_time: 'VARCHAR'}}))
+        GROUP BY ALL""").fetchall()
+    return {(r[0], r[1]): (r[2], r[3]) for r in rows}
+
+
+def run_plain(src: Path, work: Path) -> tuple[float, float, dict]:
+    """The plain job in a child process with the lab's Flink environment;
+    (seconds, CPU seconds, counts)."""
+    from labhelpers.flinkenv import flink_env
+    from labhelpers.stream.log import read_all_lines
+
+    out, job = work / "plain-out", work / "plain-job"
+    (job / "log").mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    with TreeCPU() as cpu:
+        subprocess.run([sys.executable, str(Path(__file__).with_name("_plain_job.py")),
+                        str(src), str(out), str(job)], env=flink_env(job), check=True,
+                       cwd=job, capture_output=True)
+    seconds = time.perf_counter() - t
+    counts = {}
+    for line in read_all_lines(out):
+        r = json.loads(line)
+        counts[(r["window_start"], r["site"])] = (r["clicks"], r["impressions"])
+    return seconds, cpu.seconds, counts
+
+
+def run_lab(src: Path, work: Path, jvm_args: str) -> tuple[float, float, dict]:
+    """The lab's replay (the whole job); (seconds, CPU seconds, counts of its windows)."""
+    from labhelpers.analytics.replay import replay
+
+    t = time.perf_counter()
+    with TreeCPU() as cpu:
+        replay(src, work / "lab-out", progress=False, jvm_args=jvm_args)
+    seconds = time.perf_counter() - t
+    with open(work / "lab-out" / "scores.csv") as fh:
+        # the zero windows the job makes for a silent site have no records to recount
+        counts = {(r["window_start"], r["site"]): (int(r["clicks"]), int(r["impressions"]))
+                  for r in csv.DictReader(fh) if r["clicks"] != "0" or r["impressions"] != "0"}
+    return seconds, cpu.seconds, counts
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--days", default="dense,sparse")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--jvm-args", default="", help="extra JVM options for the lab's job")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
+    ok = True
+    for day in args.days.split(","):
+        src = work / f"{day}.jsonl"
+        n = make_day(src, args.records, DAYS[day])
+        reference = recount(src)
+        print(f"{day} day: {n:,} records, {len(reference):,} windows, {len(SITES)} sites "
+              f"over {DAYS[day] // 3600} h")
+        for i in range(args.repeat):
+            # the order alternates, so that neither job always runs at the busier moment
+            first = (run_lab, run_plain) if i % 2 == 0 else (run_plain, run_lab)
+            res = {}
+            for fn in first:
+                res[fn] = (fn(src, work / f"{day}-{i}", args.jvm_args) if fn is run_lab
+                           else fn(src, work / f"{day}-{i}"))
+            (lab_s, lab_cpu, lab), (plain_s, plain_cpu, plain) = res[run_lab], res[run_plain]
+            same = lab == reference
+            ok = ok and same and plain == reference
+            print(f"  lab   {lab_s:6.1f} s {n / lab_s:9,.0f} records/s  CPU {lab_cpu:6.1f} s  "
+                  f"counts == DuckDB recount: {same}")
+            print(f"  plain {plain_s:6.1f} s {n / plain_s:9,.0f} records/s  "
+                  f"CPU {plain_cpu:6.1f} s  counts == DuckDB recount: {plain == reference}")
+            print(f"  ratio lab/plain: speed {plain_s / lab_s:.2f}, CPU {plain_cpu / lab_cpu:.2f}")
+    print("(whole child processes, start-up included; the machine may be shared with other "
+          "work: compare the two figures of one run)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
