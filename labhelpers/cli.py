@@ -232,6 +232,13 @@ def cmd_run_lab(args) -> int:
     return 0 if summary["ok"] and not failed else 1
 
 
+def cmd_class_report(args) -> int:
+    from .run.class_report import class_report
+
+    print(f"Class report: {class_report(args.run_dirs, args.out)}")
+    return 0
+
+
 def _forest_json(text):
     from .errors import ConfigError
 
@@ -393,6 +400,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="with --backend aws: rehearse the aws path with every AWS call going "
                          "to the local emulator (the managed service and Lambda stood in for)")
     rl.set_defaults(fn=cmd_run_lab)
+
+    cr = sub.add_parser("class-report", help="students' run folders in one HTML page")
+    cr.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    cr.add_argument("--out", type=Path, required=True, help="the HTML file to write")
+    cr.set_defaults(fn=cmd_class_report)
 
     sub.add_parser("reference-run", help="regenerate docs/reference-run (the run nbval checks "
                    "against) after a notebook's change").set_defaults(fn=cmd_reference_run)
