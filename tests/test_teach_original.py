@@ -36,7 +36,7 @@ def test_forest_excerpt_is_read_from_the_job():
     lines = ex.path.read_text().splitlines()
     assert lines[ex.wiring_line - 1].strip() == ex.wiring.splitlines()[0].strip()
     assert lines[ex.scorer_line - 1].strip() == ex.scorer.splitlines()[0].strip()
-    assert SNAPSHOT_EVERY > 0 and "job.py" in ex.text()
+    assert SNAPSHOT_EVERY > 0 and "pipeline.py" in ex.text()
 
 
 def test_a_renamed_definition_fails_with_the_fix(tmp_path):

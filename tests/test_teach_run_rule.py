@@ -74,3 +74,14 @@ def test_cusum_by_hand():
     assert steps["sum after"].tolist()[:2] == [0.0, 0.75], steps
     # 0, 0.75, 1.5, 2.25, 3.0 (not above 3), 3.75: passes, starts again
     assert steps["passes the bar"].tolist() == [False, False, False, False, False, True, False]
+
+
+def test_explain_names_the_rule(spiked):
+    params, df = spiked
+    bad = df[df["is_anomaly"]]
+    texts = [run_rule.explain(r, params) for _, r in bad.iterrows()]
+    assert any("flagged by the run rule" in t and "clicks" in t for t in texts), texts
+    steady = job_rows([(10, 10)] * 30 + [(40, 10)], params)
+    text = run_rule.explain(steady.iloc[-1], params)
+    assert "flagged by the forest's score" in text and "run rule would have" in text, text
+    assert all("\n" not in t for t in texts)

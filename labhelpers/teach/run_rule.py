@@ -198,3 +198,47 @@ def cusum_steps(deviations: list[float], slack: float, bar: float) -> pd.DataFra
         if over:
             total = 0.0
     return pd.DataFrame(rows)
+
+
+def explain(row: Any, params: ForestParams) -> str:
+    """One flagged window in one sentence: which rule flagged it, and why."""
+    when = pd.Timestamp(row["window_start"]).strftime("%H:%M:%S")
+    what = (f"The window from {when} on {row['site']} ({row['clicks']} clicks, "
+            f"{row['impressions']} impressions)")
+    score, run = float(row.get("anomaly_score") or 0), row.get("run_score")
+    run = None if run is None or pd.isna(run) else float(run)
+    rule = rule_of(row, params)
+    run_text = "" if run is None else (f"; the run rule's largest sum was {run:.1f} against its "
+                                       f"bar {params.run_threshold:g}")
+    if rule == "run rule":
+        _, name, side = (str(row["flagged_by"]).split(":") + ["", ""])[:3]
+        return (f"{what} was flagged by the run rule: its sum {name}:{side} ("
+                f"{WATCHES.get((name, side), '')}) reached {run:.1f}, past its bar "
+                f"{params.run_threshold:g}, while the forest's score was {score:.2f}, under the "
+                f"threshold {params.threshold:g}.")
+    if rule == "both":
+        return (f"{what} was flagged by the forest's score, {score:.2f} above the threshold "
+                f"{params.threshold:g}{run_text}, so the run rule would have flagged it too.")
+    if rule == "forest":
+        return (f"{what} was flagged by the forest's score, {score:.2f} above the threshold "
+                f"{params.threshold:g}{run_text}: the run rule alone would not have flagged it.")
+    return f"{what} was not flagged."
+
+
+def rule_shares(suite: Any, scores: pd.DataFrame, params: ForestParams) -> pd.DataFrame:
+    """Each rule's share on a labelled suite (notebook 06): the job's windows re-scored with
+    the forest alone (run rule off), the run rule alone (threshold out of reach) and both
+    (the job). Columns: rule, detected, anomalies, false_alarms, fa_per_site_day."""
+    from ..evaluate.evaluation import grid
+
+    g = grid(suite, scores, base=params, thresholds=[params.threshold, 1e6],
+             run_thresholds=[0.0, params.run_threshold], subsample_sizes=[params.subsample_size],
+             inputs=[params.inputs])
+    names = {(params.threshold, 0.0): "forest alone (run rule off)",
+             (1e6, params.run_threshold): "run rule alone (score ignored)",
+             (params.threshold, params.run_threshold): "both (the job)"}
+    g = g[[(t, r) in names for t, r in zip(g["threshold"], g["run_threshold"], strict=True)]]
+    out = g.assign(rule=[names[(t, r)] for t, r in zip(g["threshold"], g["run_threshold"],
+                                                        strict=True)])
+    return out[["rule", "detected", "anomalies", "false_alarms", "fa_per_site_day",
+                "delay_max_s"]].reset_index(drop=True)

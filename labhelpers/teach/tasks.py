@@ -99,6 +99,15 @@ def check_shards(cfg: LabConfig, answer: Any = 2) -> Verdict:
                                "parameter changed, one update, the stack did the rest.")
 
 
+def reset_shards(cfg: LabConfig) -> tuple[int | None, int | None]:
+    """Back to one input shard (deploys only when needed); returns ``stack_shards``."""
+    from ..infra import stack
+
+    if stack_shards(cfg)[0] != 1:
+        stack.deploy(cfg, shard_count=1, progress=False)
+    return stack_shards(cfg)
+
+
 # ---------------------------------------------------------------------------------------------
 # 02: a template of one's own
 # ---------------------------------------------------------------------------------------------
@@ -194,6 +203,11 @@ def check_tumble_ctr(cfg: LabConfig, query: str, n: int = 600):
         return sx.Check(False, "no records in your input stream yet: is the traffic (02) "
                                "running?")
     return sx.run("tumble_ctr", query, records=records)
+
+
+def as_verdict(task: str, check: Any) -> Verdict:
+    """A sql_exercises Check as this module's Verdict (for ``record``)."""
+    return Verdict(task, bool(check.ok), str(check.message))
 
 
 # ---------------------------------------------------------------------------------------------
