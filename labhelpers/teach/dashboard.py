@@ -14,6 +14,7 @@ import html
 import importlib.util
 import os
 import re
+import time
 import urllib.request
 from pathlib import Path
 
@@ -47,13 +48,17 @@ def local_url(cfg: LabConfig) -> str | None:
     return None
 
 
-def answers(url: str, timeout: float = 2.0) -> bool:
-    """True when Flink's REST API answers at ``url``."""
-    try:
-        with urllib.request.urlopen(url + "overview", timeout=timeout) as resp:  # noqa: S310
-            return resp.status == 200
-    except OSError:
-        return False
+def answers(url: str, timeout: float = 10.0, tries: int = 3) -> bool:
+    """True when Flink's REST API answers at ``url`` (a busy machine answers slowly: a few
+    tries)."""
+    for _ in range(tries):
+        try:
+            with urllib.request.urlopen(url + "overview", timeout=timeout) as resp:  # noqa: S310
+                if resp.status == 200:
+                    return True
+        except OSError:
+            time.sleep(1)
+    return False
 
 
 def proxy_url(url: str) -> str | None:

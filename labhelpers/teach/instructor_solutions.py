@@ -53,11 +53,13 @@ SOLUTIONS: dict[str, tuple[str, str]] = {
         "less, the spike about 3.5-4.5 after 20 learned windows. On noisy traffic (notebook "
         "06) no threshold separates them so cleanly: that is why the run rule exists."),
     "05_outside_stack": (
-        "OUTSIDE_STACK = tasks.outside_stack(cfg)   # e.g. the inbox queue, the artifacts bucket",
+        'OUTSIDE_STACK = ["<prefix>-artifacts-<account>-<region>"]   # tasks.outside_stack(cfg)',
         "inventory.leftovers(cfg) lists everything with the prefix; the stack's resources are "
-        "in describe_stack_resources. What the lab made through the API (the inbox queue and "
-        "its subscription, the artifacts bucket that carries the alert function's code) is "
-        "not the stack's, so cleanup deletes it one by one."),
+        "in describe_stack_resources (queues as URLs, topics as ARNs: compare the last part). "
+        "The artifacts bucket holds the alert function's code, which must exist before the "
+        "stack that makes the function: deploy() creates it through the API, so the stack does "
+        "not own it and cleanup deletes it on its own. (On AWS, a managed Flink application "
+        "made by `cloud-app deploy` is outside the stack too.)"),
 }
 
 

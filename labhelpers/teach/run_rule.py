@@ -149,7 +149,7 @@ def plot(sums: pd.DataFrame, params: ForestParams, site: str | None = None,
     site = site or (sums["site"].iloc[0] if len(sums) else "")
     g = sums[sums["site"] == site].tail(last)
     lead = leading_sum(g) if len(g) else sum_names()[0]
-    fig, (ax_s, ax_r) = plt.subplots(2, 1, sharex=True, figsize=(10, 5.6))
+    fig, (ax_s, ax_r) = plt.subplots(2, 1, sharex=True, figsize=(11.5, 5.6))
     x = g["window_end"]
     ax_s.plot(x, g["anomaly_score"], marker=".", color=NEUTRAL_C, label="forest's score")
     ax_s.axhline(params.threshold, color=LATE_C, ls="--",
@@ -157,6 +157,8 @@ def plot(sums: pd.DataFrame, params: ForestParams, site: str | None = None,
     for name in RUN_INPUTS:
         for side in ("high", "low"):
             col = f"{name}:{side}"
+            if col == "clicks_rise:low":
+                continue  # never rises (a fall of clicks shows in the CTR sum)
             bold = col == lead
             ax_r.plot(x, g[col], color=SUM_COLOURS[name], lw=2.4 if bold else 0.9,
                       ls="-" if side == "high" else ":", alpha=1 if bold else 0.6,
@@ -164,19 +166,28 @@ def plot(sums: pd.DataFrame, params: ForestParams, site: str | None = None,
     if params.run_threshold > 0:
         ax_r.axhline(params.run_threshold, color=LATE_C, ls="--",
                      label=f"bar (run_threshold) {params.run_threshold:g}")
-    for _, r in g[g["is_anomaly"]].iterrows():
+    last_who = None
+    for _, r in g.iterrows():
         who = rule_of(r, params)
-        for ax in (ax_s, ax_r):
-            ax.axvline(r["window_end"], color=LATE_C, alpha=0.25, lw=6)
-        ax_s.annotate(who, (r["window_end"], r["anomaly_score"] or 0),
-                      textcoords="offset points", xytext=(4, 6), color=LATE_C, fontsize=8)
+        if who:
+            for ax in (ax_s, ax_r):
+                ax.axvline(r["window_end"], color=LATE_C, alpha=0.25, lw=6)
+            if who != last_who:  # one label per run of windows flagged by the same rule
+                ax_s.annotate(f"flagged by: {who}", (r["window_end"], r["anomaly_score"] or 0),
+                              textcoords="offset points", xytext=(-10, 8), ha="right",
+                              color=LATE_C, fontsize=8)
+        last_who = who
     ax_s.set_ylabel("anomaly score")
     ax_r.set_ylabel("running sum")
     ax_r.set_xlabel("window end (UTC)")
     ax_s.set_title(f"{site}: the forest's score (top) and the run rule's sums (bottom), same "
                    "windows\n(red bands: flagged windows, labelled with the rule that flagged)")
-    ax_s.legend(loc="upper left", fontsize="small")
-    ax_r.legend(loc="upper left", fontsize="x-small", ncol=2)
+    ax_s.set_ylim(bottom=0, top=max(params.threshold, float(g["anomaly_score"].max() or 0)) * 1.25)
+    ax_r.set_ylim(bottom=0, top=max(params.run_threshold, float(g[[c for c in sum_names()
+                                                                     if c in g]].max().max()
+                                                                  or 0)) * 1.2)
+    ax_s.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small")
+    ax_r.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="x-small")
     fig.autofmt_xdate()
     fig.tight_layout()
     if path:
@@ -217,10 +228,10 @@ def explain(row: Any, params: ForestParams) -> str:
                 f"{params.run_threshold:g}, while the forest's score was {score:.2f}, under the "
                 f"threshold {params.threshold:g}.")
     if rule == "both":
-        return (f"{what} was flagged by the forest's score, {score:.2f} above the threshold "
+        return (f"{what} was flagged by the forest's score, {score:.2f}, above the threshold "
                 f"{params.threshold:g}{run_text}, so the run rule would have flagged it too.")
     if rule == "forest":
-        return (f"{what} was flagged by the forest's score, {score:.2f} above the threshold "
+        return (f"{what} was flagged by the forest's score, {score:.2f}, above the threshold "
                 f"{params.threshold:g}{run_text}: the run rule alone would not have flagged it.")
     return f"{what} was not flagged."
 

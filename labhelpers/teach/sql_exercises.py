@@ -254,7 +254,7 @@ def check_hop_ctr(result: QueryResult, records: Sequence[Mapping[str, Any]] | No
                     "floating point" if got_ctr is not None and float(got_ctr) == 100 * (
                         clicks // imps) else "compute 100.0E0 * clicks / impressions")
             return Check(False, f"{where} ctr is {got_ctr}, expected {ctr:.4g}: {hint}.", result)
-    kind = (f"tumbling windows of {size_s} s" if size_s == slide_s else
+    kind = (f"tumbling window(s) of {size_s} s" if size_s == slide_s else
             f"sliding windows of {size_s} s every {slide_s} s")
     return Check(True, f"Correct: {len(want)} {kind}, each window's counts and CTR exact.",
                  result)

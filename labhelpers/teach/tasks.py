@@ -263,16 +263,19 @@ def outside_stack(cfg: LabConfig) -> list[str]:
     plain stack deletion would leave behind."""
     from ..infra.inventory import leftovers
 
-    names = [line.split(" ", 1)[1] for line in leftovers(cfg) if " " in line]
+    # each line is "<kind> <name>" (a kind may be two words, a name has no space)
+    names = [line.rsplit(" ", 1)[-1] for line in leftovers(cfg)
+             if " " in line and "could not be checked" not in line]
     cf = cfg.client("cloudformation")
     owned: set[str] = {cfg.stack_name}
     try:
         for res in cf.describe_stack_resources(StackName=cfg.stack_name)["StackResources"]:
-            phys = str(res.get("PhysicalResourceId", ""))
+            phys = str(res.get("PhysicalResourceId") or "")
+            # queues are URLs, topics ARNs: the name is the last part
             owned.update({phys, phys.rsplit("/", 1)[-1], phys.rsplit(":", 1)[-1]})
     except Exception:  # noqa: BLE001 - no stack: nothing is owned by it
         pass
-    return sorted(n for n in names if n not in owned and n.rsplit("/", 1)[-1] not in owned)
+    return sorted(n for n in names if n not in owned)
 
 
 def check_outside_stack(cfg: LabConfig, answer: Sequence[str] | None) -> Verdict:
@@ -289,9 +292,8 @@ def check_outside_stack(cfg: LabConfig, answer: Sequence[str] | None) -> Verdict
     if missing:
         return Verdict(name, False, f"{len(missing)} more to find: one is a "
                                     f"{_kind(missing[0])}.")
-    return Verdict(name, True, f"all {len(want)} found ({', '.join(sorted(want))}): deleting "
-                               "the stack alone would leave them, so cleanup deletes them "
-                               "one by one.")
+    return Verdict(name, True, f"found: {', '.join(sorted(want))}; deleting the stack alone "
+                               "would leave it, so cleanup deletes it on its own.")
 
 
 def _kind(name: str) -> str:
