@@ -185,7 +185,10 @@ def test_generator_and_monitor_in_a_real_browser(tmp_path):
         prepare("02_generate.ipynb", served, base)
         prepare("04_monitor_alerts.ipynb", served, {
             **base, "LEARNED_WINDOWS": LEARNED_WINDOWS, "SPIKE_FROM": "panel",
-            "TIMEOUT_SECONDS": 150})
+            "TIMEOUT_SECONDS": 150,
+            # the test ends after 04's check: the restart of section 5 must not start the
+            # app again while the cleanup runs (the kernel is stopped long before 600 s)
+            "DOWNTIME_SECONDS": 600})
         jupyter = JupyterLab(served, tmp_path, env)
         pw = sync_playwright().start()
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
