@@ -10,7 +10,8 @@ per notebook: the seconds a student waits for cells (``wait``).
 ESTIMATED from the notebooks' text, with the rates stated here (not measured on people):
 reading markdown at READ_WPM words per minute and code at CODE_S_PER_LINE per line
 (``read``), LOOK_S per figure or plot shown (``look``), SELFCHECK_MIN per self-check
-question (``check``); ``core`` is read + look + wait + check. The exercises come on top:
+question (``check``), TASK_MIN per checked task (``tasks``: writing one, part of the lab);
+``core`` is read + look + wait + check + tasks. The exercises come on top:
 EXERCISE_MIN per exercise, SQL_EXERCISE_MIN per SQL exercise (``exercises``). A student who
 reads while a cell runs needs less; one who tries every exercise twice, more.
 
@@ -49,6 +50,7 @@ LOOK_S = 20
 EXERCISE_MIN = 3.0
 SQL_EXERCISE_MIN = 6.0
 SELFCHECK_MIN = 0.5
+TASK_MIN = 4.0  # writing and re-running one checked task ("Your turn (checked)"), in the core
 PREFIX = "walk"
 
 # Run one code cell as Shift+Enter does and wait for it (JupyterLab resolves the command when
@@ -82,11 +84,12 @@ def text_estimate(book: Path, figures: int) -> dict[str, float]:
     """Minutes to read, look and do for one notebook, from its cells (the rates above) and
     the number of figures it showed."""
     cells = json.loads(book.read_text())["cells"]
-    words = code_lines = exercises = sql_exercises = questions = 0
+    words = code_lines = exercises = sql_exercises = questions = tasks = 0
     for cell in cells:
         text = "".join(cell["source"])
         if cell["cell_type"] == "markdown":
             words += len(re.findall(r"\w+", re.sub(r"<[^>]+>|`", " ", text)))
+            tasks += len(re.findall(r"^#+ .*Your turn \(checked\)", text, flags=re.M))
             if text.startswith("## Self-check"):
                 questions += _numbered_items(text)
             elif text.startswith("## Exercises 3 and 4"):
@@ -99,6 +102,7 @@ def text_estimate(book: Path, figures: int) -> dict[str, float]:
     return {
         "words": words, "code_lines": code_lines, "figures": figures,
         "exercises": exercises, "sql_exercises": sql_exercises, "questions": questions,
+        "tasks": tasks, "tasks_min": round(tasks * TASK_MIN, 1),
         "read_min": round(words / READ_WPM + code_lines * CODE_S_PER_LINE / 60, 1),
         "look_min": round(figures * LOOK_S / 60, 1),
         "selfcheck_min": round(questions * SELFCHECK_MIN, 1),
@@ -173,7 +177,8 @@ def main() -> None:
     for book in books:
         est = text_estimate(book, measured[book.name]["figures"])
         wait_min = measured[book.name]["wait_s"] / 60
-        core = est["read_min"] + est["look_min"] + est["selfcheck_min"] + wait_min
+        core = (est["read_min"] + est["look_min"] + est["selfcheck_min"] + est["tasks_min"]
+                + wait_min)
         rows[book.name] = {**est, **measured[book.name], "wait_min": round(wait_min, 1),
                            "core_min": round(core),
                            "with_exercises_min": round(core + est["exercises_min"])}
@@ -185,7 +190,7 @@ def main() -> None:
         "seconds": round(time.monotonic() - started),
         "rates": {"read_wpm": READ_WPM, "code_s_per_line": CODE_S_PER_LINE, "look_s": LOOK_S,
                   "exercise_min": EXERCISE_MIN, "sql_exercise_min": SQL_EXERCISE_MIN,
-                  "selfcheck_min": SELFCHECK_MIN},
+                  "selfcheck_min": SELFCHECK_MIN, "task_min": TASK_MIN},
         "notebooks": rows, "total_00_to_05": totals}
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"{'minutes':24} {'read':>5} {'look':>5} {'wait':>5} {'check':>5} {'core':>5} "

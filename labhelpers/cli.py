@@ -266,6 +266,13 @@ def cmd_run_lab(args) -> int:
     return 0 if summary["ok"] and not failed else 1
 
 
+def cmd_class_report(args) -> int:
+    from .run.class_report import class_report
+
+    print(f"Class report: {class_report(args.run_dirs, args.out)}")
+    return 0
+
+
 def _forest_json(text):
     from .errors import ConfigError
 
@@ -467,6 +474,11 @@ def build_parser() -> argparse.ArgumentParser:
     nb.add_argument("--overwrite", action="store_true",
                     help="replace notebooks already there (your changes to them are lost)")
     nb.set_defaults(fn=cmd_notebooks)
+
+    cr = sub.add_parser("class-report", help="students' run folders in one HTML page")
+    cr.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    cr.add_argument("--out", type=Path, required=True, help="the HTML file to write")
+    cr.set_defaults(fn=cmd_class_report)
 
     sub.add_parser("reference-run", help="regenerate docs/reference-run (the run nbval checks "
                    "against) after a notebook's change").set_defaults(fn=cmd_reference_run)

@@ -41,14 +41,15 @@ CREATE OR REPLACE PUMP "CTR_PUMP" AS
   JOIN "IMPRESSION_COUNTS" OVER (RANGE INTERVAL '1' SECOND PRECEDING) AS i
     ON c.ROWTIME = i.ROWTIME;
 
--- D. The built-in model: every numeric column of a row is one input of the point.
---    Arguments: 100 trees, subsample size 12 (scores after ~2 minutes), time decay
---    100000, shingle size 1. One forest for the whole stream: no key, no site.
+-- D. The built-in model: every numeric column of the cursor's rows is one input of the
+--    point; the cursor selects the CTR alone. Arguments: 100 trees, subsample size 12
+--    (scores after ~2 minutes), time decay 100000, shingle size 1. One forest for the whole
+--    stream: no key, no site.
 CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (ctr DOUBLE, anomaly_score DOUBLE);
 CREATE OR REPLACE PUMP "SCORE_PUMP" AS
   INSERT INTO "DESTINATION_SQL_STREAM"
   SELECT STREAM ctr, ANOMALY_SCORE
   FROM TABLE(RANDOM_CUT_FOREST(
-         CURSOR(SELECT STREAM * FROM "CTR_STREAM"), 100, 12, 100000, 1))
+         CURSOR(SELECT STREAM ctr FROM "CTR_STREAM"), 100, 12, 100000, 1))
   -- E. Keep the rows scoring above 2: each one became an e-mail and an SMS.
   WHERE ANOMALY_SCORE > 2;

@@ -213,6 +213,20 @@ class Lab:
         self.shots.append(file)
         return file
 
+    def type_into_cell(self, path: str, marker: str, text: str) -> None:
+        """Replace the code of the cell whose text contains ``marker`` with ``text``, as a
+        person would type it (inserted text: no auto-closed brackets), then run it with
+        Shift+Enter."""
+        cell = self.page.locator(f'[id="{self.ids[path]}"] .jp-CodeCell').filter(
+            has_text=marker).first
+        editor = cell.locator(".cm-content").first
+        editor.scroll_into_view_if_needed(timeout=5000)
+        editor.click()
+        self.page.keyboard.press("Control+a")
+        self.page.keyboard.press("Delete")
+        self.page.keyboard.insert_text(text)
+        self.page.keyboard.press("Shift+Enter")
+
     def press_slider(self, path: str, css: str, key: str, times: int) -> None:
         """Move an ipywidgets slider with the keyboard, like a person would."""
         handle = self.find(path, f"{css} .noUi-handle")

@@ -1,5 +1,7 @@
 """The lab in a real browser: JupyterLab headless, driven by Chromium through Playwright.
 
+It also types a solution into notebook 02's checked task and reads the checker's verdict.
+
 Sets the lab up headless with the labhelpers API (what notebooks 00, 01 and 03 do: emulator,
 stack, analytics app), while JupyterLab and Chromium start. In JupyterLab it runs the
 generator notebook (02), moves its Click rate slider and checks that the achieved rate went
@@ -46,6 +48,15 @@ PREFIX = "brlab"
 WINDOW_SECONDS = 2
 LEARNED_WINDOWS = 24
 SPIKE_SECONDS = 5  # the panel's spike slider, moved down from 20: 2-3 windows, as in the lab
+# What a student types into notebook 02's checked task (the whole cell).
+TYPED_TEMPLATE_CELL = '''MY_TEMPLATE = """
+### Purchase
+{"browseraction": "Click", "user": "{{uuid}}", "price": {{float(5, 500, 2)}},
+ "device": "{{weighted({'mobile': 6, 'desktop': 4})}}"}
+"""
+from labhelpers.teach import tasks
+tasks.record(RUN_DIR, tasks.check_template(MY_TEMPLATE))
+'''
 
 
 def _in_ci() -> bool:
@@ -174,7 +185,10 @@ def test_generator_and_monitor_in_a_real_browser(tmp_path):
         prepare("02_generate.ipynb", served, base)
         prepare("04_monitor_alerts.ipynb", served, {
             **base, "LEARNED_WINDOWS": LEARNED_WINDOWS, "SPIKE_FROM": "panel",
-            "TIMEOUT_SECONDS": 150})
+            "TIMEOUT_SECONDS": 150,
+            # the test ends after 04's check: the restart of section 5 must not start the
+            # app again while the cleanup runs (the kernel is stopped long before 600 s)
+            "DOWNTIME_SECONDS": 600})
         jupyter = JupyterLab(served, tmp_path, env)
         pw = sync_playwright().start()
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
@@ -219,6 +233,17 @@ def test_generator_and_monitor_in_a_real_browser(tmp_path):
         assert before < 2.6 and after > 2.5 and after > before + 0.5, (
             f"the achieved rate did not go up: {before:.2f} -> {after:.2f} records/s")
         assert status_rate > 2.5, f"traffic.status disagrees: {history}"
+
+        # ---- notebook 02's checked task: the starter's verdict, then a solution typed in
+        lab.wait(nb02, lambda: "not yet:" in lab.text(nb02, ".lab-verdict-no"),
+                 "the template task's 'not yet' verdict", 30)
+        lab.type_into_cell(nb02, "MY_TEMPLATE = ", TYPED_TEMPLATE_CELL)
+        lab.wait(nb02, lambda: "done:" in lab.text(nb02, ".lab-verdict-ok"),
+                 "the template task's 'done' verdict", 30)
+        lab.shot("task-verdict", nb02, ".lab-verdict-ok")
+        verdict = json.loads((run / "values.json").read_text())["exercise_02_template"]
+        assert verdict["ok"] and "records rendered" in verdict["message"], verdict
+        timer.mark("02's checked task: a typed solution got its verdict")
 
         # ---- notebook 04 in the browser: the live monitor
         lab.run_all(nb04)

@@ -56,7 +56,7 @@ def test_each_broken_promise_fails_the_report_and_says_which():
     assert failed(alerts_received=2) == ["exactly one alert arrived"]
     assert failed(anomalies=0) == ["the spike was flagged"]
     assert failed(values={"leftovers": ["stream clicklab-clicks"]}) == ["cleanup left nothing"]
-    assert failed(values={"alert_latency_s": 40.0}) == ["alert within 15 s"]
+    assert failed(values={"alert_latency_s": 40.0}) == ["alert within 20 s"]
     assert "every notebook ran" in failed(ok=False, failed="03_analytics_app.ipynb: boom")
 
 

@@ -9,7 +9,15 @@ import re
 import pytest
 
 from labhelpers.infra.config import REPO_ROOT
-from labhelpers.teach import concepts, original, sql_exercises
+from labhelpers.teach import (
+    checkpoints,
+    concepts,
+    instructor_solutions,
+    original,
+    run_rule,
+    sql_exercises,
+    tasks,
+)
 
 BOOKS = sorted((REPO_ROOT / "notebooks").glob("0[0-6]_*.ipynb"))
 
@@ -52,7 +60,9 @@ def test_notebook_04_says_few_cuts_and_06_is_optional():
 def test_teach_calls_in_the_notebooks_exist():
     """Every labhelpers.teach attribute a code cell uses exists (a rename breaks this test,
     not a student's notebook)."""
-    modules = {"concepts": concepts, "original": original, "sx": sql_exercises}
+    modules = {"concepts": concepts, "original": original, "sx": sql_exercises, "tasks": tasks,
+               "run_rule": run_rule, "checkpoints": checkpoints,
+               "instructor_solutions": instructor_solutions}
     used = 0
     for book in BOOKS:
         for cell in _cells(book):
@@ -67,4 +77,32 @@ def test_teach_calls_in_the_notebooks_exist():
     assert used >= 10, f"only {used} calls into labhelpers.teach found"
     names = {k for book in BOOKS for cell in _cells(book)
              for k in re.findall(r'EXERCISES\["(\w+)"\]', _text(cell))}
-    assert names == set(sql_exercises.EXERCISES), names
+    # tumble_ctr is notebook 03's checked task (tasks.check_tumble_ctr runs it)
+    assert names | {"tumble_ctr"} == set(sql_exercises.EXERCISES), names
+
+
+@pytest.mark.parametrize("book", [b for b in BOOKS if b.name[:2] in ("01", "02", "03", "04",
+                                                                     "05")],
+                         ids=lambda b: b.name[:2])
+def test_each_notebook_has_a_checked_task(book):
+    """01-05: a task the student writes, a checker's verdict recorded in the run record, the
+    instructor's solution only behind SOLVE_TASKS (headless runs), hints folded and no full
+    solution in the notebook."""
+    cells = _cells(book)
+    params = next(_text(c) for c in cells if "parameters" in c["metadata"].get("tags", []))
+    assert "SOLVE_TASKS = False" in params, f"{book.name}: no SOLVE_TASKS parameter"
+    code = "\n".join(_text(c) for c in cells if c["cell_type"] == "code")
+    assert re.search(r"tasks\.record\(RUN_DIR, tasks\.(check_\w+|as_verdict)\(", code), \
+        f"{book.name}: no checked task recorded"
+    assert "if SOLVE_TASKS:" in code and "instructor_solutions." in code
+    md = "\n".join(_text(c) for c in cells if c["cell_type"] == "markdown")
+    assert "Your turn (checked)" in md and "<details><summary>Hint" in md
+    assert "<summary>Solution</summary>" not in md, f"{book.name}: a full solution is shown"
+
+
+def test_instructor_folder_has_the_solutions():
+    text = (REPO_ROOT / "instructor" / "solutions.md").read_text()
+    for nb in ("00", "01", "02", "03", "04", "05", "06"):
+        assert f"## Notebook {nb}" in text
+    assert "HOP(TABLE clicks" in text and "ROW_NUMBER()" in text
+    assert "01_shards" in instructor_solutions.as_markdown()

@@ -60,10 +60,17 @@ def plot_grid(grid_df: pd.DataFrame, path: Path | str | None = None):
     plt = pyplot()
     fig, (ax_det, ax_fa) = plt.subplots(1, 2, figsize=(12, 4.5), sharex=True)
     keys = ["inputs", "subsample_size", "shingle_size", "num_trees"]
-    for key, g in grid_df.sort_values("threshold").groupby(keys):
+    # the run rule on and off are two lines of their own (a grid with run_thresholds)
+    runs = "run_threshold" in grid_df and grid_df["run_threshold"].nunique() > 1
+    for key, g in grid_df.sort_values("threshold").groupby(keys + (["run_threshold"] if runs
+                                                                   else [])):
         label = f"{key[0]}, subsample {key[1]}" + (f", shingle {key[2]}" if key[2] != 1 else "") \
             + (f", {key[3]} trees" if key[3] != 100 else "")
+        if runs:
+            label += ", run rule off" if key[4] == 0 else f", run rule on ({key[4]:g})"
         style = "-" if key[0] == "raw" else "--"
+        if runs and key[4] == 0:
+            style = ":"
         ax_det.plot(g["threshold"], g["detected"], style, marker="o", label=label)
         ax_fa.plot(g["threshold"], g["fa_per_site_day"], style, marker="o", label=label)
     total = int(grid_df["anomalies"].max()) if len(grid_df) else 0

@@ -171,7 +171,8 @@ def table_html(df: pd.DataFrame, rows: int = TABLE_ROWS) -> str:
     """The latest ``rows`` windows (newest last); anomalous rows in red."""
     if df.empty:
         return "<i>no scored windows yet</i>"
-    head = ("window start", "site", "clicks", "impressions", "CTR %", "score", "anomaly")
+    head = ("window start", "site", "clicks", "impressions", "CTR %", "score", "run sum",
+            "anomaly", "flagged by")
     cell = "padding:0 8px;white-space:nowrap"
     out = ["<table class='lab-monitor-rows'><tr>"
            + "".join(f"<th style='{cell}'>{h}</th>" for h in head) + "</tr>"]
@@ -179,15 +180,27 @@ def table_html(df: pd.DataFrame, rows: int = TABLE_ROWS) -> str:
         bad = bool(r["is_anomaly"])
         score = r["anomaly_score"]
         ctr = r["ctr"]
+        run = r.get("run_score")
         cells = (_fmt_time(r["window_start"]), r["site"], r["clicks"], r["impressions"],
                  "" if pd.isna(ctr) else f"{ctr:.0f}",
-                 "" if pd.isna(score) else f"{score:.2f}", "ANOMALY" if bad else "")
+                 "" if pd.isna(score) else f"{score:.2f}",
+                 "" if run is None or pd.isna(run) else f"{run:.1f}",
+                 "ANOMALY" if bad else "", flagged_by_words(r.get("flagged_by")) if bad else "")
         style = " style='color:#c00;font-weight:bold'" if bad else ""
         cls = "lab-monitor-anomaly" if bad else "lab-monitor-normal"
         out.append(f"<tr class='{cls}'{style}>" + "".join(
             f"<td style='{cell}'>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
     out.append("</table>")
     return "".join(out)
+
+
+def flagged_by_words(value: Any) -> str:
+    """A row's ``flagged_by`` in the table: "forest score" or "run rule: <sum>"."""
+    if value == "score":
+        return "forest score"
+    if isinstance(value, str) and value.startswith("run:"):
+        return "run rule: " + value[4:]
+    return "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
 
 
 def inbox_html(messages: Sequence[dict[str, Any]], rows: int = INBOX_ROWS) -> str:

@@ -117,7 +117,8 @@ def run_lab(
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     run = Path(run_dir) if run_dir else runs_dir(folder) / stamp
     run.mkdir(parents=True, exist_ok=True)
-    params = {"RUN_DIR": str(run.resolve()), **(parameters or {})}
+    # SOLVE_TASKS: the checked tasks take the instructor's solution (teach/instructor_solutions)
+    params = {"RUN_DIR": str(run.resolve()), "SOLVE_TASKS": True, **(parameters or {})}
     books = notebooks or lab_notebooks(folder) or lab_notebooks()
     timings: dict[str, float] = {}
     started = time.perf_counter()

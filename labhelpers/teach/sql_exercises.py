@@ -205,9 +205,10 @@ def check_hop_ctr(result: QueryResult, records: Sequence[Mapping[str, Any]] | No
     lengths = {round(_epoch(r["window_end"]) - _epoch(r["window_start"])) for r in rows}
     if lengths != {size_s}:
         got = ", ".join(f"{x} s" for x in sorted(lengths))
-        return Check(False, f"Your windows are {got} long, not {size_s} s: HOP takes the slide "
-                            f"first and the size second (INTERVAL '{slide_s}' SECOND, INTERVAL "
-                            f"'{size_s}' SECOND).", result)
+        how = (f"TUMBLE(TABLE clicks, DESCRIPTOR(event_time), INTERVAL '{size_s}' SECOND)"
+               if size_s == slide_s else f"HOP takes the slide first and the size second "
+               f"(INTERVAL '{slide_s}' SECOND, INTERVAL '{size_s}' SECOND)")
+        return Check(False, f"Your windows are {got} long, not {size_s} s: {how}.", result)
     starts = sorted({_epoch(r["window_start"]) for r in rows})
     steps = {round(b - a) for a, b in zip(starts, starts[1:], strict=False)}
     if steps and min(steps) != slide_s:
@@ -253,8 +254,16 @@ def check_hop_ctr(result: QueryResult, records: Sequence[Mapping[str, Any]] | No
                     "floating point" if got_ctr is not None and float(got_ctr) == 100 * (
                         clicks // imps) else "compute 100.0E0 * clicks / impressions")
             return Check(False, f"{where} ctr is {got_ctr}, expected {ctr:.4g}: {hint}.", result)
-    return Check(True, f"Correct: {len(want)} sliding windows of {size_s} s every {slide_s} s, "
-                       "each window's counts and CTR exact.", result)
+    kind = (f"tumbling window(s) of {size_s} s" if size_s == slide_s else
+            f"sliding windows of {size_s} s every {slide_s} s")
+    return Check(True, f"Correct: {len(want)} {kind}, each window's counts and CTR exact.",
+                 result)
+
+
+def check_tumble_ctr(result: QueryResult, records: Sequence[Mapping[str, Any]] | None = None
+                     ) -> Check:
+    """Check the lab's own window: clicks, impressions and CTR per 10-s tumbling window."""
+    return check_hop_ctr(result, records, size_s=10, slide_s=10)
 
 
 def check_top_sites(result: QueryResult, records: Sequence[Mapping[str, Any]] | None = None,
@@ -369,7 +378,25 @@ FROM (
 WHERE rn <= 2
 """
 
+_TUMBLE_STARTER = """\
+-- Count per site and 10-second tumbling window: clicks, impressions and the CTR in percent.
+SELECT site, COUNT(*) AS records
+FROM clicks
+GROUP BY site
+"""
+
 EXERCISES: dict[str, Exercise] = {
+    "tumble_ctr": Exercise(
+        name="tumble_ctr",
+        task=textwrap.fill(
+              "The lab's window. Write the query that reports, per site and 10-second tumbling "
+              "window on event time, the clicks, the impressions and the CTR in percent (100 x "
+              "clicks / impressions), with the columns window_start, window_end, site, clicks, "
+              "impressions, ctr. It runs on Flink over your own newest records.", 90),
+        starter=_TUMBLE_STARTER,
+        solution=_TUMBLE_CTR.split("\n", 1)[1],
+        checker=check_tumble_ctr,
+    ),
     "hop_ctr": Exercise(
         name="hop_ctr",
         task=textwrap.fill(
@@ -402,8 +429,10 @@ EXERCISES: dict[str, Exercise] = {
 
 
 def run_queries(queries: Mapping[str, str], work_dir: Path | str | None = None,
-                timeout: float = 600) -> dict[str, QueryResult]:
-    """Run each query on Flink over the exercises' file, in ONE child process (one JVM start).
+                timeout: float = 600, records: Sequence[Mapping[str, Any]] | None = None
+                ) -> dict[str, QueryResult]:
+    """Run each query on Flink over the exercises' file (or ``records``, e.g. the student's
+    own traffic), in ONE child process (one JVM start).
 
     Returns name -> QueryResult; a query Flink rejects gets its error text, the others still
     run. Raises AppError only when the child process itself fails.
@@ -415,7 +444,13 @@ def run_queries(queries: Mapping[str, str], work_dir: Path | str | None = None,
                                              "{'mine': 'SELECT ...'}.")
     work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="sql-exercise-"))
     (work / "log").mkdir(parents=True, exist_ok=True)
-    data = write_exercise_file(work / "input" / "clicks.jsonl")
+    if records is None:
+        data = write_exercise_file(work / "input" / "clicks.jsonl")
+    else:
+        from ..generate.timeline import write_jsonl
+
+        data = work / "input" / "clicks.jsonl"
+        write_jsonl(list(records), data)
     spec = work / "spec.json"
     out = work / "results.json"
     out.unlink(missing_ok=True)
@@ -460,15 +495,19 @@ def _run_with_progress(cmd: list[str], env: dict[str, str], cwd: Path, log: Path
                                    "again.") from None
 
 
-def run(exercise: Exercise | str, query: str, work_dir: Path | str | None = None) -> Check:
-    """Run ``query`` for ``exercise`` (an Exercise or its name) on Flink and check it."""
+def run(exercise: Exercise | str, query: str, work_dir: Path | str | None = None,
+        records: Sequence[Mapping[str, Any]] | None = None) -> Check:
+    """Run ``query`` for ``exercise`` (an Exercise or its name) on Flink and check it, over
+    the exercises' file or ``records`` (then the answer is computed from those)."""
     if isinstance(exercise, str):
         if exercise not in EXERCISES:
             raise ConfigError(f"No SQL exercise {exercise!r}",
                               f"use one of {', '.join(EXERCISES)}.")
         exercise = EXERCISES[exercise]
-    result = run_queries({exercise.name: query}, work_dir)[exercise.name]
-    return exercise.check(result)
+    if not query or not query.strip():
+        return Check(False, "The query is empty: write it between the triple quotes.")
+    result = run_queries({exercise.name: query}, work_dir, records=records)[exercise.name]
+    return exercise.checker(result, records) if records is not None else exercise.check(result)
 
 
 def _cell(value: Any) -> Any:
