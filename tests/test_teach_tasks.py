@@ -90,7 +90,7 @@ def test_forest_threshold_verdicts():
 
 @pytest.mark.integration
 def test_stack_tasks_on_the_emulator(emulator_cfg):
-    from labhelpers.infra.cleanup import cleanup
+    from labhelpers.run.cleanup import cleanup
 
     from labhelpers.infra import stack
 

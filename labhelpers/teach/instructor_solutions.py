@@ -59,7 +59,7 @@ SOLUTIONS: dict[str, tuple[str, str]] = {
         "The artifacts bucket holds the alert function's code, which must exist before the "
         "stack that makes the function: deploy() creates it through the API, so the stack does "
         "not own it and cleanup deletes it on its own. (On AWS, a managed Flink application "
-        "made by `cloud-app deploy` is outside the stack too.)"),
+        "made by `managed-app deploy` is outside the stack too.)"),
 }
 
 
