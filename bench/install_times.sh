@@ -32,6 +32,8 @@ for what in "${@:-lab dev beam-src}"; do
       lab) one lab "$src[lab]" ;;
       dev) one dev "$src[dev]" ;;
       beam-src)
+        # pip reuses a wheel it compiled before, even with --no-binary: forget it first
+        "$PY" -m pip cache remove 'apache_beam*' >/dev/null 2>&1
         one beam-src-plain --no-binary apache-beam "$src[lab]"
         one beam-src-constraint --no-binary apache-beam \
           --build-constraint "$src/tools/build-constraints.txt" "$src[lab]" ;;
