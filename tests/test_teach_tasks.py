@@ -90,9 +90,8 @@ def test_forest_threshold_verdicts():
 
 @pytest.mark.integration
 def test_stack_tasks_on_the_emulator(emulator_cfg):
-    from labhelpers.run.cleanup import cleanup
-
     from labhelpers.infra import stack
+    from labhelpers.run.cleanup import cleanup
 
     cfg = emulator_cfg.with_(prefix="testtask")
     try:
