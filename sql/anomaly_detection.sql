@@ -1,7 +1,7 @@
 -- =====================================================================================
 -- Real-time clickstream anomaly detection: the analytics application's SQL (Flink SQL).
 --
--- This file is executed for real by the job (labhelpers/job.py), locally and on the
+-- This file is executed for real by the job (labhelpers/job/pipeline.py), locally and on the
 -- managed service. Placeholders in double braces are filled by labhelpers.sqlfile from
 -- the lab's configuration; a placeholder left unfilled is an error.
 --
@@ -45,7 +45,7 @@ CREATE TABLE click_records (
   {{input_connector}}
 );
 
--- The job (labhelpers/job.py) reads click_records ONCE and shares it, as click_stream (the
+-- The job (labhelpers/job/pipeline.py) reads click_records ONCE and shares it, as click_stream (the
 -- same columns, event_time still carrying the source's watermark), between the windows and
 -- the dead letters: both see the same records and the same watermark in the same order, so
 -- a record is either counted in its window or set aside as late, never both, never neither.
