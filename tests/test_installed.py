@@ -274,6 +274,9 @@ def _remove_student(name: str) -> None:
     for proc in psutil.process_iter(["username"]):  # what a failed run left (an emulator)
         if proc.info["username"] == name:
             proc.kill()
+    from labhelpers.infra.config import release_port_claims
+
+    release_port_claims(Path(f"~{name}").expanduser() / ".clicklab")  # its emulator's port
     subprocess.run(["userdel", "--remove", name], capture_output=True)
 
 
