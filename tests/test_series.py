@@ -59,6 +59,29 @@ def test_spike_in_a_noisy_series_is_flagged(tmp_path):
     assert summary["anomalies"] <= 3, f"2-sigma noise should rarely pass 3: {summary}"
 
 
+def test_each_flagged_point_says_what_was_expected_and_which_rule_flagged_it(tmp_path):
+    """As the clickstream alerts do: the value expected (the running level), the range
+    around it a value must leave to score above the threshold, and the rule that flagged."""
+    _noisy_series(tmp_path / "in.csv")
+    score_series(tmp_path / "in.csv", tmp_path / "out.csv")
+    rows = _read(tmp_path / "out.csv")
+    spike = rows[200]
+    assert spike["flagged_by"] == "score", spike
+    low, high = (float(x) for x in spike["expected_range"].split(".."))
+    assert low < float(spike["usual_value"]) < high < float(spike["value"]), spike
+    assert 95 < float(spike["usual_value"]) < 105 and high - low < 40, spike
+    assert all(r["flagged_by"] == "" for r in rows if r["is_anomaly"] == "False")
+    assert rows[0]["expected_range"] == "", "no level before the first point"
+    # a lasting shift the forest's score misses is the run rule's, and says which way
+    model = SeriesModel(series_params({"threshold": 1e6}))
+    rng = random.Random(3)
+    flags = []
+    for i in range(400):
+        model.score(100 + rng.gauss(0, 2) - (20 if i >= 300 else 0))
+        flags.append(model.flagged_by)
+    assert "run:value:low" in flags[300:320] and not any(flags[:300]), flags[295:320]
+
+
 def test_same_input_same_scores_and_threshold_applies(tmp_path):
     src = _noisy_series(tmp_path / "in.csv")
     a = score_series(src, tmp_path / "a.csv")

@@ -16,8 +16,13 @@ other columns are ignored; a header of exactly two other names is read as timest
 Timestamps are ISO-8601 (``2026-11-27T10:00:00Z``, ``2026-11-27 10:00``, ``2026-11-27``) or
 plain numbers (e.g. epoch seconds), and must not decrease (a repeated timestamp, common
 around clock changes, is scored in file order with a warning). Output: ``timestamp,value,
-anomaly_score,is_anomaly,usual_value`` with the input's timestamp text unchanged;
-``usual_value`` is the running level the point was compared with.
+anomaly_score,is_anomaly,usual_value,expected_range,flagged_by`` with the input's
+timestamp text unchanged; ``usual_value`` is the running level the point was compared with
+(the value expected), ``expected_range`` the level +- the threshold in running-scale units
+("low..high"; empty before a level exists), and, for a flagged point, ``flagged_by`` says
+which rule flagged it, as the clickstream alerts do: ``score`` (the forest's score above the
+threshold) or ``run:value:high`` / ``run:value:low`` (the run rule: a run of points above /
+below the level).
 
 The score's scale: the forest scores the point's deviation from the running level in units
 of the running scale (see SeriesModel), so a score means the same on a drifting series as
@@ -45,7 +50,8 @@ from ..logs import logger
 
 log = logger(__name__)
 
-OUTPUT_COLUMNS = ("timestamp", "value", "anomaly_score", "is_anomaly", "usual_value")
+OUTPUT_COLUMNS = ("timestamp", "value", "anomaly_score", "is_anomaly", "usual_value",
+                  "expected_range", "flagged_by")
 _FIX_HEADER = "make the first line `timestamp,value` and each further line e.g. " \
               "`2026-11-27T10:00:00Z,42.0`."
 
@@ -177,6 +183,8 @@ SERIES_DEFAULTS: dict[str, Any] = {"anomaly_hold_windows": 2, "run_threshold": 5
 # Spans (in learned points) of the running level and scale a value is compared with.
 LEVEL_SPAN = 10
 SCALE_SPAN = 30
+# Learned points before the run rule sees the deviation (the running scale exists).
+SCALE_MIN_POINTS = 5
 # A change of the data's resolution (its smallest step) is at most 1/RES_UNITS scale units.
 RES_UNITS = 3.0
 # Deviations within this many scale units of the level are all "ordinary": the forest sees
@@ -219,6 +227,7 @@ class SeriesModel:
         self.last: float | None = None  # the last learned value
         self.resolution = math.inf  # the smallest step between learned values seen
         self.spread = random.Random(params.random_seed)
+        self.flagged_by: str | None = None  # what flagged the last point (None: not flagged)
 
     @property
     def held(self) -> int:
@@ -249,14 +258,21 @@ class SeriesModel:
         self.level += max(1.0 / self.n, 2.0 / (LEVEL_SPAN + 1)) * dev
 
     def score(self, value: float) -> tuple[float, bool]:
-        """Score one value, then learn it (unless held as an anomaly): (score, is_anomaly)."""
+        """Score one value, then learn it (unless held as an anomaly): (score, is_anomaly);
+        ``flagged_by`` then says what flagged it."""
         z = self.deviation(float(value))
         band = self.spread.uniform(-ORDINARY_BAND, ORDINARY_BAND)  # drawn for every point
         point = [band if abs(z) <= ORDINARY_BAND else z]
         score = float(self.forest.score(point))
         # krcf scores from `output_after` points on (same readiness rule as SiteModel)
         ready = int(self.forest.entries_seen()) >= self.params.warmup_windows
-        is_anomaly, learn, _ = self.rule.decide(score, ready, (z,))
+        # the run rule sees the deviation once the scale rests on a few learned values:
+        # before, the scale is ~0 and a deviation ~1e9, which poisoned the rule's running
+        # noise for thousands of points (its run sums stayed at 0 all that time)
+        is_anomaly, learn, reason = self.rule.decide(
+            score, ready, (z if self.n >= SCALE_MIN_POINTS else None,))
+        self.flagged_by = None if reason is None else (
+            "score" if self.rule.run_input is None else f"run:value:{self.rule.run_input[1]}")
         if learn:
             self.forest.update(point)
             self._learn_level(float(value))
@@ -267,6 +283,15 @@ class SeriesModel:
         """The running level: what the series usually is around now."""
         return self.level
 
+    def expected_range(self) -> str | None:
+        """The level +- the threshold in running-scale units, "low..high" (None before a
+        level exists): a value outside it is far from what the series usually is now."""
+        if self.level is None:
+            return None
+        per_unit = self.deviation(self.level + 1.0)  # 1 / the running scale
+        width = self.params.threshold / per_unit if per_unit > 0 else 0.0
+        return f"{self.level - width:.6g}..{self.level + width:.6g}"
+
 
 def score_points(points: list[Point],
                  params: ForestParams | dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -274,11 +299,12 @@ def score_points(points: list[Point],
     model = SeriesModel(series_params(params))
     out = []
     for p in points:
-        usual = model.usual
+        usual, expected = model.usual, model.expected_range()
         score, flag = model.score(p.value)
         out.append({"timestamp": p.timestamp, "value": p.value, "anomaly_score": score,
                     "is_anomaly": flag,
-                    "usual_value": None if usual is None else round(usual, 6)})
+                    "usual_value": None if usual is None else round(usual, 6),
+                    "expected_range": expected, "flagged_by": model.flagged_by})
     return out
 
 
