@@ -45,4 +45,6 @@ def logger(name: str) -> logging.Logger:
         if root.level == logging.NOTSET:
             root.setLevel(logging.INFO)
         root.propagate = False  # shown once, by the handler above
-    return logging.getLogger(name)
+    # a module run as a program (python -m labhelpers.analytics.runner) is "__main__": its
+    # logger must still be under "labhelpers", or its INFO lines are dropped
+    return logging.getLogger(name if name.startswith(ROOT) else f"{ROOT}.{name}")

@@ -39,3 +39,10 @@ def test_the_messages_can_be_routed_elsewhere(caplog):
         assert caplog.messages == ["Traffic stopped (pid 1)."]
     finally:
         root.handlers[:], root.propagate = saved
+
+
+def test_a_module_run_as_a_program_still_reports(capsys):
+    """`python -m labhelpers.analytics.runner` names its module "__main__": its lines (the
+    app's log, "job submitted: ...") must not be dropped."""
+    logger("__main__").info("job submitted: 1234")
+    assert "job submitted: 1234" in capsys.readouterr().out
