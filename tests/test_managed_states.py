@@ -338,3 +338,16 @@ def test_a_region_without_the_runtime_is_one_sentence_naming_others(monkeypatch,
     text = str(err.value)
     assert "eu-south-2 does not offer the managed runtime FLINK-2_3 (Apache Flink 2.3)" in text
     assert "eu-west-1" in text or "eu-central-1" in text, text
+
+
+def test_a_savepoint_is_found_on_disk_when_the_job_closes_before_its_last_poll(tmp_path):
+    """On an idle machine the stand-in's mini-cluster can close (the job stopped with its
+    savepoint) before the status poll: the savepoint on disk, complete, is the answer."""
+    from labhelpers.analytics.managed_standin import _completed_savepoint
+
+    assert _completed_savepoint(tmp_path) is None
+    (tmp_path / "savepoint-half").mkdir()  # Flink writes _metadata last
+    assert _completed_savepoint(tmp_path) is None
+    (tmp_path / "savepoint-done").mkdir()
+    (tmp_path / "savepoint-done" / "_metadata").write_bytes(b"x")
+    assert _completed_savepoint(tmp_path) == (tmp_path / "savepoint-done").resolve().as_uri()

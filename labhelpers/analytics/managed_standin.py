@@ -190,8 +190,18 @@ def take_snapshot(cfg: LabConfig, target: Path, timeout: float = 120) -> str | N
         trigger = json.load(resp)["request-id"]
     deadline = time.time() + timeout
     while time.time() < deadline:
-        with urllib.request.urlopen(f"{base}/savepoints/{trigger}", timeout=30) as resp:
-            doc = json.load(resp)
+        try:
+            with urllib.request.urlopen(f"{base}/savepoints/{trigger}", timeout=30) as resp:
+                doc = json.load(resp)
+        except OSError:  # incl. RemoteDisconnected: the job ended, its cluster is going away
+            if done := _completed_savepoint(Path(target)):
+                return done
+            if not process(cfg).running:
+                raise AppError("The stand-in's job ended before its snapshot completed",
+                               "start it again, then stop it again (or force-stop it and "
+                               "start fresh).") from None
+            time.sleep(0.5)
+            continue
         if doc.get("status", {}).get("id") == "COMPLETED":
             op = doc.get("operation") or {}
             if "location" in op:
@@ -202,6 +212,15 @@ def take_snapshot(cfg: LabConfig, target: Path, timeout: float = 120) -> str | N
         time.sleep(0.5)
     raise AppError(f"The snapshot of the stand-in's job took more than {timeout:.0f} s",
                    "stop it without a snapshot (force) and start it fresh.")
+
+
+def _completed_savepoint(target: Path) -> str | None:
+    """The newest complete savepoint in ``target`` (Flink writes ``_metadata`` last), as a
+    URI, or None. Read when the job's REST endpoint went away as the stop finished: on an
+    idle machine the mini-cluster can close before the last status poll."""
+    done = sorted((p.parent for p in target.glob("savepoint-*/_metadata")),
+                  key=lambda p: p.stat().st_mtime)
+    return done[-1].resolve().as_uri() if done else None
 
 
 def start(cfg: LabConfig, zip_path: Path | str, outputs: dict[str, str], *,
