@@ -438,8 +438,10 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("app", help="the analytics application (Flink job)")
     a.add_argument("action", choices=("start", "stop", "status", "logs"))
     a.add_argument("--no-alerts", action="store_true")
-    a.add_argument("--start-position", choices=("latest", "earliest"), default="latest",
-                   help="start: where a fresh start reads the input stream from")
+    a.add_argument("--start-position", choices=("latest", "earliest", "warm"),
+                   default="latest",
+                   help="start: where a fresh start reads the input stream from (warm, local "
+                        "backend: from the latest, after learning the records before it)")
     a.add_argument("--fresh", action="store_true",
                    help="start over instead of resuming from the last checkpoint")
     _job_options(a)
