@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _peak import PeakRSS  # noqa: E402
+from _recount import recount  # noqa: E402
 
 
 def main(n: int) -> None:
-    import duckdb
     import psutil
 
     from labhelpers.analytics.replay import replay
@@ -67,22 +67,10 @@ def main(n: int) -> None:
           f"(the replay minus the minute-of-traffic run)")
 
     t = time.perf_counter()
-    con = duckdb.connect()
-    rows = con.execute(f"""
-        SELECT strftime(to_timestamp(floor(epoch_ms(ts) / 10000) * 10) AT TIME ZONE 'UTC',
-                        '%Y-%m-%dT%H:%M:%S.000Z') AS window_start, site,
-               count(*) FILTER (WHERE browseraction = 'Click') AS clicks,
-               count(*) FILTER (WHERE browseraction = 'Impression') AS impressions
-        FROM (SELECT site, browseraction,
-                     strptime(event_time, '%Y-%m-%dT%H:%M:%S.%gZ') AS ts
-              FROM read_json('{src}', format='newline_delimited',
-                             columns={{browseraction: 'VARCHAR', site: 'VARCHAR',
-                                       event_time: 'VARCHAR'}}))
-        GROUP BY ALL""").fetchall()
+    duck = recount(src)
     duck_s = time.perf_counter() - t
     print(f"duckdb batch : {duck_s:6.1f} s  {count / duck_s:10,.0f} records/s  "
-          f"({len(rows):,} windows)")
-    duck = {(r[0], r[1]): (r[2], r[3]) for r in rows}
+          f"({len(duck):,} windows)")
     with open(work / "out" / "scores.csv") as fh:
         flink = {(r["window_start"], r["site"]): (int(r["clicks"]), int(r["impressions"]))
                  for r in csv.DictReader(fh)}

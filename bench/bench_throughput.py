@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _peak import TreeCPU  # noqa: E402
+from _recount import recount  # noqa: E402
 
 DAYS = {"dense": 3_600, "sparse": 86_400}
 SITES = tuple(f"site{i}.example" for i in range(4))
@@ -43,24 +44,6 @@ def make_day(path: Path, records: int, seconds: int) -> int:
     rate = records / (seconds * len(SITES) * 2)
     plan = Plan((Sender("Impression", rate), Sender("Click", rate)), sites=SITES)
     return write_jsonl(timeline(plan, datetime(2026, 11, 27, tzinfo=UTC), seconds), path)
-
-
-def recount(src: Path) -> dict[tuple[str, str], tuple[int, int]]:
-    """The windows' counts computed by DuckDB over the file (the reference)."""
-    import duckdb
-
-    rows = duckdb.connect().execute(f"""
-        SELECT strftime(to_timestamp(floor(epoch_ms(ts) / 10000) * 10) AT TIME ZONE 'UTC',
-                        '%Y-%m-%dT%H:%M:%S.000Z') AS window_start, site,
-               count(*) FILTER (WHERE browseraction = 'Click') AS clicks,
-               count(*) FILTER (WHERE browseraction = 'Impression') AS impressions
-        FROM (SELECT site, browseraction,
-                     strptime(event_time, '%Y-%m-%dT%H:%M:%S.%gZ') AS ts
-              FROM read_json('{src}', format='newline_delimited',
-                             columns={{browseraction: 'VARCHAR', site: 'VARCHAR',
-                                       event_time: 'VARCHAR'}}))
-        GROUP BY ALL""").fetchall()
-    return {(r[0], r[1]): (r[2], r[3]) for r in rows}
 
 
 def run_plain(src: Path, work: Path) -> tuple[float, float, dict]:
