@@ -65,7 +65,8 @@ class TreeCPU:
     def __init__(self, interval: float = 0.2) -> None:
         self.interval = interval
         self.seconds = 0.0
-        self._last: dict[int, float] = {}
+        # keyed by (pid, start time): a pid the system reuses is another process
+        self._last: dict[tuple[int, float], float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -73,7 +74,7 @@ class TreeCPU:
         for p in psutil.Process().children(recursive=True):
             try:
                 t = p.cpu_times()
-                self._last[p.pid] = t.user + t.system
+                self._last[(p.pid, p.create_time())] = t.user + t.system
             except psutil.Error:
                 pass
 

@@ -13,19 +13,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import psutil  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _peak import TreeCPU  # noqa: E402
 
 from labhelpers.analytics import replay as replay_module  # noqa: E402
 from labhelpers.errors import AppError  # noqa: E402
@@ -49,38 +49,6 @@ def log_facts(log: Path) -> dict:
     wait = (ended[-1] - finished[-1]).total_seconds() if finished and ended else None
     return {"input_end_to_job_end_s": wait, "declined": text.count("was declined"),
             "checkpoints": text.count("Completed checkpoint")}
-
-
-class TreeCPU:
-    """CPU seconds of this process's descendants (the job and its JVM), sampled every 0.2 s:
-    the JVM is not reaped by the job's process, so rusage of children misses it."""
-
-    def __init__(self) -> None:
-        self.seen: dict[tuple[int, float], float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        me = psutil.Process(os.getpid())
-        while not self._stop.wait(0.2):
-            for proc in me.children(recursive=True):
-                try:
-                    t = proc.cpu_times()
-                    self.seen[(proc.pid, proc.create_time())] = t.user + t.system
-                except psutil.Error:
-                    pass
-
-    def __enter__(self) -> TreeCPU:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def seconds(self) -> float:
-        return sum(self.seen.values())
 
 
 def run_once(variant: str, src: Path, out: Path, timeout: float) -> dict:
