@@ -51,15 +51,19 @@ rehearse-aws: connector-jar  ## the aws notebooks headless against the local emu
 reference-run: install-dev  ## re-run docs/reference-run after a notebook's change
 	$(BIN)/python -m labhelpers reference-run
 
-# Two lanes at once: the tests that run notebooks, a browser or minutes of live traffic
-# (marked `notebooks`, `browser`, `live`) mostly wait, so they run beside the others, each
-# test in its own lab home; their output follows the others'. Fails if either lane fails.
+# Two lanes at once, each on pytest-xdist workers (each worker its own lab home and emulator):
+# the tests that run notebooks, a browser or minutes of live traffic (marked `notebooks`,
+# `browser`, `live`) mostly wait, so three of them run at a time beside the others (two at a
+# time); their output follows the others'. That lane keeps each module on one worker
+# (loadscope): test_installed.py's shared environment is built once for its two tests
+# (xdist_group marks are ignored under pytest 9). Fails if either lane fails.
 test: install
 	$(BIN)/python -m ruff check labhelpers tests bench
 	@log=$$(mktemp); \
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=8 -m "notebooks or browser or live" \
-	  >$$log 2>&1 & lane=$$!; \
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 -m "not notebooks and not browser and not live"; \
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=8 -n 3 --dist loadscope \
+	  -m "notebooks or browser or live" >$$log 2>&1 & lane=$$!; \
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 -n 2 --dist worksteal \
+	  -m "not notebooks and not browser and not live"; \
 	rest=$$?; wait $$lane; notebooks=$$?; \
 	echo "== the tests marked notebooks, browser or live (run beside the ones above):"; \
 	cat $$log; rm -f $$log; exit $$(( rest || notebooks ))

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import tempfile
+from pathlib import Path
 
 import pytest
 
 from labhelpers.infra import emulator
 from labhelpers.infra.config import LabConfig
+
+
+def pytest_configure(config) -> None:
+    """Under pytest-xdist (`make test` runs each lane on several workers) every worker gets a
+    lab home of its own, so two workers never share an emulator, a stack or a port claim."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        base = Path(os.environ.get("LAB_HOME") or tempfile.mkdtemp(prefix="clicklab-test-"))
+        os.environ["LAB_HOME"] = str(base / f"xdist-{worker}")
 
 
 def _free_port() -> int:
