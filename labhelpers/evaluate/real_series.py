@@ -240,7 +240,7 @@ def _weekly(rng, sources):
         vals.append((60.0 if weekend else 100.0) + (0.0 if weekend or not busy else 80.0)
                     + 4.0 * eps[i])
     day = rng.choice([d for d in range(days // 2, days - 1) if d % 7 < 5])
-    start = day * DAY + 8 * 12
+    start = day * DAY  # from midnight: weekend nights are lower too
     for i in range(day * DAY, (day + 1) * DAY):  # a weekday that looks like a weekend
         vals[i] = 60.0 + 4.0 * eps[i]
     return _grid(n), vals, [Window(start, start + 24)], "weekdays busy 8-18 h, weekends low"

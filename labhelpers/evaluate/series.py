@@ -234,10 +234,17 @@ SEASON_GAIN = 0.7
 SEASON_MIN_PREDICTED = 48
 # A point's error moves a season's level and offsets by at most this many scale units.
 SEASON_CLIP = 3.0
+# One-step errors are compared over this many points at most (a week of 5-minute points).
+SELECT_WEEK_POINTS = 2_016.0
+# With a season, the deviation's scale is never below the resolution floor (RES_UNITS) or
+# SEASON_FLOOR of the season's range, whichever is smaller: on a noiseless square wave the
+# resolution is the wave's whole step, and a rise that does not come must still stand out.
+SEASON_FLOOR = 0.1
 
 
 def _ew(alpha_n: int, span: float) -> float:
     return max(1.0 / alpha_n, 2.0 / (span + 1))
+
 
 
 class SeasonalBaseline:
@@ -265,6 +272,7 @@ class SeasonalBaseline:
         self.level = 0.0
         self.gamma = SEASON_GAMMA
         self.per_period = 1.0  # points per period
+        self.select_span = 1.0
         self.var = 0.0  # running mean square of the errors (the deviation's scale)
         self.n = 0
         self.mse = 0.0
@@ -319,6 +327,8 @@ class SeasonalBaseline:
         tail = self.buffer[-LEVEL_SPAN:]
         self.level = sum(x - self.offsets[self._slot(t)] for t, x in tail) / len(tail)
         self.per_period = max(1.0, self.period / step)
+        # errors are compared over about one week of points, the same span for every season
+        self.select_span = min(SELECT_WEEK_POINTS, max(1.0, 604_800.0 / step))
         per_slot = max(1.0, self.width / step)
         self.gamma = 1.0 - (1.0 - SEASON_GAMMA) ** (1.0 / per_slot)
         self.buffer = []
@@ -344,11 +354,11 @@ class SeasonalBaseline:
         err = x - (self.level + self.offsets[k])
         if recent_error is not None:
             self.predicted += 1
-            a = _ew(self.predicted, min(self.per_period, 2_016.0))
+            a = _ew(self.predicted, self.select_span)
             self.mse += a * (err * err - self.mse)
             self.mse_recent += a * (recent_error * recent_error - self.mse_recent)
+        limit = SEASON_CLIP * max(math.sqrt(self.var), floor)
         if self.n >= SCALE_MIN_POINTS:
-            limit = SEASON_CLIP * max(math.sqrt(self.var), floor)
             err = max(-limit, min(limit, err))
         self.n += 1
         self.var += _ew(self.n, SCALE_SPAN) * (err * err - self.var)
@@ -357,6 +367,11 @@ class SeasonalBaseline:
         if self.n > SCALE_MIN_POINTS:
             k_err = max(-limit, min(limit, k_err))
         self.offsets[k] += self.gamma * k_err
+
+    @property
+    def amplitude(self) -> float:
+        """The season's range: its highest slot offset minus its lowest."""
+        return max(self.offsets) - min(self.offsets) if self.offsets else 0.0
 
     @property
     def explains(self) -> bool:
@@ -412,6 +427,10 @@ class SeriesModel:
         res = 0.0 if math.isinf(self.resolution) else self.resolution
         return max(RES_UNITS * res, 1e-9 * max(1.0, abs(center)))
 
+    def _season_floor(self, season: SeasonalBaseline, expected: float) -> float:
+        return max(1e-9 * max(1.0, abs(expected)),
+                   min(self._floor(expected), SEASON_FLOOR * season.amplitude))
+
     def baseline(self, t: float | None) -> tuple[float | None, float, str]:
         """(expected value, scale, what it is) for a point at ``t``: the season that explains
         the series best, else the recent level."""
@@ -423,7 +442,8 @@ class SeriesModel:
                     best = s
         if best is not None:
             expected = best.expect(t)
-            return expected, max(math.sqrt(best.var), self._floor(expected)), best.label
+            return expected, max(math.sqrt(best.var), self._season_floor(best, expected)), \
+                best.label
         if self.level is None:
             return None, 1.0, RECENT
         return self.level, max(math.sqrt(self.var), self._floor(self.level)), RECENT
@@ -439,7 +459,8 @@ class SeriesModel:
         recent_error = None if self.level is None else value - self.level
         for s in self.seasons:
             expected = s.expect(t)
-            s.learn(t, value, recent_error, self._floor(value if expected is None else expected))
+            s.learn(t, value, recent_error,
+                    self._season_floor(s, value if expected is None else expected))
 
     def _learn(self, value: float) -> None:
         self.n += 1
