@@ -72,10 +72,10 @@ def run_part(part: str, forest: dict | None, seasons: bool) -> dict:
     return out
 
 
-def quiet_fa(seasons: bool) -> dict:
+def quiet_fa(seasons: bool, forest: dict | None) -> dict:
     res = {}
     for size, seed in (("small", 1), ("full", 4)):
-        t = evaluate_series(build_series_suite(size, seed=seed), seasons=seasons)
+        t = evaluate_series(build_series_suite(size, seed=seed), forest, seasons=seasons)
         q = t[t["quiet"]]
         res[f"{size}/seed {seed}"] = {
             "quiet_fa_per_1000": round(1000 * q["false_alarms"].sum() / q["points"].sum(), 3),
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     forest = json.loads(args.forest) if args.forest else None
     t0 = time.time()
     fig = {"parts": {p: run_part(p, forest, not args.no_seasons) for p in args.parts},
-           "quiet": {"seasons": quiet_fa(True), "no_seasons": quiet_fa(False)}}
+           "quiet": {"seasons": quiet_fa(True, forest), "no_seasons": quiet_fa(False, forest)}}
     fig["seconds"] = time.time() - t0
     command = "python bench/series_benchmark.py " + " ".join(argv if argv is not None
                                                              else sys.argv[1:])

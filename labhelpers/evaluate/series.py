@@ -16,16 +16,21 @@ other columns are ignored; a header of exactly two other names is read as timest
 Timestamps are ISO-8601 (``2026-11-27T10:00:00Z``, ``2026-11-27 10:00``, ``2026-11-27``) or
 plain numbers (e.g. epoch seconds), and must not decrease (a repeated timestamp, common
 around clock changes, is scored in file order with a warning). Output: ``timestamp,value,
-anomaly_score,is_anomaly,usual_value,expected_range,flagged_by`` with the input's
-timestamp text unchanged; ``usual_value`` is the running level the point was compared with
-(the value expected), ``expected_range`` the level +- the threshold in running-scale units
-("low..high"; empty before a level exists), and, for a flagged point, ``flagged_by`` says
+anomaly_score,is_anomaly,usual_value,expected_range,compared_with,flagged_by`` with the input's
+timestamp text unchanged; ``usual_value`` is the value expected (what the point was compared
+with), ``expected_range`` the expectation +- the threshold in scale units ("low..high"; empty
+before a level exists), ``compared_with`` what the expectation is: "recent level" (the
+running level), or, once a season explains the series, "same time yesterday" (a time-of-day
+baseline), "same time last week" (time of week) or "same time last year" (SeasonalBaseline;
+``--no-seasons``: always the recent level); and, for a flagged point, ``flagged_by`` says
 which rule flagged it, as the clickstream alerts do: ``score`` (the forest's score above the
 threshold) or ``run:value:high`` / ``run:value:low`` (the run rule: a run of points above /
-below the level).
+below the expectation).
 
-The score's scale: the forest scores the point's deviation from the running level in units
-of the running scale (see SeriesModel), so a score means the same on a drifting series as
+    python -m labhelpers score-series IN.csv --out OUT.csv --no-seasons
+
+The score's scale: the forest scores the point's deviation from the expectation in units
+of its running error (see SeriesModel), so a score means the same on a drifting series as
 on a flat one: ordinary points score about 1, the threshold (3 by default, as the job)
 marks points that the forest isolates far more easily than ordinary ones. While the forest
 holds few points (the first ~100) the highest possible score is lower (about 3 after 50
