@@ -300,7 +300,8 @@ def cmd_reference_run(args) -> int:
 def cmd_score_series(args) -> int:
     from .evaluate.series import score_series
 
-    _print(score_series(args.input, args.out, forest=_forest_json(args.forest)))
+    _print(score_series(args.input, args.out, forest=_forest_json(args.forest),
+                        seasons=not args.no_seasons))
     return 0
 
 
@@ -492,6 +493,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="CSV to write: timestamp,value,anomaly_score,is_anomaly")
     ss.add_argument("--forest", default=None,
                     help='forest parameters as JSON, e.g. \'{"threshold": 3.5}\'')
+    ss.add_argument("--no-seasons", action="store_true",
+                    help="compare each value with the recent level only (no daily / weekly / "
+                         "yearly season)")
     ss.set_defaults(fn=cmd_score_series)
 
     ev = sub.add_parser("evaluate",

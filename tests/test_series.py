@@ -5,6 +5,7 @@ import json
 import random
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import pytest
 
@@ -201,3 +202,122 @@ def test_labelled_series_suite_as_deployed():
     quiet = table[table["quiet"]]
     assert (table["found"] == table["events"]).all(), table.to_string()
     assert 1000 * quiet["false_alarms"].sum() / quiet["points"].sum() <= 2, table.to_string()
+
+
+# ---------------------------------------------------------------------------------------------
+# Seasons (issue 27): the daily / weekly expectation, what each point was compared with
+# ---------------------------------------------------------------------------------------------
+
+_MIDNIGHT = 1_780_000_000 - 1_780_000_000 % 86_400  # a UTC midnight
+
+
+def _square_day(days=14, noise=0.0, seed=0):
+    """A daily square wave on 5-minute points: 100 at night, 150 from 8 to 20 h."""
+    rng = random.Random(seed)
+    ts = [_MIDNIGHT + 300.0 * i for i in range(days * 288)]
+    vals = [100.0 + (50.0 if 96 <= i % 288 < 240 else 0.0) + rng.gauss(0, noise)
+            for i in range(days * 288)]
+    return ts, vals
+
+
+def _flags(ts, vals, seasons=True):
+    model = SeriesModel(series_params(), seasons=seasons)
+    out = []
+    for t, v in zip(ts, vals, strict=True):
+        model.score(v, t)
+        out.append((model.flagged_by, model.compared_with))
+    return out
+
+
+@pytest.mark.parametrize("noise", [0.0, 3.0])
+def test_a_daily_square_wave_is_quiet_after_its_first_days(noise):
+    ts, vals = _square_day(noise=noise)
+    flags = _flags(ts, vals)
+    late = [i for i, (f, _) in enumerate(flags) if f and i >= 2 * 288]
+    assert not late, f"flags after day 2 at {[(i // 288, i % 288) for i in late]}"
+    assert flags[-1][1] in ("same time yesterday", "same time last week"), flags[-1]
+    # without seasons every rise and fall is a surprise (noisy) or the resolution floor hides
+    # them (noiseless); either way the season is what makes a noisy square wave quiet
+    if noise:
+        plain = [i for i, (f, _) in enumerate(_flags(ts, vals, seasons=False)) if f]
+        assert len(plain) > 40, f"--no-seasons should flag the rises and falls: {len(plain)}"
+
+
+def test_a_late_rise_of_a_clean_square_wave_is_flagged():
+    ts, vals = _square_day()
+    late = 10 * 288 + 96
+    for i in range(late, late + 24):  # the rise comes two hours late
+        vals[i] = 100.0
+    flags = _flags(ts, vals)
+    assert flags[late][0] and flags[late][1] == "same time yesterday", flags[late]
+    assert not any(f for f, _ in flags[2 * 288:late]), "quiet before the late rise"
+
+
+def test_the_seasonal_expectation_has_no_look_ahead():
+    ts, vals = _square_day(days=5, noise=2.0, seed=4)
+
+    def run(values):
+        model = SeriesModel(series_params())
+        rows = []
+        for t, v in zip(ts, values, strict=True):
+            s, f = model.score(v, t)
+            rows.append((s, f, model.expected, model.compared_with, model.range))
+        return rows
+
+    base = run(vals)
+    for k in (300, 3 * 288 + 100):
+        changed = list(vals)
+        changed[k] += 500.0
+        for j in range(k + 1, len(changed)):
+            changed[j] += 7.0
+        other = run(changed)
+        assert other[:k] == base[:k], f"a change at point {k} moved an earlier point"
+        assert other[k] != base[k]
+
+
+def test_weekly_season_on_hourly_points():
+    # weekdays busy from 8 to 18 h, weekends low: hourly points, 6 weeks
+    rng = random.Random(5)
+    ts, vals = [], []
+    for i in range(6 * 168):
+        day, hour = (i // 24) % 7, i % 24
+        weekend = day in (3, 4)  # epoch day 0 was a Thursday: days 3, 4 are Sun, Mon
+        ts.append(_MIDNIGHT + 3600.0 * i)
+        vals.append((60.0 if weekend else 100.0 + (80.0 if 8 <= hour < 18 else 0.0))
+                    + rng.gauss(0, 3))
+    flags = _flags(ts, vals)
+    assert flags[-1][1] == "same time last week", flags[-1]
+    late = [i for i, (f, _) in enumerate(flags) if f and i >= 3 * 168]
+    assert len(late) <= 2, f"weeks 4-6 should be quiet: {late}"
+
+
+def test_explanation_columns_and_no_seasons(tmp_path):
+    ts, vals = _square_day(days=4, noise=2.0, seed=6)
+    vals[3 * 288 + 30] += 40.0  # a night spike on day 4
+    lines = ["timestamp,value"] + [
+        f"{datetime.fromtimestamp(t, UTC):%Y-%m-%dT%H:%M:%SZ},{v:.3f}"
+        for t, v in zip(ts, vals, strict=True)]
+    src = _write(tmp_path / "in.csv", "\n".join(lines) + "\n")
+    summary = score_series(src, tmp_path / "out.csv")
+    rows = _read(tmp_path / "out.csv")
+    assert list(rows[0]) == list(OUTPUT_COLUMNS) and "compared_with" in OUTPUT_COLUMNS
+    spike = rows[3 * 288 + 30]
+    assert spike["is_anomaly"] == "True" and spike["flagged_by"] == "score", spike
+    assert spike["compared_with"] == "same time yesterday", spike
+    assert 95 < float(spike["usual_value"]) < 105, spike
+    assert all(r["compared_with"] and r["flagged_by"] for r in rows if r["is_anomaly"] == "True")
+    assert summary["compared_with"]["same time yesterday"] > 288, summary
+    out = subprocess.run([sys.executable, "-m", "labhelpers", "score-series", str(src),
+                          "--out", str(tmp_path / "plain.csv"), "--no-seasons"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    plain = _read(tmp_path / "plain.csv")
+    assert {r["compared_with"] for r in plain[1:]} == {"recent level"}
+    assert rows[0]["compared_with"] == "" and rows[0]["usual_value"] == ""
+
+
+def test_numbers_as_timestamps_get_no_seasons():
+    from labhelpers.evaluate.series import Point, point_times
+
+    pts = [Point(str(i), float(i), 1.0, i + 2) for i in range(3)]
+    assert point_times(pts) == [None, None, None]

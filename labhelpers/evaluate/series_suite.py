@@ -209,16 +209,17 @@ def series_metrics(flags: Sequence[bool], events: Sequence[Any]) -> dict[str, An
             "false_alarms": fa, "fa_per_1000": 1000.0 * fa / len(flags) if flags else None}
 
 
-def evaluate_series(series: Sequence[Any], forest: ForestParams | Mapping[str, Any] | None = None
-                    ) -> pd.DataFrame:
+def evaluate_series(series: Sequence[Any], forest: ForestParams | Mapping[str, Any] | None = None,
+                    seasons: bool = True) -> pd.DataFrame:
     """Score every labelled series with score-series' model (its own defaults unless
-    ``forest`` says otherwise) and measure it (SERIES_COLUMNS)."""
+    ``forest`` says otherwise; its timestamps for the seasons unless ``seasons`` is False) and
+    measure it (SERIES_COLUMNS)."""
     from .series import SeriesModel, series_params
 
     params = series_params(dict(forest) if isinstance(forest, Mapping) else forest)
     rows = []
     for s in series:
-        model = SeriesModel(params)
-        flags = [model.score(v)[1] for v in s.values]
+        model = SeriesModel(params, seasons=seasons)
+        flags = [model.score(v, t)[1] for v, t in zip(s.values, s.timestamps, strict=True)]
         rows.append({"series": s.name, "quiet": s.quiet, **series_metrics(flags, s.events)})
     return pd.DataFrame(rows, columns=list(SERIES_COLUMNS))
