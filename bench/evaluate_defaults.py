@@ -272,8 +272,9 @@ def _markdown(fig: dict) -> str:
                          f"{r['episodes_per_site_day']:.2f} |")
         lines += ["", f"Totals: `{json.dumps(fig[part]['totals'])}`", ""]
     lines += ["score-series' defaults (labhelpers/evaluate/series.py: SERIES_DEFAULTS) were "
-              "chosen by hand on seeds 0-3 of the series suite; the held-out seed is a later "
-              "one.", ""]
+              "chosen by hand on seeds 0-3 of the series suite (run_threshold on the tune part "
+              "of the real-series suite: docs/series_benchmark.md); the held-out seed is a "
+              "later one.", ""]
     for part in ("series_held_out", "series_tuning"):
         which = part.split("_", 1)[1]
         seed = fig.get("series_seeds", {}).get(which)
