@@ -66,10 +66,11 @@ CREATE TABLE click_records (
   {{input_connector}}
 );
 
--- The job (labhelpers/job/pipeline.py) reads click_records ONCE and shares it, as click_stream (the
--- same columns, event_time still carrying the source's watermark), between the windows and
--- the dead letters: both see the same records and the same watermark in the same order, so
--- a record is either counted in its window or set aside as late, never both, never neither.
+-- The job (labhelpers/job/pipeline.py) reads click_records ONCE and works out checked_records
+-- (below) ONCE per record, then shares its rows (event_time still carrying the source's
+-- watermark) between the windows and the dead letters: both see the same records, the same
+-- reasons and the same watermark in the same order, so a record is either counted in its
+-- window or set aside as late, never both, never neither.
 
 -- 2. Why a line is not usable, or NULL when it is. The rules, their limits (in characters)
 --    and the reason words are defined once, in labhelpers/job/contracts.py, and filled in here.
@@ -105,7 +106,7 @@ SELECT
          <= CURRENT_WATERMARK(event_time) THEN '{{reason_late}}'
     ELSE CAST(NULL AS STRING)
   END AS reason
-FROM click_stream;
+FROM click_records;
 
 -- 3. The valid click and impression records.
 CREATE TEMPORARY VIEW clicks AS
