@@ -82,10 +82,9 @@ def test_ctr():
 
 def _by_position(line: str) -> tuple[str, str, str]:
     """browseraction, site, event_time cut out of a line in the generator's layout exactly as
-    the SQL's fast path does (LOCATE is 1-based, these indexes 0-based)."""
-    site_at = line.index('","site":"')
-    time_at = line.index('","event_time":"')
-    return line[18:site_at], line[site_at + 10:time_at], line[time_at + 16:time_at + 40]
+    the SQL's fast path does: SPLIT_INDEX(line, '"', 3), 7 and 11."""
+    pieces = line.split('"')
+    return pieces[3], pieces[7], pieces[11]
 
 
 def _plain(text: str) -> bool:
