@@ -43,6 +43,9 @@ CREATE TABLE click_records (
   site_json AS CASE WHEN REGEXP(line, '{{generator_line_pattern}}')
     THEN CONCAT('["', SPLIT_INDEX(line, '"', 7), '"]')
     ELSE JSON_QUERY(line, '$.site' WITH ARRAY WRAPPER) END,
+  -- the site's text (used when site_json shows a string)
+  site AS CASE WHEN REGEXP(line, '{{generator_line_pattern}}') THEN SPLIT_INDEX(line, '"', 7)
+               ELSE JSON_VALUE(line, '$.site') END,
   event_time AS COALESCE(
     CASE WHEN REGEXP(line, '{{generator_line_pattern}}') THEN
       CASE WHEN DATE_FORMAT(
@@ -83,7 +86,7 @@ SELECT
     WHEN '["Impression"]' THEN 'Impression'
     WHEN '["DiscoveryKinesisTest"]' THEN 'DiscoveryKinesisTest'
   END AS browseraction,
-  JSON_VALUE(site_json, '$[0]') AS site,
+  site,
   CASE
     WHEN CHAR_LENGTH(line) > {{max_record_chars}} THEN '{{reason_oversized}}'
     WHEN NOT is_object THEN '{{reason_not_json}}'
@@ -92,7 +95,7 @@ SELECT
       THEN CASE WHEN REGEXP(COALESCE(action_json, ''), '^\["[^"]') THEN '{{reason_unknown_browseraction}}'
                 ELSE '{{reason_missing_browseraction}}' END
     WHEN NOT REGEXP(COALESCE(site_json, ''), '^\["[^"]')
-      OR CHAR_LENGTH(JSON_VALUE(site_json, '$[0]')) > {{max_site_chars}} THEN '{{reason_missing_site}}'
+      OR CHAR_LENGTH(site) > {{max_site_chars}} THEN '{{reason_missing_site}}'
     WHEN event_time = TIMESTAMP '1970-01-01 00:00:00.000' THEN '{{reason_bad_event_time}}'
     WHEN TIMESTAMPADD(SECOND,
            TIMESTAMPDIFF(SECOND, TIMESTAMP '1970-01-01 00:00:00', event_time)
