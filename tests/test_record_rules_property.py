@@ -4,6 +4,7 @@ one replay runs them all through the real job, and each dead letter must carry t
 contracts.py gives. Known tricky lines are always added to what hypothesis draws."""
 
 import json
+import re
 from collections import Counter
 
 import pytest
@@ -39,9 +40,12 @@ odd_site = st.one_of(st.text(min_size=1, max_size=20), st.just(""), st.integers(
                      st.lists(st.text(max_size=3), max_size=2))
 record = st.fixed_dictionaries({}, optional={"browseraction": odd_action, "site": odd_site,
                                              "event_time": odd_time})
+# compact, as the generator writes (``timeline.to_line``): such a line in the generator's layout
+# takes the SQL's fast path (contracts.GENERATOR_LINE_PATTERN), every other one its JSON path
+compact = record.map(lambda r: json.dumps(r, separators=(",", ":"), ensure_ascii=False))
 line = st.one_of(record.map(json.dumps), record.map(lambda r: json.dumps(r)[:-1]),
-                 record.map(lambda r: json.dumps(r, ensure_ascii=False)),
-                 st.text(max_size=40))
+                 record.map(lambda r: json.dumps(r, ensure_ascii=False)), compact,
+                 compact.map(lambda ln: ln[:-1]), st.text(max_size=40))
 
 
 def _padded(length: int, fill: str) -> str:
@@ -60,8 +64,8 @@ EDGE_LINES = [
     *(_padded(MAX_RECORD_CHARS + d, fill) for d in (-1, 0, 1) for fill in "xé中😀"),
     _padded(3093, "é" * 1),  # 3,093 characters, 6,000+ bytes: valid
     *(json.dumps({"browseraction": "Impression", "site": fill * (MAX_SITE_CHARS + d),
-                  "event_time": "2026-11-27T10:00:01.000Z"}, ensure_ascii=False)
-      for d in (0, 1) for fill in "é😀"),
+                  "event_time": "2026-11-27T10:00:01.000Z"}, ensure_ascii=False, separators=sep)
+      for d in (0, 1) for fill in "é😀" for sep in ((", ", ": "), (",", ":"))),
 ]
 
 
@@ -71,8 +75,13 @@ EDGE_LINES = [
                             and "\n" not in s and s.strip()),
                 min_size=400, max_size=400))
 def test_sql_and_contracts_agree_on_every_line(tmp_path_factory, lines):
-    lines = lines + [json.dumps({"browseraction": "Click", "site": "a", "event_time": t})
-                     for t in TRICKY_TIMES] + EDGE_LINES
+    lines = lines + [json.dumps({"browseraction": "Click", "site": "a", "event_time": t},
+                                separators=sep)
+                     for t in TRICKY_TIMES for sep in ((", ", ": "), (",", ":"))] + EDGE_LINES
+    from labhelpers.job.contracts import GENERATOR_LINE_PATTERN
+
+    in_layout = sum(bool(re.search(GENERATOR_LINE_PATTERN, ln)) for ln in lines)
+    assert in_layout >= 6, f"only {in_layout} lines take the SQL's fast path"
     d = tmp_path_factory.mktemp("prop")
     (d / "in.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     replay(d / "in.jsonl", d / "out", forest={"warmup_windows": 1})
@@ -87,3 +96,47 @@ def test_sql_and_contracts_agree_on_every_line(tmp_path_factory, lines):
     assert got_bad == expected_bad, (
         f"disagreements: job only {got_bad - expected_bad}, contracts only "
         f"{expected_bad - got_bad}")
+
+
+def test_generator_layout_and_json_path_give_the_same_results(tmp_path):
+    """The SQL's fast path (lines in the generator's layout, contracts.GENERATOR_LINE_PATTERN,
+    read by position) and its JSON path (every other line) give the same windows, scores and
+    dead letters: the same records, once as the generator writes them and once with their
+    keys reordered and spaces added, through the real job."""
+    from datetime import UTC, datetime
+
+    from labhelpers.generate.plan import Plan, Sender
+    from labhelpers.generate.timeline import timeline, to_line
+    from labhelpers.job.contracts import GENERATOR_LINE_PATTERN
+
+    sites = ("a.example", "é中😀 site", "s" * MAX_SITE_CHARS)
+    plan = Plan((Sender("Impression", 3.0, fields={"campaign": "x", "n": 1.5}),
+                 Sender("Click", 1.0), Sender("DiscoveryKinesisTest", 0.1)), sites=sites)
+    records = list(timeline(plan, datetime(2026, 11, 27, tzinfo=UTC), 240))
+    bad = [  # in the layout, bad all the same: the record rules still apply to the fast path
+        {"browseraction": "Click", "site": "a.example", "event_time": "2026-11-27T00:01:00.000Z",
+         "pad": "x" * MAX_RECORD_CHARS},
+        {"browseraction": "Click", "site": "é" * (MAX_SITE_CHARS + 1),
+         "event_time": "2026-11-27T00:01:00.000Z"},
+        {"browseraction": "Click", "site": "a.example", "event_time": "2026-02-30T00:01:00.000Z"},
+        {"browseraction": "Click", "site": "a.example", "event_time": "2026-11-27T24:01:00.000Z"},
+    ]
+    at = len(records) // 2
+    records[at:at] = bad
+    fast = [to_line(r) for r in records]
+    other = [json.dumps(dict(reversed(r.items())), ensure_ascii=False) for r in records]
+    assert all(re.search(GENERATOR_LINE_PATTERN, ln) for ln in fast), "a line off the layout"
+    assert not any(re.search(GENERATOR_LINE_PATTERN, ln) for ln in other)
+    out = {}
+    for name, lines in (("fast", fast), ("json", other)):
+        (tmp_path / f"{name}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        replay(tmp_path / f"{name}.jsonl", tmp_path / name, forest={"warmup_windows": 2})
+        dead = [json.loads(x) for x in
+                (tmp_path / name / "dead_letters.jsonl").read_text().splitlines()]
+        out[name] = ((tmp_path / name / "scores.csv").read_text(),
+                     Counter(x["reason"] for x in dead))
+    expected = Counter(check_record(ln)[1] for ln in fast if check_record(ln)[1])
+    assert expected == Counter({"oversized": 1, "missing_site": 1, "bad_event_time": 2})
+    assert out["fast"][1] == out["json"][1] == expected, out
+    assert out["fast"][0] == out["json"][0], "the two paths gave different windows or scores"
+    assert out["fast"][0].count("\n") > 3 * 24, "too few windows to compare"

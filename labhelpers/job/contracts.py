@@ -32,6 +32,32 @@ MAX_SITE_CHARS = 128
 # Event time on the wire: ISO-8601, UTC, millisecond precision, e.g. 2026-11-27T10:00:00.123Z
 EVENT_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
+# The generator's own line layout (labhelpers.generate.timeline.to_line): compact JSON, the
+# contract's keys first and in this order, browseraction one of ACTIONS, site and every other
+# string plain (no escape sequence: no quote, backslash or control character inside), the
+# event time as 24 characters of the wire format, then optional extra template fields whose
+# values are plain strings, short numbers, true, false or null, e.g.
+#   {"browseraction":"Click","site":"example.com","event_time":"2026-11-27T10:00:00.123Z"}
+# A line that matches is a JSON object whose strings hold no quote, so the job's SQL cuts it
+# at its quotes (SPLIT_INDEX: the fields are pieces 3, 7 and 11) instead of parsing it as JSON,
+# far cheaper; every other line is parsed as JSON. Both give the same values
+# (tests/test_contracts.py, tests/test_record_rules_property.py), and the record rules still
+# run on them: a site too long, a time that is no real instant (2026-02-30 fits the pattern)
+# are set aside as before. Numbers are kept short (a JSON parser may refuse a number of a
+# thousand digits), and no extra key repeats one of the three. Written so that Java (the
+# SQL's REGEXP) and Python (re) read it alike: [0-9] not \d, an end that nothing may follow
+# instead of $ (which allows a final line break) or \z (not in Python 3.11).
+_PLAIN = r'[^"\\\x00-\x1f]'
+_NUMBER = r"-?(?:0|[1-9][0-9]{0,19})(?:\.[0-9]{1,20})?(?:[eE][+-]?[0-9]{1,3})?"
+GENERATOR_LINE_PATTERN = (
+    r'^\{"browseraction":"(?:' + "|".join(ACTIONS) + r')"'
+    r',"site":"' + _PLAIN + r'+"'
+    r',"event_time":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z"'
+    r'(?:,"(?!(?:browseraction|site|event_time)")' + _PLAIN + r'*":'
+    r'(?:"' + _PLAIN + r'*"|' + _NUMBER + r"|true|false|null))*"
+    r"\}(?![\s\S])"
+)
+
 # Columns of a window row (the SQL view ``window_ctr``) and a score row (the scores stream).
 WINDOW_COLUMNS = ("window_start", "window_end", "site", "clicks", "impressions", "ctr")
 SCORE_COLUMNS = WINDOW_COLUMNS + (
@@ -128,9 +154,11 @@ def check_record(line: str) -> tuple[dict[str, Any] | None, str | None]:
 
 
 def sql_values() -> dict[str, object]:
-    """The record rules' values for the job's SQL: the limits and one placeholder per
-    reason word (``{{reason_oversized}}`` -> ``oversized``)."""
+    """The record rules' values for the job's SQL: the limits, the generator's line layout
+    (``GENERATOR_LINE_PATTERN``) and one placeholder per reason word
+    (``{{reason_oversized}}`` -> ``oversized``)."""
     return {"max_record_chars": MAX_RECORD_CHARS, "max_site_chars": MAX_SITE_CHARS,
+            "generator_line_pattern": GENERATOR_LINE_PATTERN,
             **{f"reason_{word}": word for word in DEAD_LETTER_REASONS}}
 
 

@@ -5,9 +5,9 @@ runner (labhelpers/analytics/runner.py) and by ``replay``; the properties file h
 shape as the managed service's runtime properties (a list of property groups), so the same job
 runs in the cloud.
 
-Pipeline: SQL (source -> checked records -> window_ctr) -> to DataStream -> key by site ->
-ForestScorer (krcf forest per site in ValueState) -> back to a table -> INSERT INTO scores;
-bad records -> INSERT INTO dead_letters.
+Pipeline: SQL (source -> checked records, worked out once and shared: ``_share_checked`` ->
+window_ctr) -> to DataStream -> key by site -> ForestScorer (krcf forest per site in
+ValueState) -> back to a table -> INSERT INTO scores; bad records -> INSERT INTO dead_letters.
 """
 
 from __future__ import annotations
@@ -292,15 +292,17 @@ def _make_scorer(params: ForestParams, report_from_ms: int | None = None):
     return ForestScorer(params.to_dict(), report_from_ms)
 
 
-def _share_source(t_env) -> None:
-    """Register ``click_stream``: the records of ``click_records`` read once, for both the
-    windows and the dead letters (see the SQL). Two reads of the source would each have
-    their own watermark, and the 'late' decision of one would not match the other's window."""
+def _share_checked(t_env) -> None:
+    """Replace the view ``checked_records`` by its rows worked out once, shared by the windows
+    (``clicks``) and the dead letters (``bad_records``); see the SQL. As a plain view, each of
+    the two would evaluate the record checks again, and two reads of the source would each have
+    their own watermark: the 'late' decision of one would not match the other's window."""
     from pyflink.table import Schema
 
-    shared = t_env.to_data_stream(t_env.from_path("click_records"))
+    shared = t_env.to_data_stream(t_env.from_path("checked_records"))
     schema = Schema.new_builder().watermark("event_time", "SOURCE_WATERMARK()").build()
-    t_env.create_temporary_view("click_stream", t_env.from_data_stream(shared, schema))
+    t_env.drop_temporary_view("checked_records")
+    t_env.create_temporary_view("checked_records", t_env.from_data_stream(shared, schema))
 
 
 def build(settings: JobSettings):
@@ -322,8 +324,8 @@ def build(settings: JobSettings):
     t_env.get_config().set("table.local-time-zone", "UTC")
     for statement in split_statements(settings.sql()):
         t_env.execute_sql(statement)
-        if statement.startswith("CREATE TABLE click_records"):
-            _share_source(t_env)
+        if statement.startswith("CREATE TEMPORARY VIEW checked_records"):
+            _share_checked(t_env)
     windows = t_env.to_data_stream(t_env.from_path("window_ctr"))
     scored = (
         windows.key_by(lambda r: r["site"])
