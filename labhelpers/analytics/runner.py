@@ -172,8 +172,9 @@ def start(
         cmd.append("--no-alerts")
     if checkpoint is not None:
         cmd += ["--restore", str(checkpoint)]
-    pid = app.start(cmd, env=flink_env(work, small=True), cwd=work, properties=str(props),
-                    alerts=alerts, resumed_from=str(checkpoint) if checkpoint else None)
+    pid = app.start(cmd, env=flink_env(work, small=True, thread_mode=True), cwd=work,
+                    properties=str(props), alerts=alerts,
+                    resumed_from=str(checkpoint) if checkpoint else None)
     app.wait_ready(lambda: (work / "running").exists(), "the Flink job to run", wait_seconds,
                    lambda why: AppError(f"The analytics app did not start: {why}",
                                         "read the log above (python -m labhelpers app logs), "
