@@ -12,7 +12,7 @@ learned LEARNED_WINDOWS windows, the clicks are spiked and the alert's latency i
 Prints, per student, each part's peak resident memory (process tree, MB; a sum of peaks, so
 an upper bound), the total by RSS and by PSS (a page shared by the students' processes, such
 as the JVM's class archive and the libraries of the one installation, counts once in all),
-and the alert latency; then how many students fit a 64 GB server
+the alert latency and the alerts received (one each); then how many students fit a 64 GB server
 with 8 GB kept for the system and JupyterHub (from the largest student). On a machine shared
 with other work the latency grows with the load: say so with the figures.
 """
@@ -95,6 +95,8 @@ def one_student(name: str, seconds: float) -> dict:
             first_flag_end = df[df["is_anomaly"].astype(bool)]["window_end"].min().timestamp()
             result["alert_latency_s"] = round(received - first_flag_end, 1)
             time.sleep(max(0.0, seconds - 30))
+            # one episode, one message: the spike's later windows must not send a second
+            result["alerts"] = len(alert_inbox.inbox(cfg))  # every alert so far
         result["parts_mb"] = dict(zip(PARTS, (emu.peak_mb, gen.peak_mb, app.peak_mb,
                                               2 * ker.peak_mb), strict=True))
         result["parts_pss_mb"] = dict(zip(PARTS, (emu.peak_pss_mb, gen.peak_pss_mb,
@@ -142,6 +144,8 @@ def main() -> int:
           + " ".join(f"{t:7.0f}" for t in pss) + "  MB")
     print(f"{'alert latency (window end -> inbox)':48s} "
           + " ".join(f"{r['alert_latency_s']:7.1f}" for r in results) + "  s")
+    print(f"{'alerts received (must be 1)':48s} "
+          + " ".join(f"{r['alerts']:7d}" for r in results))
     usable = (64 - 8) * 1024
     print(f"students on a 64 GB server (8 GB kept for the system): {int(usable // max(totals))} "
           f"by RSS, {int(usable // max(pss))} by PSS")

@@ -18,6 +18,11 @@ import psutil
 from .errors import LabError
 from .wait import wait_until
 
+# For every background process of the lab: glibc's malloc keeps up to 8 arenas per core, each
+# holding freed memory; a lab's threads (the app's feeder, poller and Flink's, the emulator's
+# request threads) need two (docs/performance.md, "Memory per student").
+CHILD_ENV = {"MALLOC_ARENA_MAX": "2"}
+
 
 def alive(pid: int | None, marker: str | None = None) -> bool:
     """True if ``pid`` runs (not a zombie) and, with ``marker``, its command line has it
@@ -74,7 +79,9 @@ class BackgroundProcess:
     def start(self, cmd: list[str], *, env: dict[str, str] | None = None,
               cwd: Path | None = None, fresh_log: bool = False, **state: Any) -> int:
         """Start ``cmd`` in its own session (a kernel restart or Ctrl-C does not kill it),
-        record its pid and ``state``; returns the pid."""
+        record its pid and ``state``; returns the pid. The child (and what it starts, such as
+        the app's JVM) gets CHILD_ENV unless ``env`` or the environment sets those names."""
+        env = {**CHILD_ENV, **(os.environ if env is None else env)}
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "wb" if fresh_log else "ab") as fh:
             self._child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=fh,

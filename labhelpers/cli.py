@@ -169,7 +169,7 @@ def cmd_generate(args) -> int:
     if args.action == "start":
         _print(traffic.start(cfg, sites=args.sites, click_rate=args.click_rate,
                              impression_rate=args.impression_rate, duration_s=args.duration,
-                             **plan_kw))
+                             past_seconds=args.past_seconds, **plan_kw))
     elif args.action == "spike":
         _print(traffic.spike(cfg, extra_senders=args.extra_senders, seconds=args.seconds,
                              payload=args.payload))
@@ -422,6 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--duration", type=float, default=None, help="seconds (default: until stop)")
     g.add_argument("--total", type=int, default=None, help="stop after this many records")
     g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--past-seconds", type=float, default=0,
+                   help="start: first write this many seconds of past traffic (event times "
+                   "before now, up to 3600), as if the sites had been sending already")
     g.add_argument("--over-limit", action="store_true",
                    help="send even above what the stream takes (records are throttled)")
     g.add_argument("--simulated", action="store_true",

@@ -94,8 +94,17 @@ JVM_ARGS = "-Xmx1g -XX:+UseSerialGC"
 # docs/performance.md): it saves ~5 of a job's ~19 CPU-seconds of start-up and the optimising
 # compiler's memory; per record it costs ~37 us more, so it loses above ~130k records.
 SMALL_JOB_RECORDS = 100_000
-SMALL_JOB_JVM_ARGS = ("-Xmx384m -XX:+UseSerialGC -XX:MinHeapFreeRatio=10 -XX:MaxHeapFreeRatio=30 "
-                 "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=64m")
+# -Xms32m: the heap starts small and grows as the job needs (the JVM's default initial heap is
+# 1/64 of the machine's memory, committed whether used or not).
+SMALL_JOB_JVM_ARGS = ("-Xms32m -Xmx384m -XX:+UseSerialGC -XX:MinHeapFreeRatio=10 "
+                      "-XX:MaxHeapFreeRatio=30 -XX:TieredStopAtLevel=1 "
+                      "-XX:ReservedCodeCacheSize=64m")
+# Thread mode (``python.execution-mode: thread`` in local_runtime) runs the job's Python
+# functions inside the JVM (pemja), so the loopback server PyFlink starts in the driver's
+# Python for a local job (Apache Beam's worker pool, grpc: unused in thread mode) is not
+# needed: this variable tells PyFlink not to start it. Used where measured to work: the live
+# app (flink_env(..., thread_mode=True)); docs/performance.md has the figures.
+THREAD_MODE_ENV = {"_python_worker_execution_mode": "process"}
 
 
 def local_runtime(work: Path, checkpoint_interval: str | None = CHECKPOINT_INTERVAL
@@ -138,12 +147,15 @@ def local_runtime(work: Path, checkpoint_interval: str | None = CHECKPOINT_INTER
     }
 
 
-def flink_env(work: Path, small: bool = False) -> dict[str, str]:
+def flink_env(work: Path, small: bool = False, thread_mode: bool = False) -> dict[str, str]:
     """Environment of a process that runs the job: Java, JVM options (``small``: a small job's,
     SMALL_JOB_JVM_ARGS, else JVM_ARGS), Flink's log folder, the Python path the JVM's
     embedded interpreter needs (thread mode reads no .pth files, else "No module named
-    'pemja'"), and the start-up cache when it is built."""
+    'pemja'"), and the start-up cache when it is built. ``thread_mode``: no loopback Python
+    server in the driver (THREAD_MODE_ENV; the job's functions run in the JVM)."""
     env = java_env()
+    if thread_mode:
+        env.update(THREAD_MODE_ENV)
     paths = [*site.getsitepackages(), str(PACKAGE_PARENT), env.get("PYTHONPATH", "")]
     env.update(JVM_ARGS=SMALL_JOB_JVM_ARGS if small else JVM_ARGS, FLINK_LOG_DIR=str(work / "log"),
                PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join(p for p in paths if p))

@@ -40,3 +40,33 @@ def test_app_lifecycle_without_alerts(tmp_path):
     assert not lab.app_status()["running"]
     with pytest.raises(AppError, match="not running"):
         lab.wait_for_scores(count=10_000, timeout=5)
+
+
+def test_warm_up_windows_counts_the_windows_before_the_start_position(tmp_path):
+    """runner.warm_up_windows: per site, the windows with records before report_from_ms (what
+    a warm start learns without reporting), kept once every such record can have arrived."""
+    import json
+
+    from labhelpers.analytics import runner
+    from labhelpers.job.contracts import format_event_time
+
+    cfg = LabConfig(home=tmp_path, prefix="warmcount")
+    assert runner.warm_up_windows(cfg) == {}, "no start yet: no warm-up"
+    t0 = 1_764_237_600.0  # a window boundary
+    lines = [json.dumps({"browseraction": action, "site": site,
+                         "event_time": format_event_time(t0 + s)})
+             for s in range(0, 60, 2) for site in ("a.example", "b.example")
+             for action in ("Click", "Impression") if site == "a.example" or s < 30]
+    lines.append("not json")
+    StreamLogWriter(cfg.stream_dir(cfg.input_stream)).append(lines)
+    work = runner.app_dir(cfg)
+    work.mkdir(parents=True)
+    props = runner.local_settings(cfg, JobParams()).to_properties()
+    (work / "properties.json").write_text(json.dumps(props))
+    start = work / "start.json"
+    start.write_text(json.dumps({"start_position": "warm",
+                                 "report_from_ms": int(t0 + 40) * 1000}))
+    assert runner.warm_up_windows(cfg) == {"a.example": 4, "b.example": 3}
+    assert "warm_up_windows" in json.loads(start.read_text()), "long past: kept"
+    start.write_text(json.dumps({"start_position": "latest", "start_ms": int(t0) * 1000}))
+    assert runner.warm_up_windows(cfg) == {}, "a latest start learns nothing before it"

@@ -1,6 +1,7 @@
 import json
 import os
 import stat
+import sys
 
 import pytest
 
@@ -67,3 +68,27 @@ def test_a_cache_for_another_install_is_not_used(tmp_path, monkeypatch):
     assert used["FLINK_HOME"] == str(flinkenv.pyflink_home())
     off = {**env, "LAB_JVM_CACHE": "off"}
     assert flinkenv.startup_env(dict(off)) == off
+
+
+def test_thread_mode_turns_the_loopback_server_off(tmp_path):
+    """flink_env(thread_mode=True): PyFlink starts no loopback Python server in the driver
+    (the job's functions run in the JVM); without it, PyFlink's default is kept."""
+
+    assert flinkenv.local_runtime(tmp_path)["python.execution-mode"] == "thread"
+    on = flinkenv.flink_env(tmp_path, small=True, thread_mode=True)
+    assert on["_python_worker_execution_mode"] == "process", on
+    off = flinkenv.flink_env(tmp_path, small=True)
+    assert off.get("_python_worker_execution_mode") == os.environ.get(
+        "_python_worker_execution_mode"), "without thread_mode the variable is untouched"
+    assert "-Xms32m" in on["JVM_ARGS"], "the live app's heap starts small"
+
+
+def test_background_processes_get_two_malloc_arenas(tmp_path):
+    from labhelpers.background import BackgroundProcess
+
+    proc = BackgroundProcess(tmp_path / "p.json", "malloc-arena-test", tmp_path / "p.log")
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    proc.start([sys.executable, "-c", "import os; print(os.environ['MALLOC_ARENA_MAX'])",
+                "malloc-arena-test"], env=env)
+    proc._child.wait(timeout=60)
+    assert (tmp_path / "p.log").read_text().strip() == "2"

@@ -269,3 +269,20 @@ def test_show_replaces_a_monitor_already_running(tmp_path, src, monkeypatch):
     finally:
         second.stop()
         live_monitor._stop_all()
+
+
+def test_learned_counts_the_windows_learned_before_a_warm_start(tmp_path):
+    """A warm start's warm-up windows (learned, not reported) count as learned, and the status
+    line says how many came before the start; the monitor reads them from the backend."""
+    rows = [score_row(i, site) for i in range(5) for site in ("a.example", "b.example")]
+    snap = Snapshot(frame=frame(rows), warm_up={"a.example": 17, "b.example": 15})
+    assert snap.learned == 20 and snap.learned_before_start == 15, snap
+    assert "learned per site: 20 (15 before the start)" in status_html(snap, 3.0, True)
+    plain = Snapshot(frame=frame(rows))
+    assert plain.learned == 5 and "learned per site: 5<" in status_html(plain, 3.0, True)
+    src = Source()
+    src.rows = rows
+    m = LiveMonitor(LabConfig(home=tmp_path), 3.0, frames=src.frames, inbox=src.inbox,
+                    spikes=src.spike_count, warm_up=lambda: {"a.example": 15, "b.example": 15})
+    assert m.refresh().learned == 20
+    m.stop()

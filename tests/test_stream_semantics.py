@@ -178,10 +178,12 @@ def _restart_with_new_settings(cfg, capsys):
 
 def test_warm_start_learns_the_backlog_and_reports_from_the_latest_position(tmp_path, capsys):
     """start_position="warm": the records already in the stream are read and learned, not
-    reported; reporting starts at the latest position, with a forest that is already ready."""
+    reported; reporting starts at the latest position, with a forest that is already ready.
+    The generator first writes 20 s of past traffic (past_seconds): learned too."""
     cfg = LabConfig(home=tmp_path, prefix="warmlab")
-    traffic.start(cfg, sites=SITES[:1], click_rate=3, impression_rate=5)
+    traffic.start(cfg, sites=SITES[:1], click_rate=3, impression_rate=5, past_seconds=20)
     try:
+        assert traffic.status(cfg)["past_records"] == 20 * 8, traffic.status(cfg)
         time.sleep(12)  # six 2-s windows: more than the forest's warm-up (3)
         before = len(read_all_lines(cfg.stream_dir(cfg.input_stream)))
         _start(cfg, forest=FOREST, window_seconds=WINDOW, start_position="warm")
@@ -196,6 +198,11 @@ def test_warm_start_learns_the_backlog_and_reports_from_the_latest_position(tmp_
         first = scores_frame(cfg).iloc[0]
         assert bool(first["forest_ready"]), "the forest did not learn the backlog's windows"
         assert app.status(cfg)["warm_up_records"] == point["warm_up_records"]
+        # past (20 s) + live (12 s) before the start: at least 15 2-s windows learned, none
+        # reported (_check above); the seam says the same
+        warm = app.status(cfg)["warm_up_windows"]
+        assert warm >= 15, app.status(cfg)
+        assert for_config(cfg).app_status()["warm_up_windows"] == warm
     finally:
         traffic.stop(cfg)
         app.stop(cfg)

@@ -87,3 +87,26 @@ def test_bad_template_file_is_refused_before_starting(tmp_path):
     with pytest.raises(GeneratorError, match="rate 0"):
         traffic.start(cfg, rates={"Click": 0})
     assert not traffic.status(cfg)["running"]
+
+
+def test_past_traffic_ends_where_the_live_traffic_begins(tmp_path):
+    """past_seconds: that many seconds of the plan's traffic, event times before the live
+    traffic's first, in order and with no gap (the same ticks go on); refused above the max."""
+    from labhelpers.job.contracts import parse_event_time
+
+    cfg = LabConfig(home=tmp_path)
+    with pytest.raises(GeneratorError, match="past_seconds"):
+        traffic.start(cfg, past_seconds=traffic.MAX_PAST_S + 1)
+    st = traffic.start(cfg, click_rate=2, impression_rate=2, past_seconds=30)
+    try:
+        assert st["past_records"] == 30 * 4, st
+        time.sleep(3)
+    finally:
+        traffic.stop(cfg)
+    times = [parse_event_time(json.loads(line)["event_time"]).timestamp()
+             for line in read_all_lines(cfg.stream_dir(cfg.input_stream))]
+    assert times == sorted(times), "past and live records must be in time order"
+    assert len(times) > 30 * 4, "live records follow the past ones"
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    # 4 streams at 2/s: a record at least every 0.5 s, plus the live start's delay (load)
+    assert max(gaps) < 1.0, f"a gap between past and live traffic: {max(gaps):.2f} s"

@@ -24,7 +24,7 @@ from ..background import BackgroundProcess
 from ..errors import AppError
 from ..flinkenv import flink_env, local_runtime
 from ..infra.config import LabConfig
-from ..job.contracts import LATE
+from ..job.contracts import CLICK, IMPRESSION, LATE, check_record, parse_event_time
 from ..job.params import JobParams
 from ..job.pipeline import JobSettings, filesystem_sink, filesystem_source
 from ..logs import logger
@@ -150,7 +150,8 @@ def start(
             log.info(f"Reading from the latest position, warmed up: the first window reported "
                      f"starts at {first:%H:%M:%S} UTC; the {point['warm_up_records']} earlier "
                      f"record(s) in the stream are read first and the forest learns their "
-                     f"windows (not reported, not scored).")
+                     f"windows (not reported, not scored: app_status()['warm_up_windows'] "
+                     f"counts them per site).")
         elif start_position == "latest":
             first = datetime.fromtimestamp(point["start_ms"] / 1000, UTC)
             log.info(f"Reading from the latest position: the first window starts at "
@@ -172,8 +173,9 @@ def start(
         cmd.append("--no-alerts")
     if checkpoint is not None:
         cmd += ["--restore", str(checkpoint)]
-    pid = app.start(cmd, env=flink_env(work, small=True), cwd=work, properties=str(props),
-                    alerts=alerts, resumed_from=str(checkpoint) if checkpoint else None)
+    pid = app.start(cmd, env=flink_env(work, small=True, thread_mode=True), cwd=work,
+                    properties=str(props), alerts=alerts,
+                    resumed_from=str(checkpoint) if checkpoint else None)
     app.wait_ready(lambda: (work / "running").exists(), "the Flink job to run", wait_seconds,
                    lambda why: AppError(f"The analytics app did not start: {why}",
                                         "read the log above (python -m labhelpers app logs), "
@@ -218,6 +220,7 @@ def status(cfg: LabConfig) -> dict[str, Any]:
     last = json.loads(scores[-1]) if scores else None
     fed = _feeder_counts(cfg)
     props = app_dir(cfg) / "properties.json"
+    warm = warm_up_windows(cfg)
     return {
         "running": running,
         "pid": pid if running else None,
@@ -232,9 +235,41 @@ def status(cfg: LabConfig) -> dict[str, Any]:
         "records_fed": fed["fed"],
         "not_read_before_start": fed["skipped"],
         "warm_up_records": _read_json(app_dir(cfg) / "start.json").get("warm_up_records", 0),
+        "warm_up_windows": min(warm.values()) if warm else 0,
+        "warm_up_windows_per_site": warm,
         "resumed_from": state.get("resumed_from") if running else None,
         "log": state.get("log"),
     }
+
+
+def warm_up_windows(cfg: LabConfig) -> dict[str, int]:
+    """A "warm" start: per site, the windows the forest learned before the start position
+    (read, learned, not reported): the windows with records of that site in the input stream
+    before ``report_from_ms``. Empty for the other start positions. Kept in ``start.json`` once
+    every record before the start position has arrived (a window and the lateness later)."""
+    path = app_dir(cfg) / "start.json"
+    point = _read_json(path)
+    report_from = point.get("report_from_ms")
+    if report_from is None:
+        return {}
+    if "warm_up_windows" in point:
+        return point["warm_up_windows"]
+    props = _read_json(app_dir(cfg) / "properties.json")
+    params = JobSettings.from_properties(props).params if props else JobParams()
+    step = int(params.window_seconds) * 1000
+    windows: dict[str, set[int]] = {}
+    for line in read_all_lines(cfg.stream_dir(cfg.input_stream)):
+        rec, _ = check_record(line)
+        if rec is None or rec["browseraction"] not in (CLICK, IMPRESSION):
+            continue
+        ms = int(parse_event_time(rec["event_time"]).timestamp() * 1000)
+        if ms < report_from:
+            windows.setdefault(rec["site"], set()).add(ms // step)
+    counts = {site: len(w) for site, w in sorted(windows.items())}
+    settled = report_from + step + int(params.lateness_seconds) * 1000
+    if time.time() * 1000 > settled:
+        path.write_text(json.dumps({**point, "warm_up_windows": counts}))
+    return counts
 
 
 def _read_json(path: Path) -> Any:

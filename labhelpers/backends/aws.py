@@ -38,6 +38,13 @@ class AwsBackend(Backend):
         from ..job.params import JobParams
 
         params = JobParams.of(params, **changes)
+        if start_position == "warm":
+            # the warm-up before a report position (the job's report_from_ms) is set by the
+            # local runner only; the managed application is started without it
+            log.info("start_position 'warm' is not available on the aws backend: "
+                     "starting from 'latest' (LATEST); the forest learns from the windows "
+                     "that arrive from now on.")
+            start_position = "latest"
         if start_position not in KINESIS_POSITIONS:
             raise AppError(f"start_position={start_position!r} is not a start position",
                            f"use one of {', '.join(KINESIS_POSITIONS)}.")

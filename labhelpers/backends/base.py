@@ -50,7 +50,9 @@ class Backend(ABC):
                   **changes: Any) -> dict[str, Any]:
         """Start (or resume, or restart with changed parameters) the analytics app; a fresh
         start reads the input stream from ``start_position``: "latest" (what arrives from
-        now on) or "earliest" (every record the stream holds)."""
+        now on), "earliest" (every record the stream holds) or "warm" (reports from the
+        latest position, after the forest has learned the records already in the stream;
+        where the backend cannot, it says so and starts from "latest")."""
 
     @abstractmethod
     def stop_app(self) -> bool:
@@ -63,6 +65,11 @@ class Backend(ABC):
     @abstractmethod
     def app_logs(self, lines: int = 40) -> str:
         """The app's last log lines (the first place to look when it fails)."""
+
+    def warm_up_windows(self) -> dict[str, int]:
+        """Per site, the windows the forest learned before the start position (a "warm"
+        start: read and learned, not reported); empty when there were none."""
+        return {}
 
     @abstractmethod
     def app_params(self):
@@ -119,6 +126,7 @@ class Backend(ABC):
                 "windows_scored": len(scores),
                 "anomalies": sum(bool(r.get("is_anomaly")) for r in scores),
                 "bad_records": len(dead), "bad_reasons": reasons,
+                "warm_up_windows": min(self.warm_up_windows().values(), default=0),
                 "last_window": scores[-1]["window_end"] if scores else None}
 
     def wait_for_scores(self, count: int = 1, timeout: float = 180) -> list[dict[str, Any]]:

@@ -63,6 +63,9 @@ class LocalBackend(Backend):
     def app_params(self):
         return runner.settings(self.cfg).params
 
+    def warm_up_windows(self) -> dict[str, int]:
+        return runner.warm_up_windows(self.cfg)
+
     def score_lines(self) -> list[str]:
         return read_all_lines(self.cfg.stream_dir(self.cfg.scores_stream))
 

@@ -42,6 +42,7 @@ log = logger(__name__)
 # The background process's module, also the marker in its command line: it gives run_child
 # the backend's sink, so it lives above the seam.
 MARKER = "labhelpers.run.traffic_child"
+MAX_PAST_S = 3600  # past traffic written at start (traffic.start(past_seconds=...))
 
 
 def traffic_dir(cfg: LabConfig) -> Path:
@@ -85,8 +86,13 @@ def plan_spec(
     total: int | None = None,
     seed: int | None = 0,
     over_limit: bool = False,
+    past_s: float = 0,
 ) -> dict[str, Any]:
     """The JSON form of what to send (see ``start``), checked: bad input raises here."""
+    past_s = _check_number("past_seconds", past_s, allow_zero=True, example="240 (seconds)")
+    if past_s > MAX_PAST_S:
+        raise GeneratorError(f"Parameter past_seconds must be at most {MAX_PAST_S} s, got "
+                             f"{past_s:g}", "use e.g. past_seconds=240 (4 minutes).")
     if isinstance(templates, Path | str):
         templates = load_templates(templates)
     curve_obj = curve_from(curve)
@@ -98,7 +104,7 @@ def plan_spec(
         "templates": [{"name": t.name, "text": t.text, "source": t.source,
                        "first_line": t.first_line} for t in (templates or {}).values()],
         "curve": curve_obj.to_dict() if curve_obj else None,
-        "total": total, "seed": seed, "over_limit": bool(over_limit),
+        "total": total, "seed": seed, "over_limit": bool(over_limit), "past_s": past_s,
     }
     build_plan(spec)
     return spec
@@ -146,6 +152,7 @@ def start(
     total: int | None = None,
     seed: int | None = 0,
     over_limit: bool = False,
+    past_seconds: float = 0,
 ) -> dict[str, Any]:
     """Start sending in the background: Impression and Click records for every
     site at the given rates, or the templates in ``rates`` (name -> records/s per site; 0 =
@@ -156,17 +163,22 @@ def start(
     duration_s / total: stop after that many seconds / records (None: run until ``stop``).
     over_limit: send even above what the target stream takes (Kinesis: shards x 1,000
     records/s and 1 MiB/s); otherwise that is an error at start.
+    past_seconds: first write that many seconds of the same traffic with event times in the
+    past, ending where the live traffic begins, as if the sites had been sending already (up
+    to MAX_PAST_S; a warm start of the app, notebook 03, learns from it).
     Called again while traffic runs: the same plan returns the running one; another plan
     (e.g. a second site) stops it and starts the new one, saying what changed.
     """
     # validate here, not in the child
     plan = plan_spec(sites, click_rate, impression_rate, duration_s, rates=rates,
                      templates=templates, curve=curve, total=total, seed=seed,
-                     over_limit=over_limit)
+                     over_limit=over_limit, past_s=past_seconds)
     current = status(cfg)
     if current["running"]:
         old = current.get("plan") or {}
-        changed = {k: (old.get(k), v) for k, v in plan.items() if old.get(k) != v}
+        # past traffic is written when the generator starts: not a reason to restart it
+        changed = {k: (old.get(k), v) for k, v in plan.items()
+                   if k != "past_s" and old.get(k) != v}
         if not changed:
             log.info(f"Traffic is already being sent with this plan (pid {current['pid']}); "
                      "change rates with set_rate.")
@@ -189,6 +201,9 @@ def start(
     st = status(cfg)
     shown = ", ".join(f"{k} {v:g}/s" for k, v in (st.get("rates") or {}).items())
     log.info(f"Sending traffic to {', '.join(plan['sites'])}: {shown} per site (pid {pid}).")
+    if st.get("past_records"):
+        log.info(f"First wrote {st['past_records']} records of past traffic (the "
+                 f"{plan['past_s']:g} s before the live traffic began).")
     if st.get("warning"):
         log.info(f"Warning: {st['warning']}")
     return st
@@ -347,6 +362,20 @@ def _handle_request(handle: Any, req: Path) -> None:
         req.unlink(missing_ok=True)
 
 
+def _send_past(plan: Plan, sink: Any, past_s: float, seed: int | None) -> int:
+    """Write ``past_s`` seconds of ``plan``'s traffic ending at the next whole second but one,
+    wait until then and return the records written: the live traffic starts there, with the
+    same seed, so its senders tick on where the past ones stopped (no gap, no overlap)."""
+    if not past_s:
+        return 0
+    from .sinks import send_timeline
+
+    live_from = time.time_ns() // 10**9 + 2
+    n = send_timeline(plan, sink, live_from - past_s, past_s, seed, batch_s=10.0)
+    time.sleep(max(0.0, live_from - time.time()))
+    return n
+
+
 def run_child(cfg: LabConfig, spec: Mapping[str, Any], sink: Any) -> int:
     """Body of the background process (``labhelpers.run.traffic_child`` gives it the
     backend's sink): send ``spec`` into ``sink``, apply the requests that arrive, keep the
@@ -354,6 +383,7 @@ def run_child(cfg: LabConfig, spec: Mapping[str, Any], sink: Any) -> int:
     plan, library = build_plan(spec)
     d = traffic_dir(cfg)
     archive = sink if hasattr(sink, "archived") else None
+    past = _send_past(plan, sink, float(spec.get("past_s") or 0), spec.get("seed", 0))
     handle = start_background(plan, sink, spec.get("duration_s"), seed=spec.get("seed", 0),
                               total=spec.get("total"), over_limit=spec.get("over_limit", False),
                               library=library)
@@ -376,6 +406,7 @@ def run_child(cfg: LabConfig, spec: Mapping[str, Any], sink: Any) -> int:
             except Exception as err:  # the error that ended the thread; reported below
                 log.info(f"generator stopped with an error: {err}")
         st = asdict(handle.stats)
+        st["past_records"] = past
         if archive is not None:
             st.update(archived_batches=archive.archived, archive_errors=archive.archive_errors,
                       last_archive_error=archive.last_archive_error)

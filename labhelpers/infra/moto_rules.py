@@ -9,8 +9,9 @@ WSGI layer that refuses what AWS refuses, so the lab's handling of each is exerc
 - **SQS CreateQueue** of a name deleted less than ``QUEUE_NAME_REUSE_S`` (60) seconds ago:
   refused with QueueDeletedRecently.
 
-Run as ``python -m labhelpers.infra.moto_rules -H HOST -p PORT`` (what
-``labhelpers.infra.emulator`` starts). ``LAB_EMULATOR_RULES=off`` serves plain moto.
+Run as ``python -m labhelpers.infra.moto_rules -H HOST -p PORT [--services LIST|all]`` (what
+``labhelpers.infra.emulator`` starts): only the services the lab uses are loaded
+(``labhelpers.infra.emulator_services``). ``LAB_EMULATOR_RULES=off`` serves plain moto.
 """
 
 from __future__ import annotations
@@ -154,7 +155,18 @@ class RulesMiddleware:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Serve moto on HOST:PORT with the rules in front (off with LAB_EMULATOR_RULES=off)."""
+    """Serve moto on HOST:PORT with the rules in front (off with LAB_EMULATOR_RULES=off),
+    loading only ``--services`` (default: the lab's list; "all": every service)."""
+    from . import emulator_services
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, default=5000)
+    parser.add_argument("--services", default="",
+                        help="comma-separated services to serve, or 'all' (default: the lab's)")
+    args = parser.parse_args(argv)
+    services = emulator_services.selected(args.services)
+    emulator_services.restrict(services)  # before moto is imported
     from moto.moto_server.werkzeug_app import (  # moto's own server pieces
         DomainDispatcherApplication,
         MotoRequestHandler,
@@ -162,12 +174,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     from werkzeug.serving import run_simple
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-H", "--host", default="127.0.0.1")
-    parser.add_argument("-p", "--port", type=int, default=5000)
-    args = parser.parse_args(argv)
     os.environ.setdefault("MOTO_PORT", str(args.port))
-    app: Any = DomainDispatcherApplication(create_backend_app)
+    app: Any = DomainDispatcherApplication(
+        emulator_services.ServiceGate(create_backend_app, services))
     if os.environ.get("LAB_EMULATOR_RULES", "on").lower() not in ("off", "0", "false"):
         app = RulesMiddleware(app)
     run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)

@@ -57,6 +57,8 @@ class Snapshot:
     spikes: int | None = None  # the generator's spike counter (None: unknown)
     errors: tuple[str, ...] = ()
     at: float = 0.0  # epoch seconds of the refresh (0: never)
+    # per site, windows learned before the start position (a "warm" start, not reported)
+    warm_up: dict[str, int] = field(default_factory=dict)
 
     @property
     def windows(self) -> int:
@@ -86,14 +88,22 @@ class Snapshot:
         """Windows the forest has learned, for the site with the fewest (0 without data).
 
         Every scored window is learned except anomalous ones (held out, see
-        ``ForestParams.anomaly_hold_windows``): the highest score a forest can give grows
-        with this number, so a spike is flagged reliably only after enough of them.
+        ``ForestParams.anomaly_hold_windows``), and so is every window of a warm start's
+        warm-up (``warm_up``: read before the start position, learned, not reported): the
+        highest score a forest can give grows with this number, so a spike is flagged
+        reliably only after enough of them.
         """
         if not self.windows:
             return 0
         df = self.frame
         learned = df["anomaly_score"].notna() & ~df["is_anomaly"].astype(bool)
-        return int(learned.groupby(df["site"]).sum().min())
+        per_site = learned.groupby(df["site"]).sum()
+        return int(min(n + self.warm_up.get(site, 0) for site, n in per_site.items()))
+
+    @property
+    def learned_before_start(self) -> int:
+        """Of ``learned``: the windows learned before the start position (0 if none)."""
+        return min((self.warm_up.get(site, 0) for site in self.sites), default=0)
 
     @property
     def normal_after_last_anomaly(self) -> int:
@@ -145,7 +155,9 @@ def status_html(snap: Snapshot, threshold: float, running: bool, note: str = "")
     else:
         updated = "never"
     items = [("windows", f"windows scored: {snap.windows}"),
-             ("learned", f"learned per site: {snap.learned}"),
+             ("learned", f"learned per site: {snap.learned}"
+                         + (f" ({snap.learned_before_start} before the start)"
+                            if snap.learned_before_start else "")),
              ("ready", f"forest ready: {'yes' if snap.forest_ready else 'no'}"),
              ("spikes", f"spikes: {'?' if snap.spikes is None else snap.spikes}"),
              ("anomalies", f"anomalies: {snap.anomalies}"),
@@ -226,7 +238,8 @@ class LiveMonitor:
                  refresh_s: float = 2.0,
                  frames: Callable[[], pd.DataFrame] | None = None,
                  inbox: Callable[[], list[dict[str, Any]]] | None = None,
-                 spikes: Callable[[], int | None] | None = None) -> None:
+                 spikes: Callable[[], int | None] | None = None,
+                 warm_up: Callable[[], dict[str, int]] | None = None) -> None:
         import ipywidgets as w
 
         from ..backends import for_config
@@ -240,6 +253,7 @@ class LiveMonitor:
         self._frames = frames or (lambda: monitor.scores_frame(lab))
         self._inbox = inbox or lab.inbox
         self._spikes = spikes or (lambda: traffic.status(cfg).get("spikes"))
+        self._warm_up = warm_up or lab.warm_up_windows
         self._snap = Snapshot()
         self._plotted: tuple | None = None  # what the shown plot was drawn from
         self._note = ""
@@ -280,8 +294,13 @@ class LiveMonitor:
             spikes = self._spikes()
         except (LabError, OSError, ValueError):
             pass
+        warm_up = self._snap.warm_up
+        try:
+            warm_up = dict(self._warm_up())
+        except (LabError, OSError, ValueError) as err:
+            errors.append(f"warm-up: {err}")
         return Snapshot(frame=frame, inbox=inbox, spikes=spikes, errors=tuple(errors),
-                        at=time.time())
+                        at=time.time(), warm_up=warm_up)
 
     def refresh(self) -> Snapshot:
         """Read the outputs once and update the widgets; returns what was seen. Problems
