@@ -49,6 +49,23 @@ def test_sums_are_the_jobs(spiked):
     assert (abs(sums["score"] - sums["anomaly_score"]) < 1e-9).all(), "same forest scores"
 
 
+def test_a_warm_starts_windows_are_learned_first(spiked):
+    """A warm start reports only the windows after its start: re-scoring them after the
+    windows it learned (lab.warm_up_rows()) gives the job's sums and scores again."""
+    params, df = spiked
+    learned = df.iloc[:50][["window_start", "window_end", "site", "clicks", "impressions",
+                            "ctr"]].to_dict("records")
+    reported = df.iloc[50:]
+    sums = run_rule.sums_frame(reported, params, learned)
+    assert len(sums) == len(reported)
+    top = sums[run_rule.sum_names()].max(axis=1)
+    assert (abs(top - sums["run_score"]) < 1e-5).all()
+    assert (abs(sums["score"] - sums["anomaly_score"]) < 1e-9).all()
+    cold = run_rule.sums_frame(reported, params)
+    assert not (abs(cold["score"].fillna(0) - cold["anomaly_score"]) < 1e-9).all(), \
+        "without the learned windows the re-score cannot be the job's"
+
+
 def test_each_flag_names_its_rule(spiked):
     params, df = spiked
     table = run_rule.flags_table(df, params)

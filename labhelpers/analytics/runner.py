@@ -249,27 +249,52 @@ def warm_up_windows(cfg: LabConfig) -> dict[str, int]:
     every record before the start position has arrived (a window and the lateness later)."""
     path = app_dir(cfg) / "start.json"
     point = _read_json(path)
-    report_from = point.get("report_from_ms")
-    if report_from is None:
+    if point.get("report_from_ms") is None:
         return {}
     if "warm_up_windows" in point:
         return point["warm_up_windows"]
+    rows, settled = _warm_up(cfg, point["report_from_ms"])
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["site"]] = counts.get(row["site"], 0) + 1
+    if settled:
+        path.write_text(json.dumps({**point, "warm_up_windows": counts}))
+    return counts
+
+
+def warm_up_rows(cfg: LabConfig) -> list[dict[str, Any]]:
+    """The windows a "warm" start learned before reporting (window_start, window_end, site,
+    clicks, impressions, ctr as the job's SQL counts them), oldest first; empty for the other
+    start positions. Re-scoring the reported rows (``teach.run_rule.sums_frame``) feeds these
+    first, as the job did."""
+    report_from = _read_json(app_dir(cfg) / "start.json").get("report_from_ms")
+    return [] if report_from is None else _warm_up(cfg, report_from)[0]
+
+
+def _warm_up(cfg: LabConfig, report_from: int) -> tuple[list[dict[str, Any]], bool]:
+    """The warm-up windows' counts from the input stream, and whether every record before
+    the start position has arrived by now (a window and the lateness later)."""
     props = _read_json(app_dir(cfg) / "properties.json")
     params = JobSettings.from_properties(props).params if props else JobParams()
     step = int(params.window_seconds) * 1000
-    windows: dict[str, set[int]] = {}
+    counts: dict[tuple[int, str], list[int]] = {}
     for line in read_all_lines(cfg.stream_dir(cfg.input_stream)):
         rec, _ = check_record(line)
         if rec is None or rec["browseraction"] not in (CLICK, IMPRESSION):
             continue
         ms = int(parse_event_time(rec["event_time"]).timestamp() * 1000)
         if ms < report_from:
-            windows.setdefault(rec["site"], set()).add(ms // step)
-    counts = {site: len(w) for site, w in sorted(windows.items())}
-    settled = report_from + step + int(params.lateness_seconds) * 1000
-    if time.time() * 1000 > settled:
-        path.write_text(json.dumps({**point, "warm_up_windows": counts}))
-    return counts
+            pair = counts.setdefault((ms // step, rec["site"]), [0, 0])
+            pair[rec["browseraction"] == IMPRESSION] += 1
+    rows = [{"window_start": _iso(w * step), "window_end": _iso((w + 1) * step), "site": site,
+             "clicks": c, "impressions": i, "ctr": 100.0 * c / i if i else None}
+            for (w, site), (c, i) in sorted(counts.items())]
+    settled = time.time() * 1000 > report_from + step + int(params.lateness_seconds) * 1000
+    return rows, settled
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _read_json(path: Path) -> Any:

@@ -71,6 +71,11 @@ class Backend(ABC):
         start: read and learned, not reported); empty when there were none."""
         return {}
 
+    def warm_up_rows(self) -> list[dict]:
+        """Those windows' counts, oldest first (what ``teach.run_rule.sums_frame`` feeds the
+        job's code before the reported rows); empty when there were none."""
+        return []
+
     @abstractmethod
     def app_params(self):
         """The ``JobParams`` the app runs (or last ran) with."""

@@ -66,6 +66,9 @@ class LocalBackend(Backend):
     def warm_up_windows(self) -> dict[str, int]:
         return runner.warm_up_windows(self.cfg)
 
+    def warm_up_rows(self) -> list[dict]:
+        return runner.warm_up_rows(self.cfg)
+
     def score_lines(self) -> list[str]:
         return read_all_lines(self.cfg.stream_dir(self.cfg.scores_stream))
 

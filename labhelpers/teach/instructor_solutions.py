@@ -65,8 +65,8 @@ SOLUTIONS: dict[str, tuple[str, str]] = {
 
 def answer(task: str, **context: Any) -> Any:
     """The value a checked task expects (what ``SOLVE_TASKS`` fills in); ``context`` carries
-    what the answer depends on (04: the scores ``df``, ``params``, ``spike_start``; 05:
-    ``cfg``)."""
+    what the answer depends on (04: the scores ``df``, ``params``, ``spike_start``, optionally
+    ``learned_before``; 05: ``cfg``)."""
     if task == "02_template":
         return PURCHASE_TEMPLATE
     if task == "03_tumble_ctr":
@@ -75,7 +75,7 @@ def answer(task: str, **context: Any) -> Any:
         from .tasks import forest_alone
 
         df, params, start = context["df"], context["params"], context["spike_start"]
-        _, again = forest_alone(df, params, 1e6)
+        _, again = forest_alone(df, params, 1e6, context.get("learned_before"))
         ends = again["window_end"].map(lambda t: t.timestamp())
         normal = float(again.loc[ends <= start, "score"].fillna(0).max() or 0)
         spike = float(again.loc[ends > start, "score"].fillna(0).max() or 0)

@@ -52,9 +52,12 @@ def _windows(df: pd.DataFrame) -> pd.DataFrame:
     return rows.sort_values(["window_start", "site"], kind="stable")
 
 
-def sums_frame(df: pd.DataFrame, params: ForestParams) -> pd.DataFrame:
+def sums_frame(df: pd.DataFrame, params: ForestParams,
+               learned_before: list[dict[str, Any]] | None = None) -> pd.DataFrame:
     """Every window of ``df`` (score rows) scored again by the job's code, with each running
     sum as it stood when the window was decided (before a flag starts them again).
+    ``learned_before``: the windows a warm start learned before reporting
+    (``lab.warm_up_rows()``), fed to each site's model first as the job did, not returned.
 
     Columns: window_start, window_end, site, clicks, impressions, the job's anomaly_score,
     run_score, is_anomaly and flagged_by, the re-computed ``score`` and one column per sum
@@ -64,6 +67,10 @@ def sums_frame(df: pd.DataFrame, params: ForestParams) -> pd.DataFrame:
     never = replace(params, threshold=1e6, run_threshold=1e6)
     for site, g in _windows(df).groupby("site", sort=False):
         model = SiteModel(params)
+        for row in learned_before or ():
+            if row["site"] == site:
+                end = pd.Timestamp(row["window_end"])
+                model.score(dict(row), int(end.timestamp() * 1000))
         real_decide = model.rule.decide
         seen: dict[str, list[float]] = {}
 

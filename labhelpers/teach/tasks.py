@@ -224,27 +224,30 @@ def as_verdict(task: str, check: Any) -> Verdict:
 # ---------------------------------------------------------------------------------------------
 
 
-def forest_alone(df, params, threshold: float):
+def forest_alone(df, params, threshold: float, learned_before=None):
     """The student's windows re-scored by the job's code with the run rule off and
-    ``threshold``: (flag per window, score per window) in ``df``'s order."""
+    ``threshold``, after the windows a warm start learned (``learned_before``:
+    ``lab.warm_up_rows()``): (flag per window, score per window) in ``df``'s order."""
     from dataclasses import replace
 
     from .run_rule import sums_frame
 
     p = replace(params, threshold=float(threshold), run_threshold=0.0)
-    again = sums_frame(df, p)
+    again = sums_frame(df, p, learned_before)
     flags = again["score"].fillna(0) > p.threshold
     return flags.to_numpy(), again
 
 
-def check_forest_threshold(df, params, spike_start: float, answer: Any) -> Verdict:
+def check_forest_threshold(df, params, spike_start: float, answer: Any,
+                           learned_before=None) -> Verdict:
     """``answer``: a threshold with which the forest ALONE (run rule off) flags the spike (a
-    window ending after ``spike_start``, epoch s) and no window before it."""
+    window ending after ``spike_start``, epoch s) and no window before it (``learned_before``:
+    as in ``forest_alone``)."""
     name = "04_threshold"
     if answer is None or isinstance(answer, bool) or not isinstance(answer, int | float) or \
             not math.isfinite(answer) or answer <= 0:
         return Verdict(name, False, f"MY_THRESHOLD is {answer!r}: write a number above 0.")
-    flags, again = forest_alone(df, params, answer)
+    flags, again = forest_alone(df, params, answer, learned_before)
     ends = again["window_end"].map(lambda t: t.timestamp()).to_numpy()
     before = int((flags & (ends <= spike_start)).sum())
     during = int((flags & (ends > spike_start)).sum())
