@@ -55,12 +55,13 @@ reference-run: install-dev  ## re-run docs/reference-run after a notebook's chan
 # the tests that run notebooks, a browser or minutes of live traffic (marked `notebooks`,
 # `browser`, `live`) mostly wait, so three of them run at a time beside the others (two at a
 # time); their output follows the others'. That lane keeps each module on one worker
-# (loadscope): test_installed.py's shared environment is built once for its two tests
-# (xdist_group marks are ignored under pytest 9). Fails if either lane fails.
+# (loadscope; the longest modules first: tests/conftest.py LONG_FIRST): test_installed.py's
+# shared environment is built once for its two tests (xdist_group marks are ignored under
+# pytest 9). Fails if either lane fails.
 test: install
 	$(BIN)/python -m ruff check labhelpers tests bench
 	@log=$$(mktemp); \
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=8 -n 3 --dist loadscope \
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=8 -n 3 --dist loadscope --no-loadscope-reorder \
 	  -m "notebooks or browser or live" >$$log 2>&1 & lane=$$!; \
 	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 -n 2 --dist worksteal \
 	  -m "not notebooks and not browser and not live"; \

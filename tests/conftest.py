@@ -22,6 +22,19 @@ def pytest_configure(config) -> None:
         os.environ["LAB_HOME"] = str(base / f"xdist-{worker}")
 
 
+# The longest modules of the notebooks/browser/live lane (minutes each), started first: that
+# lane runs a module per worker (`make test`: --dist loadscope --no-loadscope-reorder), so a
+# long module picked up last would end the run alone.
+LONG_FIRST = ("test_installed.py", "test_notebooks.py", "test_aws_timeline.py",
+              "test_stream_semantics.py")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """The modules of LONG_FIRST first, in that order; every other test keeps its place."""
+    rank = {name: i for i, name in enumerate(LONG_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -234,7 +234,11 @@ class Hub:
                     "content": {"code": code, "silent": False, "store_history": True,
                                 "user_expressions": {}, "allow_stdin": False,
                                 "stop_on_error": True}}))
-                while True:
+                # done when the reply (shell) AND the kernel's idle status (iopub) have come:
+                # the two channels share this socket in no fixed order, and a cell's printed
+                # text (iopub) may arrive after its reply
+                replied = idle = False
+                while not (replied and idle):
                     raw = await asyncio.wait_for(ws.read_message(), timeout=300)
                     assert raw is not None, f"{user}: the kernel's connection closed"
                     msg = json.loads(raw)
@@ -248,7 +252,9 @@ class Hub:
                                              f"{content['evalue']}\n{code}")
                     elif kind == "execute_reply":
                         assert content["status"] == "ok", f"{user}, {path}, cell {i}: {content}"
-                        break
+                        replied = True
+                    elif kind == "status" and content.get("execution_state") == "idle":
+                        idle = True
         finally:
             ws.close()
         return printed
