@@ -40,6 +40,7 @@ from functools import cache
 from pathlib import Path
 
 from ..errors import ConfigError
+from .series_suite import write_series_csv
 from .window_score import Window
 
 START = calendar.timegm((2026, 3, 2, 0, 0, 0))  # a Monday, UTC
@@ -68,13 +69,7 @@ class RealSeries:
 
     def write_csv(self, path: Path | str) -> Path:
         """The series as a ``timestamp,value`` CSV file (what score-series reads)."""
-        path = Path(path)
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write("timestamp,value\n")
-            for t, v in zip(self.timestamps, self.values, strict=True):
-                stamp = datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-                fh.write(f"{stamp},{v:.10g}\n")
-        return path
+        return write_series_csv(path, self.timestamps, self.values, digits=10)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -54,13 +54,20 @@ class LabelledSeries:
 
     def write_csv(self, path: Path | str) -> Path:
         """The series as a ``timestamp,value`` CSV file (what score-series reads)."""
-        path = Path(path)
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write("timestamp,value\n")
-            for t, v in zip(self.timestamps, self.values, strict=True):
-                stamp = datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-                fh.write(f"{stamp},{v:.6g}\n")
-        return path
+        return write_series_csv(path, self.timestamps, self.values)
+
+
+def write_series_csv(path: Path | str, timestamps: list[float], values: list[float],
+                     digits: int = 6) -> Path:
+    """A ``timestamp,value`` CSV file (what score-series reads): UTC ISO times, ``digits``
+    significant digits."""
+    path = Path(path)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write("timestamp,value\n")
+        for t, v in zip(timestamps, values, strict=True):
+            stamp = datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            fh.write(f"{stamp},{v:.{digits}g}\n")
+    return path
 
 
 def _series(name: str, n: int, seed: int) -> tuple[random.Random, list[float]]:
