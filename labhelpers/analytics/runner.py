@@ -24,7 +24,14 @@ from ..background import BackgroundProcess
 from ..errors import AppError
 from ..flinkenv import flink_env, local_runtime
 from ..infra.config import LabConfig
-from ..job.contracts import CLICK, IMPRESSION, LATE, check_record, parse_event_time
+from ..job.contracts import (
+    CLICK,
+    IMPRESSION,
+    LATE,
+    check_record,
+    format_event_time,
+    parse_event_time,
+)
 from ..job.params import JobParams
 from ..job.pipeline import JobSettings, filesystem_sink, filesystem_source
 from ..logs import logger
@@ -286,15 +293,12 @@ def _warm_up(cfg: LabConfig, report_from: int) -> tuple[list[dict[str, Any]], bo
         if ms < report_from:
             pair = counts.setdefault((ms // step, rec["site"]), [0, 0])
             pair[rec["browseraction"] == IMPRESSION] += 1
-    rows = [{"window_start": _iso(w * step), "window_end": _iso((w + 1) * step), "site": site,
+    rows = [{"window_start": format_event_time(w * step / 1000),
+             "window_end": format_event_time((w + 1) * step / 1000), "site": site,
              "clicks": c, "impressions": i, "ctr": 100.0 * c / i if i else None}
             for (w, site), (c, i) in sorted(counts.items())]
     settled = time.time() * 1000 > report_from + step + int(params.lateness_seconds) * 1000
     return rows, settled
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _read_json(path: Path) -> Any:
