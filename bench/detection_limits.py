@@ -45,9 +45,11 @@ WARMUP = 200  # steady windows before counting false alarms (the rule learns its
 # 360 windows; on the false-alarm side the rule has run for days)
 CHANGE_WARMUP = 1000
 MAX_COUNT = 400
-# name -> (clicks per window during the change, windows within which it must be flagged)
-CHANGES = {"x2 click rise, within 40 s": (2 * CLICKS, 4),
-           "CTR halving, within 60 s": (CLICKS / 2, 6)}
+# name -> (clicks per window during the change, windows within which it must be flagged,
+# the run rule's sums that can see it: ``SiteModel.flagged_by`` names)
+CHANGES = {"x2 click rise, within 40 s": (2 * CLICKS, 4, ("run:clicks_given_ctr:high",
+                                                          "run:clicks_rise:high")),
+           "CTR halving, within 60 s": (CLICKS / 2, 6, ("run:clicks_given_ctr:low",))}
 RULES = ({}, {"run_threshold": 6.0}, {"run_slack": 1.0})
 BOUND_THRESHOLDS = (6, 8, 10, 12)  # printed; the ratio interpolates on a finer grid
 FINE_THRESHOLDS = np.arange(5.0, 14.01, 0.25)
@@ -120,14 +122,25 @@ def bound_at(fine: list[dict], fa: float) -> float:
 
 
 def _decide(model: SiteModel, clicks, imps) -> list[bool]:
-    return [model.decide({"clicks": int(c), "impressions": int(i), "ctr": None}, 0.0, True)[0]
-            for c, i in zip(clicks, imps, strict=True)]
+    return list(_decide_each(model, clicks, imps))
 
 
-def rule_fa(rng, model: str, quiet_windows: int, params: ForestParams) -> float:
-    """The run rule's flags per site-day on steady traffic (a flag restarts the sums)."""
-    flags = _decide(SiteModel(params), *_counts(rng, model, CLICKS, quiet_windows))[WARMUP:]
-    return sum(flags) / len(flags) * WINDOWS_PER_DAY
+def rule_fa(rng, model: str, quiet_windows: int, params: ForestParams) -> dict[str, float]:
+    """The run rule's flags per site-day on steady traffic (a flag restarts the sums): in
+    all ("all") and per sum that flagged (``flagged_by``)."""
+    m = SiteModel(params)
+    clicks, imps = _counts(rng, model, CLICKS, quiet_windows)
+    by: dict[str, int] = {"all": 0}
+    for k, flag in enumerate(_decide_each(m, clicks, imps)):
+        if flag and k >= WARMUP:
+            by["all"] += 1
+            by[m.flagged_by] = by.get(m.flagged_by, 0) + 1
+    return {name: n / (quiet_windows - WARMUP) * WINDOWS_PER_DAY for name, n in by.items()}
+
+
+def _decide_each(model: SiteModel, clicks, imps):
+    for c, i in zip(clicks, imps, strict=True):
+        yield model.decide({"clicks": int(c), "impressions": int(i), "ctr": None}, 0.0, True)[0]
 
 
 def rule_caught(rng, model: str, events: int, params: ForestParams, changed: float,
@@ -159,7 +172,7 @@ def today_fa(rng, model: str, windows: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quiet-windows", type=int, default=400_000)
+    ap.add_argument("--quiet-windows", type=int, default=1_200_000)
     ap.add_argument("--events", type=int, default=2_000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--noise", nargs="+", default=["binomial", "poisson"],
@@ -184,7 +197,15 @@ def main() -> None:
              "its false-alarm rate; *bound at that rate*: the bound's catch share at the "
              "rule's false-alarm rate (interpolated between thresholds 5 to 14 in steps of "
              "0.25), *of the bound*: the rule's share of it. Before each change the rule has "
-             f"run on {CHANGE_WARMUP:,} steady windows.", ""]
+             f"run on {CHANGE_WARMUP:,} steady windows.", "",
+             "The rule watches for both changes (and for impressions moving), so its false "
+             "alarms are spent on several sums, while the bound spends them all on the one "
+             "change it is told of. *false alarms of the sums that see it*: the flags of the "
+             "sums that can flag this change (a halving: the CTR's low sum; a rise: the CTR's "
+             "high sum and the clicks' rise), the budget the rule spends on it; *bound at "
+             "their rate*, *of that bound*: the bound and the rule's share at that budget. "
+             "The ratio against the rule's whole false-alarm rate (the issue's measure) can "
+             "reach 90 % only if the other sums are almost never wrong.", ""]
     for model in args.noise:
         noise = ("Binomial(4n, 1/4) per sender: variance 0.75 x mean (the scenario suite's "
                  "before 2026-12-02)" if model == "binomial"
@@ -197,7 +218,7 @@ def main() -> None:
         lines += [f"## Noise: {noise}", "",
                   f"Today's rule (the forest's score above 3, nothing else): {today:.2f} false "
                   "alarms per site-day.", ""]
-        for name, (changed, within) in CHANGES.items():
+        for name, (changed, within, sums) in CHANGES.items():
             rows = bound(rng, model, args.quiet_windows, args.events, changed, within)
             fine = bound(rng, model, args.quiet_windows, args.events, changed, within,
                          FINE_THRESHOLDS)
@@ -205,16 +226,23 @@ def main() -> None:
                 p = ForestParams(**extra)
                 fa = fas[tuple(extra.items())]
                 caught = rule_caught(rng, model, args.events // 4, p, changed, within)
-                best = bound_at(fine, fa)
+                best = bound_at(fine, fa["all"])
+                own = sum(fa.get(k, 0.0) for k in sums)
+                own_best = bound_at(fine, own)
                 rows.append({"detector": f"lab's run rule, slack {p.run_slack}, threshold "
                                          f"{p.run_threshold:g}",
-                             "fa": fa, "caught": caught, "bound": best,
-                             "ratio": caught / best if best else float("nan")})
+                             "fa": fa["all"], "caught": caught, "bound": best,
+                             "ratio": caught / best if best else float("nan"),
+                             "own": own, "own_bound": own_best,
+                             "own_ratio": caught / own_best if own_best else float("nan")})
             lines += [f"### {name}", "", "| detector | false alarms per site-day | caught | "
-                      "bound at that rate | of the bound |", "|---|---|---|---|---|"]
+                      "bound at that rate | of the bound | false alarms of the sums that see "
+                      "it | bound at their rate | of that bound |",
+                      "|---|---|---|---|---|---|---|---|"]
             lines += [f"| {r['detector']} | {r['fa']:.2f} | {r['caught']:.0%} | "
-                      + (f"{r['bound']:.0%} | {r['ratio']:.0%} |" if "bound" in r
-                         else "| |") for r in rows]
+                      + (f"{r['bound']:.0%} | {r['ratio']:.0%} | {r['own']:.2f} | "
+                         f"{r['own_bound']:.0%} | {r['own_ratio']:.0%} |" if "bound" in r
+                         else "| | | | |") for r in rows]
             lines.append("")
         print("\n".join(lines[-30:]), flush=True)
     lines.append(f"Generated in {time.perf_counter() - t0:.0f} s.")
