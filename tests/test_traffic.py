@@ -110,3 +110,33 @@ def test_past_traffic_ends_where_the_live_traffic_begins(tmp_path):
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     # 4 streams at 2/s: a record at least every 0.5 s, plus the live start's delay (load)
     assert max(gaps) < 1.0, f"a gap between past and live traffic: {max(gaps):.2f} s"
+
+
+def test_the_last_counters_written_are_the_final_ones(tmp_path, monkeypatch):
+    """A run that ends between the child's look at its counters and its check that the run
+    is over still writes its final counters (a counted run of 30 once reported 0)."""
+    from labhelpers.generate.live import LiveStats
+
+    class EndsWhileRead:
+        error = None
+
+        def __init__(self):
+            self.finished = False
+
+        @property
+        def stats(self):  # the run's last batch goes out just after the counters are read
+            seen = LiveStats(records=30 if self.finished else 0, total=30)
+            self.finished = True
+            return seen
+
+        @property
+        def running(self):
+            return not self.finished
+
+    monkeypatch.setattr(traffic, "start_background", lambda *a, **k: EndsWhileRead())
+    cfg = LabConfig(home=tmp_path, prefix="traflab")
+    spec = traffic.plan_spec(rates={"Click": 50}, total=30)
+    traffic.traffic_dir(cfg).mkdir(parents=True)  # start() makes it before the child runs
+    assert traffic.run_child(cfg, spec, sink=object()) == 0
+    stats = json.loads((traffic.traffic_dir(cfg) / "stats.json").read_text())
+    assert stats["records"] == 30

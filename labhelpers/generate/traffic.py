@@ -405,6 +405,10 @@ def run_child(cfg: LabConfig, spec: Mapping[str, Any], sink: Any) -> int:
                 handle.stop()
             except Exception as err:  # the error that ended the thread; reported below
                 log.info(f"generator stopped with an error: {err}")
+        # asked before the counters are read: the last counters written are then the final
+        # ones (read first, a run that ended between the two left its last batch unwritten:
+        # a counted run of 30 records once reported 0)
+        done = stopping or not handle.running
         st = asdict(handle.stats)
         st["past_records"] = past
         if archive is not None:
@@ -413,7 +417,7 @@ def run_child(cfg: LabConfig, spec: Mapping[str, Any], sink: Any) -> int:
         tmp = d / ".stats.tmp"
         tmp.write_text(json.dumps(st, default=str))
         os.replace(tmp, d / "stats.json")
-        if stopping or not handle.running:
+        if done:
             break
         time.sleep(0.5)
     if handle.error is not None:
