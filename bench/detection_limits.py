@@ -21,9 +21,10 @@ as in the scenario suite):
 For each: false alarms per site-day (8,640 windows) on steady traffic, and the share of
 changes flagged within the target; for the rule also its share of the bound at its whole
 false-alarm rate (issue 27's measure) and at the rate of the sums that can see the change
-(``CHANGES``: the budget the rule spends on that change; the bound spends all of it on one). Two noise models: Binomial (each sender's count
-Binomial(4n, 1/4): variance 0.75 x mean, the scenario suite's noise before 2026-12-02) and
-Poisson (variance = mean, the suite's noise now; real traffic is at least this noisy).
+(``CHANGES``: the budget the rule spends on that change; the bound spends all of it on
+one). Two noise models: Binomial (each sender's count Binomial(4n, 1/4): variance
+0.75 x mean, the scenario suite's noise before 2026-12-02) and Poisson (variance = mean, the
+suite's noise now; real traffic is at least this noisy).
 """
 
 from __future__ import annotations
