@@ -74,8 +74,8 @@ def make_day(path: Path, records: int, seconds: int) -> int:
 
 
 def run_plain(src: Path, work: Path) -> tuple[float, float, dict]:
-    """The plain job in a child process with the lab's Flink environment;
-    (seconds, CPU seconds, counts)."""
+    """The plain job in a child process with the lab's Flink environment (the replay's: no
+    Beam worker pool in the driver); (seconds, CPU seconds, counts)."""
     from labhelpers.flinkenv import flink_env
     from labhelpers.stream.log import read_all_lines
 
@@ -84,8 +84,8 @@ def run_plain(src: Path, work: Path) -> tuple[float, float, dict]:
     t = time.perf_counter()
     with TreeCPU() as cpu:
         subprocess.run([sys.executable, str(Path(__file__).with_name("_plain_job.py")),
-                        str(src), str(out), str(job)], env=flink_env(job), check=True,
-                       cwd=job, capture_output=True)
+                        str(src), str(out), str(job)], env=flink_env(job, thread_mode=True),
+                       check=True, cwd=job, capture_output=True)
     seconds = time.perf_counter() - t
     counts = {}
     for line in read_all_lines(out):

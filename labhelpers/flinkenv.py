@@ -105,6 +105,12 @@ SMALL_JOB_JVM_ARGS = ("-Xms32m -Xmx384m -XX:+UseSerialGC -XX:MinHeapFreeRatio=10
 # needed: this variable tells PyFlink not to start it. Used where measured to work: the live
 # app (flink_env(..., thread_mode=True)); docs/performance.md has the figures.
 THREAD_MODE_ENV = {"_python_worker_execution_mode": "process"}
+# First on the Python path of the live app's processes (the driver and the interpreter in the
+# JVM; with THREAD_MODE_ENV, as the driver then starts no Beam worker pool):
+# stand-ins for pandas (not loaded) and Apache Beam's package (its modules load on demand,
+# not all its I/O connectors at once), ~120 MB less per interpreter; the folder's files say
+# why each is safe. LAB_JOB_IMPORTS=full: the real packages (docs/performance.md compares).
+JOB_IMPORTS = Path(__file__).resolve().parent / "_data" / "job_imports"
 
 
 def local_runtime(work: Path, checkpoint_interval: str | None = CHECKPOINT_INTERVAL
@@ -152,11 +158,13 @@ def flink_env(work: Path, small: bool = False, thread_mode: bool = False) -> dic
     SMALL_JOB_JVM_ARGS, else JVM_ARGS), Flink's log folder, the Python path the JVM's
     embedded interpreter needs (thread mode reads no .pth files, else "No module named
     'pemja'"), and the start-up cache when it is built. ``thread_mode``: no loopback Python
-    server in the driver (THREAD_MODE_ENV; the job's functions run in the JVM)."""
+    server in the driver (THREAD_MODE_ENV; the job's functions run in the JVM) and the lean
+    imports (JOB_IMPORTS) unless LAB_JOB_IMPORTS=full."""
     env = java_env()
     if thread_mode:
         env.update(THREAD_MODE_ENV)
-    paths = [*site.getsitepackages(), str(PACKAGE_PARENT), env.get("PYTHONPATH", "")]
+    lean = [str(JOB_IMPORTS)] if thread_mode and os.environ.get("LAB_JOB_IMPORTS") != "full" else []
+    paths = [*lean, *site.getsitepackages(), str(PACKAGE_PARENT), env.get("PYTHONPATH", "")]
     env.update(JVM_ARGS=SMALL_JOB_JVM_ARGS if small else JVM_ARGS, FLINK_LOG_DIR=str(work / "log"),
                PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join(p for p in paths if p))
     return startup_env(env)

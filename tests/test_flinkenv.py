@@ -1,6 +1,7 @@
 import json
 import os
 import stat
+import subprocess
 import sys
 
 import pytest
@@ -81,6 +82,33 @@ def test_thread_mode_turns_the_loopback_server_off(tmp_path):
     assert off.get("_python_worker_execution_mode") == os.environ.get(
         "_python_worker_execution_mode"), "without thread_mode the variable is untouched"
     assert "-Xms32m" in on["JVM_ARGS"], "the live app's heap starts small"
+
+
+PROBE = ("import sys, pyflink.fn_execution, pyflink.fn_execution.flink_fn_execution_pb2; "
+         "print(sorted(m for m in ('pandas', 'apache_beam.io', 'pymongo') if m in sys.modules))")
+
+
+def test_thread_mode_jobs_load_neither_pandas_nor_beams_connectors(tmp_path, monkeypatch):
+    """What the driver and the JVM's interpreter import for a job's Python function
+    (pyflink.fn_execution) loads neither pandas nor Beam's I/O connectors with the lean
+    imports (flinkenv.JOB_IMPORTS, first on the Python path in thread mode), and loads both
+    with LAB_JOB_IMPORTS=full or outside thread mode."""
+
+    def loaded(env: dict[str, str]) -> str:
+        return subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True,
+                              text=True, check=True).stdout.strip()
+
+    monkeypatch.delenv("LAB_JOB_IMPORTS", raising=False)
+    lean = flinkenv.flink_env(tmp_path, thread_mode=True)
+    assert lean["PYTHONPATH"].split(os.pathsep)[0] == str(flinkenv.JOB_IMPORTS)
+    assert loaded(lean) == "[]"
+    assert loaded(flinkenv.flink_env(tmp_path)) == "['apache_beam.io', 'pandas', 'pymongo']"
+    monkeypatch.setenv("LAB_JOB_IMPORTS", "full")
+    full = flinkenv.flink_env(tmp_path, thread_mode=True)
+    assert str(flinkenv.JOB_IMPORTS) not in full["PYTHONPATH"]
+    failed = subprocess.run([sys.executable, "-c", "import pandas"], env=lean,
+                            capture_output=True, text=True)
+    assert failed.returncode == 1 and "LAB_JOB_IMPORTS=full" in failed.stderr
 
 
 def test_background_processes_get_two_malloc_arenas(tmp_path):

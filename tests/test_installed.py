@@ -138,6 +138,10 @@ def test_the_wheel_runs_the_lab_from_another_folder(shared_env, tmp_path):
                  cwd=elsewhere, env=env).strip()
     assert Path(where).is_relative_to(shared_env) and not Path(where).is_symlink(), (
         f"the installed package reads its own SQL, not the checkout's: {where}")
+    lean = _run([shared_env / "bin" / "python", "-c", "from labhelpers import flinkenv as f; "
+                 "print(sorted(p.parent.name for p in f.JOB_IMPORTS.glob('*/__init__.py')))"],
+                cwd=elsewhere, env=env).strip()
+    assert lean == "['apache_beam', 'pandas']", f"the wheel lacks the job's lean imports: {lean}"
     helptext = _run(["clicklab", "--help"], cwd=elsewhere, env=env)
     assert helptext.startswith("usage: clicklab") and "notebooks" in helptext, helptext
 

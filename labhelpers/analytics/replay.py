@@ -144,7 +144,7 @@ def replay(
     props = work / "properties.json"
     props.write_text(json.dumps(settings.to_properties(), indent=2))
     records = _count_lines(src)
-    env = flink_env(work, small=records < SMALL_JOB_RECORDS)
+    env = flink_env(work, small=records < SMALL_JOB_RECORDS, thread_mode=True)
     env["JVM_ARGS"] = f"{env['JVM_ARGS']} {jvm_args}".strip()
     started = time.perf_counter()
     proc = _run_job([sys.executable, "-m", "labhelpers.job.pipeline", "--properties",
