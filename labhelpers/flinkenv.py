@@ -107,9 +107,9 @@ SMALL_JOB_JVM_ARGS = ("-Xms32m -Xmx384m -XX:+UseSerialGC -XX:MinHeapFreeRatio=10
 THREAD_MODE_ENV = {"_python_worker_execution_mode": "process"}
 # First on the Python path of the live app's processes (the driver and the interpreter in the
 # JVM; with THREAD_MODE_ENV, as the driver then starts no Beam worker pool):
-# stand-ins for pandas (not loaded) and Apache Beam's package (its modules load on demand,
-# not all its I/O connectors at once), ~120 MB less per interpreter; the folder's files say
-# why each is safe. LAB_JOB_IMPORTS=full: the real packages (docs/performance.md compares).
+# stand-ins for pandas and pyarrow (not loaded) and Apache Beam's package (its modules load on
+# demand, not all its I/O connectors at once), ~110 MB less per interpreter; the folder's
+# files say why each is safe. LAB_JOB_IMPORTS=full: the real packages (docs/performance.md).
 JOB_IMPORTS = Path(__file__).resolve().parent / "_data" / "job_imports"
 
 

@@ -85,12 +85,12 @@ def test_thread_mode_turns_the_loopback_server_off(tmp_path):
 
 
 PROBE = ("import sys, pyflink.fn_execution, pyflink.fn_execution.flink_fn_execution_pb2; "
-         "print(sorted(m for m in ('pandas', 'apache_beam.io', 'pymongo') if m in sys.modules))")
+         "print(sorted(m for m in ('pandas', 'pyarrow', 'apache_beam.io') if m in sys.modules))")
 
 
-def test_thread_mode_jobs_load_neither_pandas_nor_beams_connectors(tmp_path, monkeypatch):
+def test_thread_mode_jobs_load_neither_pandas_pyarrow_nor_beams_connectors(tmp_path, monkeypatch):
     """What the driver and the JVM's interpreter import for a job's Python function
-    (pyflink.fn_execution) loads neither pandas nor Beam's I/O connectors with the lean
+    (pyflink.fn_execution) loads neither pandas, pyarrow nor Beam's I/O connectors with the lean
     imports (flinkenv.JOB_IMPORTS, first on the Python path in thread mode), and loads both
     with LAB_JOB_IMPORTS=full or outside thread mode."""
 
@@ -102,7 +102,7 @@ def test_thread_mode_jobs_load_neither_pandas_nor_beams_connectors(tmp_path, mon
     lean = flinkenv.flink_env(tmp_path, thread_mode=True)
     assert lean["PYTHONPATH"].split(os.pathsep)[0] == str(flinkenv.JOB_IMPORTS)
     assert loaded(lean) == "[]"
-    assert loaded(flinkenv.flink_env(tmp_path)) == "['apache_beam.io', 'pandas', 'pymongo']"
+    assert loaded(flinkenv.flink_env(tmp_path)) == "['apache_beam.io', 'pandas', 'pyarrow']"
     monkeypatch.setenv("LAB_JOB_IMPORTS", "full")
     full = flinkenv.flink_env(tmp_path, thread_mode=True)
     assert str(flinkenv.JOB_IMPORTS) not in full["PYTHONPATH"]
