@@ -65,7 +65,8 @@ def test_a_cache_for_another_install_is_not_used(tmp_path, monkeypatch):
     (tmp_path / "stamp.json").write_text(json.dumps(stamp))
     used = flinkenv.startup_env(dict(env))
     assert used["FLINK_LIB_DIR"] == str(tmp_path / "lib")
-    assert used["JVM_ARGS"] == f"-Xmx1g -XX:SharedArchiveFile={tmp_path / 'flink.jsa'}"
+    assert used["JVM_ARGS"] == (f"-Xmx1g {flinkenv.SHARE_ARCHIVE} "
+                                f"-XX:SharedArchiveFile={tmp_path / 'flink.jsa'}")
     assert used["FLINK_HOME"] == str(flinkenv.pyflink_home())
     off = {**env, "LAB_JVM_CACHE": "off"}
     assert flinkenv.startup_env(dict(off)) == off

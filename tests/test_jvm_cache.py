@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from labhelpers import flinkenv
 from labhelpers.analytics import jvm_cache
 from labhelpers.flinkenv import flink_env
 
@@ -44,3 +45,24 @@ def test_the_installed_archive_maps_with_the_gateway_class_path(tmp_path):
                             "-cp", f"{tmp_path}:{cp}", "-version"], capture_output=True,
                            text=True)
     assert wrong.returncode != 0, "a changed class path must not use the archive"
+
+
+@pytest.mark.integration
+def test_the_archive_maps_where_it_was_built_so_students_share_it(tmp_path):
+    """With flinkenv.SHARE_ARCHIVE the archive maps at the address it was built for (Java 21
+    otherwise always moves it, which rewrites every page: no JVM could share them)."""
+    env = flink_env(tmp_path)
+    if "-XX:SharedArchiveFile=" not in env["JVM_ARGS"]:
+        pytest.skip("no JVM start-up cache here: `make install` builds it")
+    assert flinkenv.SHARE_ARCHIVE in env["JVM_ARGS"]
+    java = Path(env["JAVA_HOME"]) / "bin" / "java"
+    archive = env["JVM_ARGS"].split("-XX:SharedArchiveFile=")[1].split()[0]
+
+    def log(*flags: str) -> str:
+        return subprocess.run([str(java), *flags, "-Xshare:on", f"-XX:SharedArchiveFile={archive}",
+                               "-Xlog:cds", "-cp", jvm_cache._gateway_classpath(env), "-version"],
+                              capture_output=True, text=True, check=True).stdout
+
+    shared = log(*flinkenv.SHARE_ARCHIVE.split())
+    assert "(ReadOnly)" in shared and "alternative address" not in shared, shared
+    assert "always map archive(s) at an alternative address" in log(), "Java's default moves it"
