@@ -2,10 +2,10 @@
 
 Each student's lab runs as notebook 04 runs it, in its own LAB_HOME and emulator port: the
 emulator, the traffic generator, the analytics app (its Python process, the JVM with the
-forest, the alert poller) and two notebook kernels (02's panel and 04's monitor: a kernel with
-the lab's notebook-side modules imported). Live traffic flows; once every site's forest has
-learned LEARNED_WINDOWS windows, the clicks are spiked and the alert's latency is measured
-(end of the first anomalous window to the message in the inbox).
+forest, the alert poller) and two notebook kernels (02's panel and 04's monitor: a real
+ipykernel that has imported the lab's notebook-side modules). Live traffic flows; once every
+site's forest has learned LEARNED_WINDOWS windows, the clicks are spiked and the alert's
+latency is measured (end of the first anomalous window to the message in the inbox).
 
     .venv/bin/python bench/bench_class.py [--students 2] [--seconds 60]
 
@@ -20,6 +20,7 @@ with other work the latency grows with the load: say so with the figures.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -34,20 +35,38 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _peak import PeakRSS  # noqa: E402
 
-KERNEL = ("import ipykernel, pandas, matplotlib.pyplot, ipywidgets; "
-          "import labhelpers.monitor.live, labhelpers.generate.panel, labhelpers.teach.concepts; "
-          "import time; time.sleep(30)")
+# what a notebook kernel of the lab has imported by notebook 04 (run inside a real ipykernel)
+KERNEL_CODE = ("import pandas, matplotlib.pyplot, ipywidgets\n"
+               "import labhelpers.monitor.live, labhelpers.generate.panel, "
+               "labhelpers.teach.concepts")
 # what notebook 04 waits for before the spike (LiveMonitor.wait_for_forest)
 LEARNED_WINDOWS = 20
 PARTS = ("emulator (moto server)", "traffic generator",
          "analytics app (Python + JVM + forest + poller)",
-         "notebook kernel x2 (lab modules imported)")
+         "notebook kernel x2 (ipykernel, lab modules imported)")
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def lab_kernel():
+    """A real IPython kernel (ipykernel, as JupyterLab starts one) that has run KERNEL_CODE;
+    yields its process id."""
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="python3")
+    try:
+        reply = kc.execute_interactive(KERNEL_CODE, timeout=180)
+        if reply["content"]["status"] != "ok":
+            raise RuntimeError(f"the kernel could not import the lab: {reply['content']}")
+        yield km.provisioner.process.pid
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
 
 
 def one_student(name: str, seconds: float) -> dict:
@@ -73,9 +92,8 @@ def one_student(name: str, seconds: float) -> dict:
         with PeakRSS(emulator.status(cfg)["pid"], pss=True) as emu, \
                 PeakRSS(traffic.status(cfg)["pid"], pss=True) as gen, \
                 PeakRSS(lab.app_status()["pid"], pss=True) as app:
-            kernel = subprocess.Popen([sys.executable, "-c", KERNEL])
-            with PeakRSS(kernel.pid, pss=True) as ker:
-                kernel.wait()
+            with lab_kernel() as pid, PeakRSS(pid, pss=True) as ker:
+                time.sleep(30)
 
             def learned() -> bool:
                 # as LiveMonitor counts them: scored windows that were not anomalous
