@@ -14,6 +14,7 @@ from labhelpers.errors import AlertError
 from labhelpers.infra import stack
 from labhelpers.infra.config import LabConfig
 from labhelpers.stream.log import StreamLogWriter
+from labhelpers.wait import wait_until
 
 ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/x-scores"
 
@@ -110,6 +111,10 @@ def test_run_forever_in_a_thread(emulator_cfg):
     try:
         StreamLogWriter(cfg.stream_dir(cfg.scores_stream)).append(
             [json.dumps(score_row(3, True, "shop-e7", site="shop.example"))])
+        # the inbox is read once the thread has sent: on a loaded 2-core CI machine the
+        # thread's first pass took longer than one 5-s read (an alert sent, an empty read)
+        wait_until(lambda: poller.totals["alerts_sent"], "the poller thread to send the alert",
+                   timeout=60, interval=0.1, progress=False)
         got = alert_inbox.read_inbox(cfg, wait_seconds=5)
         assert [m["site"] for m in got] == ["shop.example"], got
     finally:
