@@ -102,11 +102,11 @@ SMALL_JOB_JVM_ARGS = ("-Xms32m -Xmx384m -XX:+UseSerialGC -XX:MinHeapFreeRatio=10
 # Thread mode (``python.execution-mode: thread`` in local_runtime) runs the job's Python
 # functions inside the JVM (pemja), so the loopback server PyFlink starts in the driver's
 # Python for a local job (Apache Beam's worker pool, grpc: unused in thread mode) is not
-# needed: this variable tells PyFlink not to start it. Used where measured to work: the live
-# app (flink_env(..., thread_mode=True)); docs/performance.md has the figures.
+# needed: this variable tells PyFlink not to start it. Used by the live app and by replays
+# (flink_env(..., thread_mode=True)); docs/performance.md has the figures.
 THREAD_MODE_ENV = {"_python_worker_execution_mode": "process"}
-# First on the Python path of the live app's processes (the driver and the interpreter in the
-# JVM; with THREAD_MODE_ENV, as the driver then starts no Beam worker pool):
+# First on the Python path of a thread-mode job's processes (the driver and the interpreter in
+# the JVM; with THREAD_MODE_ENV, as the driver then starts no Beam worker pool):
 # stand-ins for pandas and pyarrow (not loaded) and Apache Beam's package (its modules load on
 # demand, not all its I/O connectors at once), ~110 MB less per interpreter; the folder's
 # files say why each is safe. LAB_JOB_IMPORTS=full: the real packages (docs/performance.md).

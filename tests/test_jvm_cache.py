@@ -65,4 +65,5 @@ def test_the_archive_maps_where_it_was_built_so_students_share_it(tmp_path):
 
     shared = log(*flinkenv.SHARE_ARCHIVE.split())
     assert "(ReadOnly)" in shared and "alternative address" not in shared, shared
-    assert "always map archive(s) at an alternative address" in log(), "Java's default moves it"
+    if flinkenv.java_version(Path(env["JAVA_HOME"])) >= 21:  # Java 17's default did not move it
+        assert "always map archive(s) at an alternative address" in log(), "Java 21 moves it"
