@@ -175,6 +175,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _free_port_pair() -> int:
+    """A port that is free with the one above it: the hub's internal port, whose neighbour is
+    the proxy's API (jupyterhub_config.py). Checking the first alone once failed the test when
+    another test's server held the second (EADDRINUSE in the proxy, CI on 2026-12-07)."""
+    for _ in range(50):
+        with socket.socket() as low, socket.socket() as high:
+            low.bind(("127.0.0.1", 0))
+            port = low.getsockname()[1]
+            try:
+                high.bind(("127.0.0.1", port + 1))
+            except (OSError, OverflowError):  # taken, or port was the last one
+                continue
+            return port
+    raise RuntimeError("no two neighbouring free ports on 127.0.0.1")
+
+
 class Hub:
     """The hub's REST API and the students' single-user servers, with the service token."""
 
@@ -327,7 +343,7 @@ def test_a_class_on_one_jupyterhub(shared_env, tmp_path):
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("LAB_", "VIRTUAL_ENV"))},
            "PATH": f"{shared_env / 'bin'}:{proxy / 'node_modules' / '.bin'}:/usr/bin:/bin",
            "CLICKLAB_STUDENTS": ",".join(students), "CLICKLAB_HUB_STATE": str(state),
-           "CLICKLAB_HUB_PORT": str(port), "CLICKLAB_HUB_API_PORT": str(_free_port()),
+           "CLICKLAB_HUB_PORT": str(port), "CLICKLAB_HUB_API_PORT": str(_free_port_pair()),
            "CLICKLAB_HUB_TOKEN": token}
     hub_log = tmp_path / "hub.log"
     hub_proc = None
