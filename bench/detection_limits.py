@@ -116,6 +116,12 @@ def bound(rng, model: str, quiet_windows: int, events: int, changed: float, with
     return rows
 
 
+def fine_bounds(rng, model: str, quiet_windows: int, events: int) -> dict[str, list[dict]]:
+    """The bound on FINE_THRESHOLDS for each of CHANGES (for ``bound_at``)."""
+    return {name: bound(rng, model, quiet_windows, events, changed, within, FINE_THRESHOLDS)
+            for name, (changed, within, _) in CHANGES.items()}
+
+
 def bound_at(fine: list[dict], fa: float) -> float:
     """The bound's catch share at ``fa`` false alarms per site-day: interpolated on log(fa)
     between the fine grid's thresholds (the nearest end outside it)."""
@@ -147,11 +153,12 @@ def _decide_each(model: SiteModel, clicks, imps):
 
 
 def rule_caught(rng, model: str, events: int, params: ForestParams, changed: float,
-                within: int) -> float:
-    """The share of changes the run rule flags within ``within`` windows."""
+                within: int, model_cls: type[SiteModel] = SiteModel) -> float:
+    """The share of changes the run rule flags within ``within`` windows (``model_cls``: the
+    rule's model, another one for an experiment)."""
     caught = 0
     for _ in range(events):
-        m = SiteModel(params)
+        m = model_cls(params)
         _decide(m, *_counts(rng, model, CLICKS, CHANGE_WARMUP))
         m.rule.up = [0.0] * len(m.rule.up)  # the change starts from clean sums, as the bound's
         m.rule.down = [0.0] * len(m.rule.down)

@@ -46,14 +46,8 @@ def measure(label: str, model_cls, params: ForestParams, quiet: int, events: int
     fa = flags / (quiet - D.WARMUP) * D.WINDOWS_PER_DAY
     print(f"{label}: {fa:.2f} false alarms per site-day")
     for name, (changed, within, _) in D.CHANGES.items():
-        caught = 0
-        for _ in range(events):  # as D.rule_caught, with this model class
-            m = model_cls(params)
-            D._decide(m, *D._counts(rng, "poisson", D.CLICKS, D.CHANGE_WARMUP))
-            m.rule.up = [0.0] * len(m.rule.up)
-            m.rule.down = [0.0] * len(m.rule.down)
-            caught += any(D._decide(m, *D._counts(rng, "poisson", changed, within)))
-        share, b = caught / events, D.bound_at(fine[name], fa)
+        share = D.rule_caught(rng, "poisson", events, params, changed, within, model_cls)
+        b = D.bound_at(fine[name], fa)
         print(f"  {name}: caught {share:.0%}, bound at that rate {b:.0%}, {share / b:.0%} of it")
 
 
@@ -61,9 +55,7 @@ def main() -> None:
     quiet = int(sys.argv[1]) if len(sys.argv) > 1 else 400_000
     events = int(sys.argv[2]) if len(sys.argv) > 2 else 1_000
     rng = np.random.default_rng(11)
-    fine = {name: D.bound(rng, "poisson", 1_000_000, 4_000, changed, within,
-                          D.FINE_THRESHOLDS)
-            for name, (changed, within, _) in D.CHANGES.items()}
+    fine = D.fine_bounds(rng, "poisson", 1_000_000, 4_000)
     measure("the rule as it is (slack 0.75, threshold 5)", SiteModel, ForestParams(), quiet,
             events, fine)
     for slack, threshold in ((0.75, 5.0), (0.75, 5.5), (0.75, 6.0), (0.5, 7.0)):

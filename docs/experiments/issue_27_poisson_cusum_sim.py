@@ -120,9 +120,7 @@ def main() -> None:
     quiet = int(sys.argv[1]) if len(sys.argv) > 1 else 400_000
     events = int(sys.argv[2]) if len(sys.argv) > 2 else 800
     rng = np.random.default_rng(11)
-    fine = {name: D.bound(rng, "poisson", 1_000_000, 4_000, changed, within,
-                          D.FINE_THRESHOLDS)
-            for name, (changed, within, _) in D.CHANGES.items()}
+    fine = D.fine_bounds(rng, "poisson", 1_000_000, 4_000)
     for setting in ({"h_low": 8.75, "h_high": 9.5, "recent_span": 6},
                     {"h_low": 8.5, "h_high": 9.5, "recent_span": 10},
                     {"h_low": 8.5, "h_high": 9.5, "recent_span": 1}):
