@@ -160,6 +160,10 @@ def _pct(x: float) -> str:
     return "-" if math.isnan(x) else f"{x:.0%}"
 
 
+def _share(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
 def _decide(model: SiteModel, clicks, imps) -> list[bool]:
     return list(_decide_each(model, clicks, imps))
 
@@ -287,9 +291,10 @@ def main() -> None:
                 rows.append({"detector": f"lab's run rule, slack {p.run_slack}, threshold "
                                          f"{p.run_threshold:g}",
                              "fa": fa["all"], "caught": caught, "bound": best,
-                             "ratio": caught / best, "own": own, "own_bound": own_best,
-                             "own_ratio": caught / own_best, "robust": robust,
-                             "robust_of_bound": robust / best, "robust_ratio": caught / robust})
+                             "ratio": _share(caught, best), "own": own,
+                             "own_bound": own_best, "own_ratio": _share(caught, own_best),
+                             "robust": robust, "robust_of_bound": _share(robust, best),
+                             "robust_ratio": _share(caught, robust)})
             lines += [f"### {name}", "", "| detector | false alarms per site-day | caught | "
                       "bound at that rate | of the bound | false alarms of the sums that see "
                       "it | bound at their rate | of that bound | traffic from the window: "
