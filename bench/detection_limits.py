@@ -257,10 +257,12 @@ def main() -> None:
              "*bound: traffic from the window*: the same CUSUM told both rates, of the clicks "
              "given the window's own clicks + impressions (a binomial count): the best a "
              "detector can do that does not assume the impressions steady (a daily cycle, a "
-             "traffic step), as the lab's CTR sums do not. It knows the traffic only from "
-             "the window itself, so it is slower than the bound, which knows the traffic "
-             "exactly; the last two columns give it at the rule's whole false-alarm rate "
-             "(in brackets: its share of the bound) and the rule's share of it.", ""]
+             "traffic step; the lab's CTR sums do not assume it either) under Poisson noise "
+             "(under the Binomial noise it is the same detector, not the best one). It knows "
+             "the traffic only from the window itself, so it is slower than the bound, which "
+             "knows the traffic exactly; the last two columns give it at the rule's whole "
+             "false-alarm rate (in brackets: its share of the bound) and the rule's share of "
+             "it.", ""]
     for mi, model in enumerate(args.noise):
         noise = ("Binomial(4n, 1/4) per sender: variance 0.75 x mean (the scenario suite's "
                  "before 2026-12-02)" if model == "binomial"
