@@ -17,6 +17,9 @@
 #   CLICKLAB_HUB_API_PORT   the hub's internal port (default 8081); the proxy's API is one above
 #   CLICKLAB_HUB_TOKEN      a token for the "clicklab-admin" service (scripts that start and
 #                           check students' servers through the REST API, as the test does)
+#   CLICKLAB_KERNEL_IDLE_MINUTES
+#                           shut down a notebook kernel after this many minutes without
+#                           activity (default 60; 0: never)
 import os
 import sys
 from pathlib import Path
@@ -55,6 +58,17 @@ c.Spawner.notebook_dir = "~/clickstream-lab"
 c.Spawner.default_url = "/lab"
 # the environment's commands (clicklab, python -m labhelpers) in students' terminals
 c.Spawner.environment = {"PATH": f"{ENV_BIN}:/usr/local/bin:/usr/bin:/bin"}
+# A notebook's kernel holds 70-240 MB until it is shut down, and JupyterLab keeps one running
+# for every notebook opened: a student who leaves notebooks 00-04 open holds five (about
+# 0.9 GB by notebook 04, as much again as the rest of their lab). The notebooks say to shut
+# each one down; as a backstop the server shuts down a kernel idle for an hour, open tab or not
+# (a kernel that is running a cell, or whose live plot still updates, is not idle). Its
+# notebook then only needs its cells run again: every notebook finds the lab's processes anew.
+IDLE_MINUTES = int(os.environ.get("CLICKLAB_KERNEL_IDLE_MINUTES", "60"))
+if IDLE_MINUTES > 0:
+    c.Spawner.args = [f"--MappingKernelManager.cull_idle_timeout={IDLE_MINUTES * 60}",
+                      "--MappingKernelManager.cull_interval=60",
+                      "--MappingKernelManager.cull_connected=True"]
 # a class starts at once on a loaded server: give JupyterLab time to come up
 c.Spawner.start_timeout = 180
 c.Spawner.http_timeout = 180

@@ -360,6 +360,7 @@ def test_a_class_on_one_jupyterhub(shared_env, tmp_path):
             hub.call("POST", f"/hub/api/users/{name}/server")
         for name in students:
             _wait(lambda n=name: hub.server_ready(n), 240, f"{name}'s JupyterLab", hub_log)
+        culling = _kernel_culling(students)
 
         def each(fn):  # both students at the same time
             results, errors = {}, []
@@ -409,10 +410,26 @@ def test_a_class_on_one_jupyterhub(shared_env, tmp_path):
         assert len(records[name]) == 1 and reports[name] == [True], (
             f"{name}: one run record with its report in ~/clickstream-lab/runs: {records}")
     assert info[a]["port"] != info[b]["port"], f"one emulator port each: {info}"
+    assert culling == {n: "3600" for n in students}, (
+        f"each student's server shuts down kernels idle for an hour: {culling}")
     assert not peek[a]["home_readable"] and not peek[b]["home_readable"], (
         f"homes made with HOME_MODE=0700 keep each student's records private: {peek}")
     # What is NOT isolated, as INSTRUCTOR.md says: any local user reaches any loopback port
     assert peek[a]["port_reachable"] and peek[b]["port_reachable"], peek
+
+
+def _kernel_culling(users: list[str]) -> dict[str, str | None]:
+    """Each user's single-user server's idle-kernel timeout (s) from its command line."""
+    import psutil
+
+    found: dict[str, str | None] = dict.fromkeys(users)
+    for proc in psutil.process_iter(["username", "cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        if proc.info["username"] in found and any("jupyterhub-singleuser" in a for a in cmd):
+            flag = "--MappingKernelManager.cull_idle_timeout="
+            found[proc.info["username"]] = next(
+                (a.removeprefix(flag) for a in cmd if a.startswith(flag)), None)
+    return found
 
 
 def _wait(check, seconds: float, what: str, log: Path) -> None:

@@ -69,3 +69,31 @@ def test_a_class_starting_at_once_gets_one_port_each(tmp_path, monkeypatch):
         ports = list(pool.map(lambda h: load_config(home=h).emulator_port, homes))
     assert len(set(ports)) == 30, f"shared ports: {sorted(ports)}"
     assert [load_config(home=h).emulator_port for h in homes] == ports, "each keeps its port"
+
+
+def test_a_headless_run_says_how_much_each_notebooks_kernel_held(tmp_path):
+    """A kernel keeps its memory while its notebook stays open: summary.json, the printed
+    progress and the report give each notebook's kernel at its largest, so that an
+    instructor can size a class server (a notebook that holds 200 MB more says so)."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from labhelpers.run.headless import run_lab
+
+    books = []
+    for name, code in (("00_small.ipynb", "x = 1"),
+                       ("01_large.ipynb", "blob = bytearray(200 * 2**20)\nblob[::4096] = "
+                                          "b'1' * len(blob[::4096])")):
+        nb = new_notebook(cells=[new_code_cell("RUN_DIR = ''\nSOLVE_TASKS = False",
+                                               metadata={"tags": ["parameters"]}),
+                                 new_code_cell(code)])
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                     "language": "python"}
+        nbformat.write(nb, tmp_path / name)
+        books.append(tmp_path / name)
+    run = run_lab(tmp_path / "run", notebooks=books, folder=tmp_path)
+    summary = json.loads((run / "summary.json").read_text())
+    small, large = summary["kernel_mb"]["00_small.ipynb"], summary["kernel_mb"]["01_large.ipynb"]
+    assert 20 < small < 200, summary["kernel_mb"]
+    assert large - small >= 180, summary["kernel_mb"]
+    assert f"its kernel {large} MB" in (run / "report.html").read_text()

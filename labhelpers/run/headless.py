@@ -89,11 +89,36 @@ def _ipc_kernel_manager():
     class IPC(AsyncKernelManager):
         """A kernel that talks over local IPC sockets instead of TCP."""
 
+        latest: IPC | None = None  # the newest one (a headless run runs one at a time)
+
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.transport = "ipc"
+            type(self).latest = self
 
     return IPC
+
+
+class KernelPeak:
+    """The most resident memory (MB) the kernel of ``manager_cls.latest`` held after any of
+    its cells: an ``on_cell_executed`` hook. What a notebook's kernel keeps while it stays
+    open (JupyterLab keeps it running until the student shuts it down), so what a class
+    server must hold for each notebook a student leaves open."""
+
+    def __init__(self, manager_cls: Any) -> None:
+        self.manager_cls = manager_cls
+        self.mb = 0
+
+    def __call__(self, **_: Any) -> None:
+        import psutil
+
+        km = self.manager_cls.latest
+        process = getattr(getattr(km, "provisioner", None), "process", None)
+        try:
+            rss = psutil.Process(process.pid).memory_info().rss if process else 0
+        except psutil.Error:  # the kernel ended with the cell (a failure)
+            return
+        self.mb = max(self.mb, round(rss / 2**20))
 
 
 def run_lab(
@@ -121,19 +146,21 @@ def run_lab(
     params = {"RUN_DIR": str(run.resolve()), "SOLVE_TASKS": True, **(parameters or {})}
     books = notebooks or lab_notebooks(folder) or lab_notebooks()
     timings: dict[str, float] = {}
+    kernel_mb: dict[str, int] = {}
     started = time.perf_counter()
     failed: str | None = None
     for i, nb in enumerate(books, 1):
         t0 = time.perf_counter()
         now = datetime.now(UTC).astimezone()
         print(f"== {nb.name} ({i}/{len(books)}) started {now:%H:%M:%S %Z}", flush=True)
+        peak = KernelPeak(IPCKernelManager)
         try:
             # the bar counts the cells done; IPC sockets: no "kernel is running over TCP
             # without encryption" warning per notebook (the kernel is on this machine)
             pm.execute_notebook(
                 str(nb), str(run / nb.name), parameters=params, kernel_name=kernel_name,
                 cwd=str(folder), progress_bar=True, log_output=False,
-                kernel_manager_class=IPCKernelManager,
+                kernel_manager_class=IPCKernelManager, on_cell_executed=peak,
             )
         except Exception as err:  # papermill raises PapermillExecutionError with the cell
             failed = f"{nb.name}: {err}"
@@ -141,7 +168,9 @@ def run_lab(
             break
         finally:
             timings[nb.name] = round(time.perf_counter() - t0, 1)
-        print(f"   {nb.name} done in {timings[nb.name]:.0f} s", flush=True)
+            kernel_mb[nb.name] = peak.mb
+        print(f"   {nb.name} done in {timings[nb.name]:.0f} s, its kernel held {peak.mb} MB",
+              flush=True)
     if failed:
         cleanup_nb = next((b for b in books if "cleanup" in b.name), None)
         if cleanup_nb and cleanup_nb.name not in timings:
@@ -153,7 +182,7 @@ def run_lab(
             except Exception as err:
                 print(f"!! cleanup also failed: {err}", flush=True)
     summary = write_summary(run, failed=failed, seconds=time.perf_counter() - started,
-                            timings=timings)
+                            timings=timings, kernel_mb=kernel_mb)
     report = run / "report.html"
     print(json.dumps({k: summary[k] for k in (*SUMMARY_KEYS, "ok", "seconds")}, indent=2))
     print(f"Results: {_shown(run)} (executed notebooks, summary.json, plots)")
@@ -162,16 +191,19 @@ def run_lab(
 
 
 def write_summary(run: Path | str, failed: str | None = None, seconds: float | None = None,
-                  timings: dict[str, float] | None = None) -> dict[str, Any]:
+                  timings: dict[str, float] | None = None,
+                  kernel_mb: dict[str, int] | None = None) -> dict[str, Any]:
     """``summary.json`` and ``report.html`` of a run folder, from the values its notebooks
-    recorded; returns the summary."""
+    recorded; returns the summary. ``kernel_mb``: each notebook's kernel at its largest
+    (headless runs measure it, ``KernelPeak``)."""
     run = Path(run)
     values_path = run / VALUES_FILE
     values = json.loads(values_path.read_text()) if values_path.exists() else {}
     summary = {k: values.get(k) for k in SUMMARY_KEYS}
     summary.update(ok=failed is None, failed=failed,
                    seconds=round(seconds, 1) if seconds is not None else None,
-                   notebook_seconds=timings or {}, values=values)
+                   notebook_seconds=timings or {}, kernel_mb=kernel_mb or {},
+                   values=values)
     (run / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     write_report(run)
     return summary

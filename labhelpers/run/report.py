@@ -89,6 +89,11 @@ figure{margin:1em 0}img{max-width:100%;border:1px solid #ddd}figcaption{color:#5
 """
 
 
+_KERNEL_NOTE = ("<p>Each notebook's kernel at its largest: JupyterLab keeps a kernel running "
+                "until it is shut down, so on a shared server shut down the kernels of the "
+                "notebooks you are done with.</p>")
+
+
 def render(run: Path, summary: dict[str, Any]) -> str:
     """The report's HTML for the run folder ``run`` and its ``summary``."""
     results = checks(summary)
@@ -99,8 +104,10 @@ def render(run: Path, summary: dict[str, Any]) -> str:
         for c in results)
     v = summary.get("values") or {}
     figures = [(k, v[k]) for k in sorted(v) if not isinstance(v[k], dict | list)]
-    timing_rows = "".join(_row(nb, f"{s:.0f} s")
-                          for nb, s in (summary.get("notebook_seconds") or {}).items())
+    kernel_mb = summary.get("kernel_mb") or {}
+    timing_rows = "".join(
+        _row(nb, f"{s:.0f} s" + (f", its kernel {kernel_mb[nb]} MB" if nb in kernel_mb else ""))
+        for nb, s in (summary.get("notebook_seconds") or {}).items())
     notebooks = " · ".join(f"<a href='{html.escape(p.name)}'>{html.escape(p.name)}</a>"
                            for p in sorted(run.glob("[0-9][0-9]_*.ipynb")))
     plots = "".join(
@@ -115,7 +122,8 @@ def render(run: Path, summary: dict[str, Any]) -> str:
 <h2>Checks</h2><table>{check_rows}</table>
 <h2>Figures</h2><table>{_row('value', 'recorded', head=True)}
 {''.join(_row(k, val) for k, val in figures)}</table>
-<h2>Time</h2><table>{timing_rows}{_row('whole run', f"{summary.get('seconds') or 0:.0f} s")}
+<h2>Time{' and memory' if kernel_mb else ''}</h2>{_KERNEL_NOTE if kernel_mb else ''}
+<table>{timing_rows}{_row('whole run', f"{summary.get('seconds') or 0:.0f} s")}
 </table>
 <p>Executed notebooks (open in JupyterLab): {notebooks or 'none'}</p>
 <h2>Plots</h2>{plots or '<p>No plots were saved.</p>'}
