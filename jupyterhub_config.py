@@ -58,12 +58,10 @@ c.Spawner.notebook_dir = "~/clickstream-lab"
 c.Spawner.default_url = "/lab"
 # the environment's commands (clicklab, python -m labhelpers) in students' terminals
 c.Spawner.environment = {"PATH": f"{ENV_BIN}:/usr/local/bin:/usr/bin:/bin"}
-# A notebook's kernel holds 70-240 MB until it is shut down, and JupyterLab keeps one running
-# for every notebook opened: a student who leaves notebooks 00-04 open holds five (about
-# 0.9 GB by notebook 04, as much again as the rest of their lab). The notebooks say to shut
-# each one down; as a backstop the server shuts down a kernel idle for an hour, open tab or not
-# (a kernel that is running a cell, or whose live plot still updates, is not idle). Its
-# notebook then only needs its cells run again: every notebook finds the lab's processes anew.
+# JupyterLab keeps a kernel running for every notebook opened, and each holds its memory until
+# it is shut down (INSTRUCTOR.md, "Open kernels"). The notebooks say to shut each one down; as
+# a backstop the server shuts down a kernel idle for an hour, open tab or not (one running a
+# cell or updating a live plot is not idle). Its notebook then only needs its cells run again.
 IDLE_MINUTES = int(os.environ.get("CLICKLAB_KERNEL_IDLE_MINUTES", "60"))
 if IDLE_MINUTES > 0:
     c.Spawner.args = [f"--MappingKernelManager.cull_idle_timeout={IDLE_MINUTES * 60}",
